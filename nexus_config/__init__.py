@@ -1,0 +1,24 @@
+"""nexus_config: the desired state. Files → documents → checked, merged organizations.
+
+Never imports plan_apply: the desired state knows nothing of databases.
+"""
+
+from nexus_config.desired import AttachedDocument, DesiredOrganization, DesiredState, Source
+from nexus_config.loader import LoadResult, load_configuration
+from nexus_config.models import CURRENT_VERSION
+from nexus_config.problems import Problem, problems_to_json, problems_to_text
+
+__all__ = [
+    "CURRENT_VERSION",
+    "AttachedDocument",
+    "DesiredOrganization",
+    "DesiredState",
+    "LoadResult",
+    "Problem",
+    "Source",
+    "load_configuration",
+    "problems_to_json",
+    "problems_to_text",
+]
+
+__version__ = "0.1.0"

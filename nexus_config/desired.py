@@ -1,0 +1,141 @@
+"""The desired state: what the configuration says each organization should be, typed and checked.
+
+Items are the validated pydantic models (already immutable); every item remembers where it was
+declared, so rules and plans can point back into the original file, also after a version upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from nexus_config.models.common import Profile, School, Staff
+from nexus_config.models.v1 import Agreement, Capacity, Service, Step
+from nexus_config.problems import Problem, join_pointer
+
+__all__ = [
+    "AttachedDocument",
+    "DesiredOrganization",
+    "DesiredState",
+    "PointerMap",
+    "SECTIONS",
+    "Source",
+]
+
+SECTIONS = ("profile", "staff", "steps", "services", "schools", "agreements")
+
+
+@dataclass(frozen=True, slots=True)
+class PointerMap:
+    """Where v1 pointers of an upgraded document lie in the original one (longest prefix wins)."""
+
+    prefixes: tuple[tuple[str, str], ...] = ()
+
+    def original(self, pointer: str) -> str:
+        best: tuple[str, str] | None = None
+        for v1_prefix, original_prefix in self.prefixes:
+            if (pointer == v1_prefix or pointer.startswith(v1_prefix + "/")) and (
+                best is None or len(v1_prefix) > len(best[0])
+            ):
+                best = (v1_prefix, original_prefix)
+        if best is None:
+            return pointer
+        return best[1] + pointer[len(best[0]) :]
+
+
+IDENTITY = PointerMap()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an item was declared: file, document index and its JSON pointer (in v1 terms)."""
+
+    file: str
+    document: int
+    pointer: str
+    pointers: PointerMap = IDENTITY
+
+    def problem(
+        self,
+        message: str,
+        *tokens: str | int,
+        code: str = "rule",
+        at_key: bool = False,
+        severity: str = "error",
+        related: tuple[tuple[str, int, str], ...] = (),
+    ) -> Problem:
+        """A problem located at this item, or at one of its fields (`tokens`)."""
+        pointer = self.pointers.original(self.pointer + join_pointer(*tokens))
+        return Problem(
+            self.file,
+            message,
+            pointer=pointer,
+            code=code,
+            document=self.document,
+            at_key=at_key,
+            severity="warning" if severity == "warning" else "error",
+            related=related,
+        )
+
+    def place(self, *tokens: str | int) -> tuple[str, int, str]:
+        """This item (or a field of it) as a related place for another item's problem."""
+        return (self.file, self.document, self.pointers.original(self.pointer + join_pointer(*tokens)))
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedDocument:
+    """An agreement's signed document: checked, hashed, and read again (and re-hashed) at apply."""
+
+    path: str
+    name: str
+    size: int
+    sha256: str
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredOrganization:
+    """One organization as the configuration declares it.
+
+    A section that no document declares is `None`: "not managed here" (never a reason to delete);
+    an empty tuple means "none". `capacity_managed` holds the services whose capacity windows the
+    configuration declares (their `capacity:` key is present).
+    """
+
+    slug: str
+    parent: str | None
+    labels: Mapping[str, str]
+    profile: Profile | None
+    staff: tuple[Staff, ...] | None
+    steps: tuple[Step, ...] | None
+    services: tuple[Service, ...] | None
+    schools: tuple[School, ...] | None
+    agreements: tuple[Agreement, ...] | None
+    capacity_managed: frozenset[str] = frozenset()
+    documents: Mapping[str, AttachedDocument] = field(default_factory=dict)
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    config_hash: str = ""
+
+    def capacity(self, service_key: str) -> tuple[Capacity, ...]:
+        for service in self.services or ():
+            if service.key == service_key:
+                return tuple(service.capacity or ())
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredState:
+    """Every organization of a configuration tree, by slug, parents before children."""
+
+    organizations: Mapping[str, DesiredOrganization]
+    roots: tuple[str, ...] = ()
+
+    def chain(self, slug: str) -> list[DesiredOrganization]:
+        """The organization, then its parent, grandparent... (cycles are refused before this exists)."""
+        result: list[DesiredOrganization] = []
+        current = self.organizations.get(slug)
+        while current is not None and len(result) <= len(self.organizations):
+            result.append(current)
+            current = self.organizations.get(current.parent) if current.parent else None
+        return result

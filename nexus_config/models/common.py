@@ -1,0 +1,197 @@
+"""Field types shared by every apiVersion: the vocabulary of FORMAT.md in one place.
+
+Strict pydantic: YAML's types are final (a number is never coerced into a string, nor `2.0` into 2),
+so a value that loses meaning on the way in (`postal_code: 02115`) is an error, not a silent change.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import zoneinfo
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "DISCIPLINES",
+    "Address",
+    "CompletedBy",
+    "Date",
+    "Discipline",
+    "Email",
+    "FieldType",
+    "FormField",
+    "Key",
+    "LabelKey",
+    "Name",
+    "OrgType",
+    "Profile",
+    "Role",
+    "School",
+    "Slug",
+    "Stage",
+    "Staff",
+    "StepType",
+    "Strict",
+    "Text",
+    "Visibility",
+    "Workflow",
+]
+
+
+class Strict(BaseModel):
+    """Base of every document model: unknown fields are errors, types are never coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+Key = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$"),
+    Field(description="Stable identity inside the organization: lowercase letters, digits, hyphens."),
+]
+Slug = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$"),
+    Field(description="An organization's stable identity on the platform."),
+]
+LabelKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+
+
+def _real_date(value: str) -> str:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value} is not a valid date") from None
+    return value
+
+
+@functools.cache
+def _countries() -> frozenset[str]:
+    import pycountry  # ~30 ms: imported only when an address names a country
+
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+def _country(value: str) -> str:
+    if value not in _countries():
+        raise ValueError(f"{value} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+@functools.cache
+def _timezone_exists(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _timezone(value: str) -> str:
+    if not _timezone_exists(value):
+        raise ValueError(f"{value} is not an IANA time zone name (e.g. America/Chicago)")
+    return value
+
+
+Date = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    AfterValidator(_real_date),
+    Field(description="A calendar date, YYYY-MM-DD.", json_schema_extra={"format": "date"}),
+]
+Email = Annotated[
+    str,
+    StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254),
+    Field(json_schema_extra={"format": "email"}),
+]
+
+Discipline = Literal[
+    "medicine",
+    "nursing",
+    "nurse_practitioner",
+    "physician_assistant",
+    "pharmacy",
+    "physical_therapy",
+    "occupational_therapy",
+    "respiratory_therapy",
+    "radiologic_technology",
+    "social_work",
+    "dietetics",
+    "other",
+]
+DISCIPLINES: tuple[str, ...] = Discipline.__args__  # type: ignore[attr-defined]
+OrgType = Literal["health_system", "hospital", "clinic", "other"]
+Stage = Literal["application", "onboarding", "offboarding"]
+StepType = Literal["form", "upload", "checkbox"]
+CompletedBy = Literal["student", "faculty", "school_coordinator", "site_coordinator"]
+FieldType = Literal["text", "textarea", "date", "number", "select", "checkbox"]
+Workflow = Literal["coordinator_scheduled", "student_requested"]
+Visibility = Literal["draft", "published"]
+Role = Literal["admin", "coordinator", "viewer"]
+
+
+class Address(Strict):
+    """A postal address; `country` is an ISO 3166-1 alpha-2 code such as `US`."""
+
+    line1: Annotated[str, StringConstraints(max_length=200)] | None = None
+    line2: Annotated[str, StringConstraints(max_length=200)] | None = None
+    city: Annotated[str, StringConstraints(max_length=100)] | None = None
+    state: Annotated[str, StringConstraints(max_length=100)] | None = None
+    postal_code: Annotated[str, StringConstraints(max_length=20)] | None = Field(
+        default=None, description="Quote it: `'02115'` (a number would lose its leading zero)."
+    )
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(_country)] | None = Field(
+        default=None, description="ISO 3166-1 alpha-2, e.g. `US`; quote `'NO'` for Norway in editors."
+    )
+
+
+class Profile(Strict):
+    """The organization's public profile: a selling point to students."""
+
+    name: Name
+    type: OrgType
+    description: Text | None = Field(default=None, description="Markdown allowed.")
+    website: Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+\.[^\s]*$", max_length=2000)] | None = (
+        Field(default=None, description="An https:// URL.", json_schema_extra={"format": "uri"})
+    )
+    email: Email | None = None
+    phone: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+    address: Address | None = None
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_timezone)] | None = Field(
+        default=None, description="IANA time zone name, e.g. `America/Chicago`."
+    )
+
+
+class Staff(Strict):
+    """A person who administers the organization; identity is the email (case-insensitive)."""
+
+    email: Email
+    name: Name | None = None
+    title: Annotated[str, StringConstraints(max_length=200)] | None = None
+    role: Role
+
+
+class FormField(Strict):
+    """One field of a `type: form` step."""
+
+    key: Key
+    label: Name
+    type: FieldType
+    required: bool = False
+    options: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        default=None, description="Only, and required, for `type: select`."
+    )
+
+
+class School(Strict):
+    """A school this site partners with; `key` is the school's platform slug."""
+
+    key: Key
+    name: Name
+    contact_email: Email | None = Field(
+        default=None, description="Required while the school is not on the platform: the invitation goes there."
+    )

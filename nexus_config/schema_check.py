@@ -1,0 +1,174 @@
+"""Check each raw document against the schema of its own apiVersion and explain what is wrong.
+
+Validation is pydantic (strict), the same models the committed JSON Schema is generated from; only a
+document that fails is explained in detail, so the fast path stays fast.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from nexus_config.models import CURRENT_VERSION, MODELS
+from nexus_config.problems import Problem, join_pointer
+from nexus_config.suggest import did_you_mean
+from nexus_config.yaml_reader import RawDocument
+
+__all__ = ["checked_document"]
+
+ScalarText = Callable[[str, int, str], str | None]
+"""Looks up a scalar exactly as written in the file: (file, document, pointer) → text."""
+
+_PATTERN_MEANINGS = {
+    r"^[a-z0-9][a-z0-9-]{0,62}$": "a key: lowercase letters, digits and hyphens, at most 63 characters",
+    r"^[a-z0-9][a-z0-9-]{1,62}$": "a slug: lowercase letters, digits and hyphens, 2 to 63 characters",
+    r"^[a-z0-9][a-z0-9._-]{0,62}$": "a label name: lowercase letters, digits, '.', '_', '-'",
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "a date written YYYY-MM-DD",
+    r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "an email address",
+    r"^[A-Z]{2}$": "a two-letter ISO 3166-1 country code such as US",
+    r"^https://[^\s/?#]+\.[^\s]*$": "an https:// URL",
+}
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "a whole number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "float_type": "a number",
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class or container behind Optional/Annotated wrappers."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            annotation = members[0]
+        else:
+            return annotation
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
+    """The annotation found by following `loc` through the model's fields."""
+    current: Any = model
+    for token in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(token))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) in (list, dict):
+            current = get_args(current)[-1]
+        else:
+            return None
+    return _unwrap(current)
+
+
+def _message(
+    error: Any, model: type[BaseModel], raw: RawDocument, pointer: str, scalar_text: ScalarText
+) -> tuple[str, str, bool]:
+    """(message, code, at_key) for one pydantic error, in the words of FORMAT.md."""
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        parent = _model_at(model, loc[:-1])
+        allowed = parent.model_fields.keys() if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        return f'unknown field "{loc[-1]}"{did_you_mean(str(loc[-1]), allowed)}', "schema.unknown_field", True
+    if kind == "missing":
+        return f'missing required field "{loc[-1]}"', "schema.required", False
+    if kind in ("literal_error", "enum"):
+        expected = get_args(_model_at(model, loc)) if loc else ()
+        choices = [str(c) for c in expected]
+        hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
+        listed = ", ".join(choices) if choices else error.get("ctx", {}).get("expected", "")
+        return f"{_shown(value)} is not one of: {listed}{hint}", "schema.enum", False
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        text = scalar_text(raw.file, raw.index, pointer) or str(value)
+        return f"must be a string; quote it: \"{text}\"", "schema.type", False
+    if kind == "bool_type" and isinstance(value, str):
+        return f"must be true or false (found {_shown(value)}, a string)", "schema.type", False
+    if kind == "int_type" and isinstance(value, float):
+        return f"must be a whole number (found {scalar_text(raw.file, raw.index, pointer) or value})", "schema.type", False
+    if kind in _TYPE_NAMES:
+        return f"must be {_TYPE_NAMES[kind]} (found {_shown(value)})", "schema.type", False
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        meaning = _PATTERN_MEANINGS.get(pattern, f"matching {pattern}")
+        return f"{_shown(value)} is not {meaning}", "schema.pattern", False
+    if kind in ("too_short", "string_too_short"):
+        if isinstance(value, list):
+            return "must not be empty", "schema.length", False
+        return "must not be empty", "schema.length", False
+    if kind == "too_long":
+        return f"has more than {error['ctx']['max_length']} items", "schema.length", False
+    if kind == "string_too_long":
+        return f"is longer than {error['ctx']['max_length']} characters", "schema.length", False
+    if kind == "greater_than_equal":
+        return f"must be at least {error['ctx']['ge']} (found {_shown(value)})", "schema.range", False
+    if kind == "less_than_equal":
+        return f"must be at most {error['ctx']['le']} (found {_shown(value)})", "schema.range", False
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, "), "schema.value", False
+    return str(error["msg"]), "schema.invalid", False
+
+
+def checked_document(
+    raw: RawDocument, scalar_text: ScalarText
+) -> tuple[BaseModel | None, list[Problem]]:
+    """The typed document (a model of its own apiVersion), or every schema problem in it."""
+
+    def problem(message: str, pointer: str = "", code: str = "schema.invalid", at_key: bool = False) -> Problem:
+        return Problem(raw.file, message, pointer=pointer, code=code, document=raw.index, at_key=at_key)
+
+    data = raw.data
+    if not isinstance(data, dict):
+        return None, [problem(f"a document must be a mapping with apiVersion, kind and metadata (found {_shown(data)})")]
+    version = data.get("apiVersion")
+    if version is None:
+        return None, [problem(f'missing required field "apiVersion" (use "{CURRENT_VERSION}")', code="schema.required")]
+    if version not in MODELS:
+        hint = did_you_mean(str(version), MODELS) if isinstance(version, str) else ""
+        known = ", ".join(MODELS)
+        return None, [
+            problem(f"unknown apiVersion {_shown(version)}: this nexus reads {known}{hint}", "/apiVersion", "schema.version")
+        ]
+    model = MODELS[version]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = tuple(t for t in error["loc"] if t != "[key]")
+            pointer = join_pointer(*loc)
+            message, code, at_key = _message(error, model, raw, pointer, scalar_text)
+            if "[key]" in error["loc"]:
+                message = f"label name {message}"
+                at_key = True
+            problems.append(problem(message, pointer, code, at_key))
+        return None, problems
+

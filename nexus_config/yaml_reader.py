@@ -1,0 +1,318 @@
+"""Read YAML 1.2 (core schema) safely and fast: libyaml's C parser, our own value construction.
+
+Why not `yaml.safe_load` or ruamel: PyYAML resolves scalars by YAML 1.1 (`NO` → False, `02115` → 1101),
+ruamel's round-trip loader is ~12× slower than libyaml. libyaml's composer is YAML-version neutral: we
+let it build the node tree (in C), refuse anything a configuration never needs (directives, explicit
+tags, non-string or duplicate keys, alias bombs, deep nesting) and resolve plain scalars by the YAML 1.2
+core schema ourselves, so `NO`, `off`, `1:20` and `2026-01-02` stay strings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml import _yaml as _libyaml  # the C extension; PyYAML wheels always ship it
+
+from nexus_config.problems import Problem
+
+__all__ = [
+    "ALIAS_BUDGET",
+    "MAX_DEPTH",
+    "RawDocument",
+    "compose_nodes",
+    "decode_text",
+    "read_documents",
+]
+
+MAX_DEPTH = 64
+"""Nesting deeper than this is refused by libyaml itself, before any Python recursion."""
+
+ALIAS_BUDGET = 10_000
+"""How many nodes aliases may add to one document (a real document adds a few dozen at most)."""
+
+_IMPLICIT = "!nexus-implicit"
+_DIRECTIVE = re.compile(r"^%", re.MULTILINE)
+
+_libyaml._set_max_nest_level(MAX_DEPTH)
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    """One YAML document of a file, as plain Python data (dicts, lists, str, int, float, bool, None)."""
+
+    file: str
+    index: int
+    data: Any
+
+
+class _Parser(_libyaml.CParser):  # type: ignore[misc]
+    """libyaml's composer with resolution switched off: every implicit node gets one marker tag.
+
+    A node whose tag is anything else carried an explicit tag in the source, which we refuse.
+    """
+
+    def resolve(self, kind: object, value: object, implicit: object) -> str:
+        return _IMPLICIT
+
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+
+class _InputError(Exception):
+    """Raised inside construction to stop at the first structural refusal in a document."""
+
+    def __init__(self, message: str, mark: Any, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+        self.code = code
+
+
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?[0-9]+\Z")
+_OCT = re.compile(r"0o[0-7]+\Z")
+_HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
+_INF = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
+_NAN = re.compile(r"\.(nan|NaN|NAN)\Z")
+_NUMERIC_START = frozenset("0123456789+-.")
+
+
+def _plain_scalar(text: str) -> Any:
+    """Resolve a plain (unquoted) scalar by the YAML 1.2 core schema."""
+    if text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if text[0] not in _NUMERIC_START:
+        return text
+    if _INT.match(text):
+        return int(text, 10)
+    if _OCT.match(text):
+        return int(text[2:], 8)
+    if _HEX.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return -math.inf if text[0] == "-" else math.inf
+    if _NAN.match(text):
+        return math.nan
+    return text
+
+
+class _Builder:
+    """Turns one composed node tree into Python values, enforcing the refusals above."""
+
+    __slots__ = ("built", "expanded")
+
+    def __init__(self) -> None:
+        self.built: dict[int, tuple[Any, int]] = {}
+        self.expanded = 0
+
+    def value(self, node: Any, at: Any) -> tuple[Any, int]:
+        """The node's value and its size in nodes; `at` is the mark to blame for an alias."""
+        if node.tag != _IMPLICIT:
+            raise _InputError(
+                f"explicit YAML tags are not allowed (found {_shown_tag(node.tag)}); write a plain value",
+                node.start_mark,
+                "yaml.tag",
+            )
+        if isinstance(node, _libyaml.ScalarNode):
+            return (_plain_scalar(node.value) if node.style == "" else node.value), 1
+        seen = self.built.get(id(node))
+        if seen is not None:
+            self.expanded += seen[1]
+            if self.expanded > ALIAS_BUDGET:
+                raise _InputError(
+                    f"alias expansion exceeds {ALIAS_BUDGET} nodes; write the repeated content out",
+                    at,
+                    "yaml.alias_budget",
+                )
+            return seen
+        if isinstance(node, _libyaml.SequenceNode):
+            items = []
+            size = 1
+            for item in node.value:
+                v, n = self.value(item, item.start_mark if item.start_mark is not None else at)
+                items.append(v)
+                size += n
+            result: tuple[Any, int] = (items, size)
+        else:
+            mapping: dict[str, Any] = {}
+            key_marks: dict[str, Any] = {}
+            size = 1
+            for key_node, value_node in node.value:
+                key = self._key(key_node)
+                if key in mapping:
+                    first = key_marks[key]
+                    raise _InputError(
+                        f"duplicate key {key!r} (first defined at line {first.line + 1})",
+                        key_node.start_mark,
+                        "yaml.duplicate_key",
+                    )
+                key_marks[key] = key_node.start_mark
+                v, n = self.value(value_node, key_node.start_mark)
+                mapping[key] = v
+                size += n + 1
+            result = (mapping, size)
+        self.built[id(node)] = result
+        return result
+
+    @staticmethod
+    def _key(node: Any) -> str:
+        if node.tag != _IMPLICIT:
+            raise _InputError(
+                f"explicit YAML tags are not allowed (found {_shown_tag(node.tag)})", node.start_mark, "yaml.tag"
+            )
+        if not isinstance(node, _libyaml.ScalarNode):
+            raise _InputError("mapping keys must be strings", node.start_mark, "yaml.key_type")
+        key = _plain_scalar(node.value) if node.style == "" else node.value
+        if not isinstance(key, str):
+            raise _InputError(
+                f"mapping keys must be strings (found {node.value!r}); quote it",
+                node.start_mark,
+                "yaml.key_type",
+            )
+        if key == "<<" and node.style == "":
+            raise _InputError(
+                "merge keys (<<) are a YAML 1.1 feature nexus does not read; write the fields out",
+                node.start_mark,
+                "yaml.merge_key",
+            )
+        return key
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset into `text`."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def decode_text(file: str, data: bytes) -> tuple[str | None, list[Problem]]:
+    """UTF-8 text (a BOM is allowed and dropped), or a located problem naming the bad byte."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        good = data[: exc.start].decode("utf-8")
+        line, column = _position(good, len(good))
+        message = f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8"
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            message = "file is UTF-16; save it as UTF-8"
+        return None, [Problem(file, message, line=line, column=column, code="yaml.encoding")]
+
+
+def _mark_problem(file: str, index: int, message: str, mark: Any, code: str) -> Problem:
+    line = mark.line + 1 if mark is not None else 1
+    column = mark.column + 1 if mark is not None else 1
+    return Problem(file, message, line=line, column=column, code=code, document=index)
+
+
+def _char_at(text: str, mark: Any) -> str:
+    lines = text.split("\n", mark.line + 1)
+    if mark.line < len(lines) and mark.column < len(lines[mark.line]):
+        return lines[mark.line][mark.column]
+    return ""
+
+
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _syntax_problem(file: str, text: str, index: int, exc: yaml.YAMLError) -> Problem:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        if "maximum nesting depth" in problem:
+            return _mark_problem(
+                file, index, f"nesting deeper than {MAX_DEPTH} levels", mark, "yaml.depth"
+            )
+        if "cannot start any token" in problem and mark is not None and _char_at(text, mark) == "\t":
+            problem = "a tab cannot indent YAML; use spaces"
+            context = ""
+        return _mark_problem(file, index, f"YAML syntax: {problem}{context}", mark, "yaml.syntax")
+    if isinstance(exc, yaml.reader.ReaderError) or hasattr(exc, "position"):
+        position = int(getattr(exc, "position", 0))
+        # libyaml reports reader positions as offsets into the UTF-8 bytes of the text.
+        raw = text.encode("utf-8")[:position].decode("utf-8", errors="replace")
+        line, column = _position(raw, len(raw))
+        character = getattr(exc, "character", None)
+        code_point = ord(character) if isinstance(character, str) else int(character or 0)
+        shown = f"U+{code_point:04X}"
+        return Problem(
+            file,
+            f"character {shown} is not allowed in YAML",
+            line=line,
+            column=column,
+            code="yaml.character",
+            document=index,
+        )
+    return Problem(file, f"YAML: {exc}", line=1, column=1, code="yaml.syntax", document=index)
+
+
+def compose_nodes(text: str) -> Iterator[Any]:
+    """The node tree of each document of `text` (positions only, no values): for locating problems."""
+    parser = _Parser(text)
+    try:
+        while parser.check_node():
+            yield parser.get_node()
+    finally:
+        parser.dispose()
+
+
+def read_documents(file: str, text: str) -> tuple[list[RawDocument], list[Problem]]:
+    """Every non-empty document of one file's text, or the problems that stopped each one."""
+    directive = _DIRECTIVE.search(text)
+    if directive is not None:
+        line, column = _position(text, directive.start())
+        return [], [
+            Problem(
+                file,
+                "YAML directives (%YAML, %TAG) are not allowed: nexus always reads YAML 1.2",
+                line=line,
+                column=column,
+                code="yaml.directive",
+            )
+        ]
+    documents: list[RawDocument] = []
+    problems: list[Problem] = []
+    parser = _Parser(text)
+    index = 0
+    try:
+        while True:
+            try:
+                if not parser.check_node():
+                    break
+                node = parser.get_node()
+            except yaml.YAMLError as exc:
+                problems.append(_syntax_problem(file, text, index, exc))
+                break  # the parser cannot resynchronise after a syntax error
+            try:
+                value, _ = _Builder().value(node, node.start_mark)
+            except _InputError as exc:
+                problems.append(_mark_problem(file, index, exc.message, exc.mark, exc.code))
+            except RecursionError:  # pragma: no cover - libyaml's depth limit comes first
+                problems.append(
+                    _mark_problem(file, index, "nesting too deep", node.start_mark, "yaml.depth")
+                )
+            else:
+                if value is not None:
+                    documents.append(RawDocument(file, index, value))
+            index += 1
+    finally:
+        parser.dispose()
+    return documents, problems
