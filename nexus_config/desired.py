@@ -14,11 +14,11 @@ from nexus_config.models.v1 import Agreement, Capacity, Service, Step
 from nexus_config.problems import Problem, join_pointer
 
 __all__ = [
+    "SECTIONS",
     "AttachedDocument",
     "DesiredOrganization",
     "DesiredState",
     "PointerMap",
-    "SECTIONS",
     "Source",
 ]
 

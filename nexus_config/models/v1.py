@@ -17,8 +17,8 @@ from nexus_config.models.common import (
     Profile,
     School,
     Slug,
-    Stage,
     Staff,
+    Stage,
     StepType,
     Strict,
     Text,
@@ -27,8 +27,8 @@ from nexus_config.models.common import (
 )
 
 __all__ = [
-    "AppliesTo",
     "Agreement",
+    "AppliesTo",
     "Capacity",
     "DocumentV1",
     "Metadata",

@@ -1,0 +1,197 @@
+"""apply_plan: Plan → database, one transaction per organization, exactly as planned or not at all.
+
+Each organization is locked first (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped
+advisory lock on its slug), its state re-read and fingerprinted under the lock and compared with the
+plan's, then written through the writers registry in plan order, then logged. A failure rolls that
+organization back completely; the others go on, and the result says which failed and why.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import hashlib
+import itertools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from plan_apply.actual import read_actual_state
+from plan_apply.database import tables as t
+from plan_apply.database.engine import write_transaction
+from plan_apply.plan import Change, OrgPlan, Plan
+from plan_apply.writers import WRITERS, WriteContext
+
+__all__ = ["ApplyOptions", "ApplyResult", "OrgResult", "apply_plan", "lock_key"]
+
+Status = Literal["applied", "unchanged", "failed", "stale", "refused", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    counter_propose: bool = False
+    actor: str = ""
+    commit: str | None = None
+    fail_fast: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrgResult:
+    slug: str
+    status: Status
+    changes: int = 0
+    message: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    organizations: tuple[OrgResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in ("applied", "unchanged", "skipped") for r in self.organizations)
+
+    @property
+    def applied_changes(self) -> int:
+        return sum(r.changes for r in self.organizations if r.status == "applied")
+
+
+class _Stale(Exception):
+    pass
+
+
+def lock_key(slug: str) -> int:
+    """A stable signed 64-bit advisory-lock key for an organization."""
+    return int.from_bytes(hashlib.sha256(b"nexus:" + slug.encode()).digest()[:8], "big", signed=True)
+
+
+def _lock(connection: Connection, slug: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(slug)})
+    # SQLite: BEGIN IMMEDIATE (write_transaction) already holds the database's write lock.
+
+
+def default_actor() -> str:
+    """Who applies: the CI's actor when there is one, else the local user."""
+    for variable in ("NEXUS_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def default_commit() -> str | None:
+    """The commit being applied: from CI variables, else git (if this is a checkout)."""
+    for variable in ("GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    import subprocess  # only to ask git for HEAD, never with user input
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _batches(changes: Sequence[Change]) -> list[list[Change]]:
+    return [list(group) for _, group in itertools.groupby(changes, key=lambda c: (c.type, c.action))]
+
+
+def _apply_org(
+    connection: Connection, org: OrgPlan, plan_hash: str, options: ApplyOptions, now: datetime.datetime
+) -> OrgResult:
+    with write_transaction(connection) as tx:
+        _lock(tx, org.slug)
+        school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
+        state = read_actual_state(tx, [org.slug], school_keys)
+        actual = state.organizations[org.slug]
+        if actual.fingerprint != org.state_fingerprint:
+            raise _Stale(org.slug)
+        ids = {address: int(r.extra["id"]) for address, r in actual.records.items() if "id" in r.extra}
+        if actual.id is not None:
+            ids[org.slug] = actual.id
+        ctx = WriteContext(
+            tx,
+            org.slug,
+            actual.id,
+            dict(actual.records),
+            ids,
+            org.documents,
+            now,
+            counter_propose=options.counter_propose,
+            platform_schools=state.platform_schools,
+        )
+        for batch in _batches(org.changes):
+            WRITERS[(batch[0].type, batch[0].action)](ctx, batch)
+        written = len(org.changes) - len(ctx.skipped)
+        tx.execute(
+            sa.update(t.organizations)
+            .where(t.organizations.c.id == ctx.org_id)
+            .values(
+                revision=t.organizations.c.revision + 1,
+                applied_revision=t.organizations.c.revision + 1,
+                config_hash=org.config_hash or None,
+            )
+        )
+        finished = datetime.datetime.now(datetime.UTC)
+        tx.execute(
+            sa.insert(t.apply_log).values(
+                org_slug=org.slug,
+                started_at=now,
+                finished_at=finished,
+                actor=options.actor or default_actor(),
+                commit_sha=options.commit,
+                plan_hash=plan_hash,
+                fingerprint_before=org.state_fingerprint,
+                summary={a: sum(1 for c in org.changes if c.action.value == a) for a in sorted({c.action.value for c in org.changes})},
+                changes=[c.to_json() for c in org.changes],
+            )
+        )
+    return OrgResult(org.slug, "applied", written, notes=tuple(ctx.skipped))
+
+
+def apply_plan(
+    engine: Engine,
+    plan: Plan,
+    options: ApplyOptions | None = None,
+    *,
+    on_result: Callable[[OrgResult], None] | None = None,
+    describe_error: Callable[[BaseException], str] = str,
+) -> ApplyResult:
+    """Apply every organization of the plan in its own transaction; report each outcome."""
+    options = options or ApplyOptions()
+    plan_hash = plan.to_json_dict()["integrity"]
+    results: list[OrgResult] = []
+    stop = False
+    for org in plan.organizations:
+        if stop:
+            result = OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
+        elif org.problems:
+            result = OrgResult(org.slug, "refused", message=org.problems[0].message)
+        elif not org.changes:
+            result = OrgResult(org.slug, "unchanged")
+        else:
+            now = datetime.datetime.now(datetime.UTC)
+            try:
+                with engine.connect() as connection:
+                    result = _apply_org(connection, org, str(plan_hash), options, now)
+            except _Stale:
+                result = OrgResult(
+                    org.slug, "stale", message="the database changed since this plan was made: run plan again"
+                )
+            except (sa.exc.SQLAlchemyError, LookupError, ValueError, OSError) as exc:
+                result = OrgResult(org.slug, "failed", message=describe_error(exc))
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        if options.fail_fast and result.status in ("failed", "stale", "refused"):
+            stop = True
+    return ApplyResult(tuple(results))

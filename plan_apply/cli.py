@@ -1,0 +1,453 @@
+"""The `nexus` command line: parse, call the pipeline, render, write, exit. Nothing else lives here.
+
+Exit codes (CLI.md): 0 success; 1 any error (usage errors too: 2 is reserved); `plan
+--detailed-exitcode` exits 2 when changes are present. The one place exceptions are caught.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from nexus_config import CURRENT_VERSION, LoadResult, load_configuration, problems_to_json, problems_to_text
+from nexus_config.locations import Locator
+from plan_apply.errors import ConfigurationInvalid, DatabaseError, NexusError, StalePlan, UsageProblem
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+VERSION = "0.1.0"
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+
+def _color_enabled(stream: Any, choice: str) -> bool:
+    """--color beats NO_COLOR beats FORCE_COLOR beats "is it a terminal" (and TERM=dumb)."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+_STYLES = {"bold": {"bold": True}, "dim": {"dim": True}}
+
+
+def _painter(enabled: bool) -> Callable[[str, str], str]:
+    if not enabled:
+        return lambda text, color: text
+    return lambda text, color: click.style(text, **_STYLES.get(color, {"fg": color}))
+
+
+def _say(message: str) -> None:
+    """Talk (progress, summaries, warnings) goes to stderr; data goes to stdout."""
+    click.echo(message, err=True)
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write atomically (temp file + rename) with owner-only permissions: plans can hold PII."""
+    target = Path(path)
+    temp = target.with_name(f".{target.name}.nexus-tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temp, target)
+
+
+# --- shared options -----------------------------------------------------------------------------------
+
+
+def database_option(function: F) -> F:
+    return click.option(
+        "--database-url",
+        metavar="URL",
+        help="Database URL (else $NEXUS_DATABASE_URL, else sqlite:///nexus.db).",
+    )(function)
+
+
+def selection_options(function: F) -> F:
+    function = click.option(
+        "--selector", "selectors", multiple=True, metavar="KEY=VALUE", help="Only organizations with these labels."
+    )(function)
+    return click.option("--org", "orgs", multiple=True, metavar="SLUG", help="Only this organization (repeatable).")(
+        function
+    )
+
+
+def lock_timeout_option(function: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for another apply of the same organization.",
+    )(function)
+
+
+def safety_options(function: F) -> F:
+    return click.option(
+        "--allow-mass-delete",
+        is_flag=True,
+        help="Allow plans that delete or archive more than 10 items or 25% of an organization's items.",
+    )(function)
+
+
+def paths_argument(required: bool = True) -> Callable[[F], F]:
+    return click.argument("paths", nargs=-1, required=required, type=click.Path(path_type=str))
+
+
+# --- configuration and database ------------------------------------------------------------------------
+
+
+def _load(paths: Sequence[str], fmt: str = "text") -> tuple[LoadResult, Locator]:
+    locator = Locator()
+    result = load_configuration(paths, locator)
+    if result.problems:
+        if fmt == "json" and not result.ok:
+            click.echo(problems_to_json(result.problems), nl=False)
+        else:
+            click.echo(problems_to_text(result.problems), err=True, nl=False)
+    if not result.ok:
+        raise ConfigurationInvalid("the configuration has errors; nothing was planned or applied")
+    return result, locator
+
+
+@contextmanager
+def _database(url_option: str | None, lock_timeout: float = 60.0) -> Iterator[tuple[Any, str]]:
+    """An engine on a database with the current schema (the embedded default is created on first use)."""
+    import sqlalchemy as sa
+
+    from plan_apply.database.engine import (
+        database_url,
+        describe_failure,
+        engine_for,
+        is_embedded_default,
+        require_current_schema,
+        upgrade_schema,
+    )
+
+    url = database_url(url_option)
+    engine = engine_for(url, lock_timeout)
+    try:
+        with engine.connect() as connection:
+            if is_embedded_default(url):
+                upgrade_schema(connection)
+            else:
+                require_current_schema(connection, url)
+        yield engine, url
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(describe_failure(exc, url)) from None
+    finally:
+        engine.dispose()
+
+
+# --- commands -------------------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(
+    VERSION, "--version", prog_name="nexus", message=f"%(prog)s %(version)s (config {CURRENT_VERSION}; reads nexus/v1beta1)"
+)
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", help="Colour output.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, color: str, debug: bool) -> None:
+    """nexus: clinical-site configuration as code. validate → plan → apply.
+
+    \b
+    Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode only).
+    """
+    ctx.obj = {"color": color, "debug": debug}
+
+
+@cli.command()
+@paths_argument()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def validate(paths: tuple[str, ...], fmt: str) -> int:
+    """Check configuration files: YAML, schema, references and rules. No database."""
+    result = load_configuration(paths)
+    if fmt == "json":
+        click.echo(problems_to_json(result.problems), nl=False)
+    elif result.problems:
+        click.echo(problems_to_text(result.problems), nl=False)
+    if result.ok:
+        count = len(result.state.organizations)
+        _say(f"valid: {count} organization{'s' if count != 1 else ''} in {result.files} file{'s' if result.files != 1 else ''}")
+        return 0
+    return 1
+
+
+@cli.command()
+@click.option("--api-version", type=click.Choice(["nexus/v1", "nexus/v1beta1"]), default=CURRENT_VERSION, show_default=True)
+def schema(api_version: str) -> int:
+    """Print the JSON Schema of a configuration apiVersion (for editors and CI)."""
+    from nexus_config.schemas import schema_text
+
+    click.echo(schema_text(api_version), nl=False)
+    return 0
+
+
+def _render(plan: Any, fmt: str, color: bool) -> str:
+    from plan_apply.render import render_json, render_markdown, render_text
+
+    if fmt == "json":
+        return render_json(plan)
+    if fmt == "markdown":
+        return render_markdown(plan)
+    return render_text(plan, _painter(color))
+
+
+def _make_plan(
+    paths: Sequence[str], orgs: Sequence[str], selectors: Sequence[str], url_option: str | None,
+    allow_mass_delete: bool, fmt: str, lock_timeout: float = 60.0,
+) -> Any:
+    from plan_apply.database.engine import redact
+    from plan_apply.diff import PlanOptions
+    from plan_apply.planning import build_plan, located_plan, selected_organizations
+
+    result, locator = _load(paths, fmt)
+    selected = selected_organizations(result.state, orgs, selectors)
+    with _database(url_option, lock_timeout) as (engine, url), engine.connect() as connection:
+        plan = build_plan(
+            connection,
+            result.state,
+            selected,
+            database=redact(url),
+            options=PlanOptions(allow_mass_delete=allow_mass_delete),
+        )
+    return located_plan(plan, locator)
+
+
+@cli.command()
+@paths_argument()
+@selection_options
+@database_option
+@safety_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Also save the plan (JSON) for `apply --plan`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there is nothing to do, 2 when changes are present.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
+@click.pass_obj
+def plan(
+    obj: dict[str, Any], paths: tuple[str, ...], orgs: tuple[str, ...], selectors: tuple[str, ...],
+    database_url: str | None, allow_mass_delete: bool, fmt: str, out: str | None, detailed_exitcode: bool,
+    fail_on_drift: bool,
+) -> int:
+    """Show what apply would change in the database. Writes nothing to the database."""
+    the_plan = _make_plan(paths, orgs, selectors, database_url, allow_mass_delete, fmt)
+    click.echo(_render(the_plan, fmt, _color_enabled(sys.stdout, obj["color"])), nl=False)
+    if out:
+        _write_file(out, the_plan.to_json())
+        _say(f"plan saved to {out}: apply it with `nexus apply --plan {out}`")
+    if the_plan.has_problems:
+        return 1
+    if fail_on_drift and any(c.cause == "drift" for c in the_plan.changes):
+        _say("drift found: the database was changed outside nexus")
+        return 1
+    return 2 if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _confirm(auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise UsageProblem("standard input is not a terminal: re-run with --auto-approve to apply without asking")
+    answer = click.prompt("Apply these changes? Only 'yes' will be accepted", default="", show_default=False)
+    if answer.strip() != "yes":
+        raise NexusError("apply cancelled; nothing was changed")
+
+
+def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
+    from plan_apply.actual import read_actual_state
+
+    slugs = [o.slug for o in the_plan.organizations if o.changes]
+    with engine.connect() as connection, connection.begin():
+        actual = read_actual_state(connection, slugs)
+    return [
+        o.slug
+        for o in the_plan.organizations
+        if o.changes and actual.organizations[o.slug].fingerprint != o.state_fingerprint
+    ]
+
+
+@cli.command()
+@paths_argument(required=False)
+@selection_options
+@database_option
+@safety_options
+@lock_timeout_option
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, exists=True, path_type=str), help="Apply this saved plan exactly.")
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (required when stdin is not a terminal).")
+@click.option("--counter-propose", is_flag=True, help="Overwrite agreements whose school proposed changes.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first organization that fails (default: keep going).")
+@click.pass_obj
+def apply(
+    obj: dict[str, Any], paths: tuple[str, ...], orgs: tuple[str, ...], selectors: tuple[str, ...],
+    database_url: str | None, allow_mass_delete: bool, lock_timeout: float, plan_file: str | None,
+    auto_approve: bool, counter_propose: bool, fail_fast: bool,
+) -> int:
+    """Make the database match the configuration: plan, confirm, then apply per organization."""
+    import sqlalchemy as sa
+
+    from plan_apply.apply import ApplyOptions, apply_plan, default_actor, default_commit
+    from plan_apply.database.engine import database_url as resolve_url
+    from plan_apply.database.engine import describe_failure, redact
+    from plan_apply.plan import Plan, PlanFileInvalid
+
+    color = _color_enabled(sys.stdout, obj["color"])
+    if plan_file:
+        if paths or orgs or selectors:
+            raise UsageProblem("--plan applies a saved plan exactly: give no paths, --org or --selector with it")
+        try:
+            the_plan = Plan.from_json(Path(plan_file).read_text(encoding="utf-8"))
+        except PlanFileInvalid as exc:
+            raise NexusError(f"{plan_file}: {exc}") from None
+        url = resolve_url(database_url)
+        if the_plan.database != redact(url):
+            raise UsageProblem(
+                f"{plan_file} was made for database {the_plan.database}, not {redact(url)}"
+            )
+    else:
+        if not paths:
+            raise UsageProblem("give the configuration PATHs to apply, or --plan FILE")
+        the_plan = _make_plan(paths, orgs, selectors, database_url, allow_mass_delete, "text", lock_timeout)
+    click.echo(_render(the_plan, "text", color), nl=False)
+    if the_plan.has_problems:
+        raise NexusError("the plan has errors (above); nothing was applied")
+    if not the_plan.has_changes:
+        return 0
+    if not plan_file:
+        _confirm(auto_approve)
+    with _database(database_url, lock_timeout) as (engine, url):
+        if plan_file:
+            stale = _stale_orgs(engine, the_plan)
+            if stale:
+                raise StalePlan(
+                    f"the database changed since {plan_file} was made (organizations: {', '.join(stale)}); "
+                    "nothing was applied: run plan again"
+                )
+
+        def report(result: Any) -> None:
+            line = f"{result.slug}: {result.status}"
+            if result.status == "applied":
+                line += f" ({result.changes} change{'s' if result.changes != 1 else ''})"
+            if result.message:
+                line += f": {result.message}"
+            _say(line)
+            for note in result.notes:
+                _say(f"  note: {note}")
+
+        result = apply_plan(
+            engine,
+            the_plan,
+            ApplyOptions(counter_propose=counter_propose, actor=default_actor(), commit=default_commit(), fail_fast=fail_fast),
+            on_result=report,
+            describe_error=lambda exc: describe_failure(exc, url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc),
+        )
+    failed = [r for r in result.organizations if r.status not in ("applied", "unchanged")]
+    applied = [r for r in result.organizations if r.status == "applied"]
+    _say(
+        f"Apply {'complete' if not failed else 'incomplete'}: {result.applied_changes} change(s) in "
+        f"{len(applied)} organization(s); {len(failed)} failed."
+    )
+    if failed:
+        raise NexusError("some organizations were not applied: " + ", ".join(f"{r.slug} ({r.status})" for r in failed))
+    return 0
+
+
+@cli.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@database_option
+def db_upgrade(database_url: str | None) -> int:
+    """Create or upgrade the database schema to this nexus's version (Alembic)."""
+    import sqlalchemy as sa
+
+    from plan_apply.database.engine import database_url as resolve_url
+    from plan_apply.database.engine import describe_failure, engine_for, redact, upgrade_schema
+
+    url = resolve_url(database_url)
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            before, after = upgrade_schema(connection)
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(describe_failure(exc, url)) from None
+    finally:
+        engine.dispose()
+    if before == after:
+        _say(f"{redact(url)}: schema already at revision {after}")
+    else:
+        _say(f"{redact(url)}: schema upgraded from {before or 'empty'} to {after}")
+    return 0
+
+
+@cli.command()
+@database_option
+@click.option("--org", "orgs", multiple=True, metavar="SLUG", help="Only this organization (repeatable).")
+@click.option("--since", metavar="YYYY-MM-DD", help="Only applies on or after this date (UTC).")
+@click.option("--until", metavar="YYYY-MM-DD", help="Only applies before the end of this date (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def history(database_url: str | None, orgs: tuple[str, ...], since: str | None, until: str | None, limit: int, fmt: str) -> int:
+    """List past applies: when, who, which commit, what changed."""
+    from plan_apply.history import history_entries, render_history_json, render_history_text
+
+    with _database(database_url) as (engine, _url), engine.connect() as connection:
+        entries = history_entries(connection, orgs=orgs, since=since, until=until, limit=limit)
+    click.echo(render_history_json(entries) if fmt == "json" else render_history_text(entries), nl=False)
+    return 0
+
+
+# --- entry point --------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI and exit with the contract's exit codes; no traceback for expected failures."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("NEXUS_DEBUG"))
+    try:
+        code = cli.main(args=args, prog_name="nexus", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        _say("aborted")
+        code = 1
+    except click.ClickException as exc:
+        exc.show()
+        code = 1  # usage errors exit 1: 2 means "changes present"
+    except NexusError as exc:
+        if not isinstance(exc, ConfigurationInvalid) or debug:
+            _say(f"error: {exc.message}")
+        else:
+            _say(f"error: {exc.message}")
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _say("interrupted")
+        code = 130
+    except Exception as exc:  # the unexpected: say so plainly, traceback only on request
+        if debug:
+            traceback.print_exc()
+        _say(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for details)")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
