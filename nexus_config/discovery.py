@@ -89,7 +89,9 @@ def _walk(top: str, real_root: str, problems: list[Problem]) -> list[str]:
                 is_dir = False
             if is_dir:
                 if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
-                    problems.append(Problem(entry.path, "symlink points outside the configuration tree", code="file"))
+                    problems.append(
+                        Problem(entry.path, "symlink points outside the configuration tree", code="file")
+                    )
                     continue
                 subdirs.append(entry.path)
             elif entry.name.endswith(_SUFFIXES):
@@ -111,7 +113,9 @@ def discover(paths: list[str]) -> tuple[list[FoundFile], list[Problem]]:
             real_root = os.path.realpath(path)
             candidates = _walk(path, real_root, problems)
             if not candidates:
-                problems.append(Problem(given, "no configuration files (*.yaml, *.yml) found here", code="file"))
+                problems.append(
+                    Problem(given, "no configuration files (*.yaml, *.yml) found here", code="file")
+                )
             root = path
         else:
             root = os.path.dirname(path) or "."

@@ -146,7 +146,9 @@ def load_configuration(paths: Sequence[str | Path], locator: Locator | None = No
         orgs, merge_problems = merged_organizations(documents)
         complete = {slug: org for slug, org in orgs.items() if slug not in failed}
         problems.extend(
-            p for p in merge_problems if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
+            p
+            for p in merge_problems
+            if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
         )
         problems.extend(
             p

@@ -89,15 +89,15 @@ def locate(problems: Iterable[Problem], locator: Locator | None = None) -> list[
     located = []
     for problem in problems:
         if problem.line == 0 and problem.file and problem.code != "file":
-            line, column = locator.position(
-                problem.file, problem.document, problem.pointer, problem.at_key
-            )
+            line, column = locator.position(problem.file, problem.document, problem.pointer, problem.at_key)
             problem = replace(problem, line=line, column=column)
         if problem.related:
             places = []
             for file, document, pointer in problem.related:
                 line, column = locator.position(file, document, pointer, at_key=True)
                 places.append(f"{file}:{line}:{column}")
-            problem = replace(problem, message=f"{problem.message} (also declared at {', '.join(places)})", related=())
+            problem = replace(
+                problem, message=f"{problem.message} (also declared at {', '.join(places)})", related=()
+            )
         located.append(problem)
     return sorted(located, key=lambda p: p.sort_key)

@@ -78,7 +78,13 @@ def _add_item(
     return True
 
 
-_NOUNS = {"staff": "staff", "steps": "step", "services": "service", "schools": "school", "agreements": "agreement"}
+_NOUNS = {
+    "staff": "staff",
+    "steps": "step",
+    "services": "service",
+    "schools": "school",
+    "agreements": "agreement",
+}
 
 
 def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Problem]) -> None:
@@ -182,7 +188,9 @@ def _add_capacity(
     return True
 
 
-def _attach_loose_capacity(org: _Organization, docs: Sequence[LocatedDocument], problems: list[Problem]) -> None:
+def _attach_loose_capacity(
+    org: _Organization, docs: Sequence[LocatedDocument], problems: list[Problem]
+) -> None:
     services = {s.key for s in org.sections["services"] or ()}
     for doc in docs:
         for loose in doc.upgraded.loose_capacity:

@@ -40,7 +40,9 @@ def parent_problems(orgs: Organizations) -> list[Problem]:
         while current is not None and current in orgs:
             if current in seen:
                 cycle = " → ".join([*seen[seen.index(current) :], current])
-                problems.append(source.problem(f"parent chain has a cycle: {cycle}", "parent", code="ref.cycle"))
+                problems.append(
+                    source.problem(f"parent chain has a cycle: {cycle}", "parent", code="ref.cycle")
+                )
                 break
             seen.append(current)
             current = orgs[current].parent
@@ -155,7 +157,9 @@ def _capacity_problems(
             )
     if window.end_date < window.start_date:
         yield source.problem(
-            f"end_date {window.end_date} is before start_date {window.start_date}", "end_date", code="rule.dates"
+            f"end_date {window.end_date} is before start_date {window.start_date}",
+            "end_date",
+            code="rule.dates",
         )
     if window.workflow == "student_requested":
         if window.agreement is not None:
@@ -226,7 +230,9 @@ def _agreement_problems(org: DesiredOrganization, orgs: Organizations) -> Iterat
             )
         elif org.schools is None:
             yield source.problem(
-                f'school "{agreement.school}" is not declared: add it under `schools`', "school", code="ref.school"
+                f'school "{agreement.school}" is not declared: add it under `schools`',
+                "school",
+                code="ref.school",
             )
         for i, key in enumerate(agreement.services):
             if key not in services:
@@ -247,7 +253,10 @@ def _agreement_problems(org: DesiredOrganization, orgs: Organizations) -> Iterat
 def _rename_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[Problem]:
     scopes: list[tuple[str, list[tuple[str, tuple[str, ...] | None]]]] = [
         ("steps", [(s.key, tuple(s.previous_keys) if s.previous_keys else None) for s in org.steps or ()]),
-        ("services", [(s.key, tuple(s.previous_keys) if s.previous_keys else None) for s in org.services or ()]),
+        (
+            "services",
+            [(s.key, tuple(s.previous_keys) if s.previous_keys else None) for s in org.services or ()],
+        ),
         (
             "agreements",
             [(a.key, tuple(a.previous_keys) if a.previous_keys else None) for a in org.agreements or ()],
@@ -257,7 +266,10 @@ def _rename_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[
         scopes.append(
             (
                 f"services/{service.key}/capacity",
-                [(c.key, tuple(c.previous_keys) if c.previous_keys else None) for c in service.capacity or ()],
+                [
+                    (c.key, tuple(c.previous_keys) if c.previous_keys else None)
+                    for c in service.capacity or ()
+                ],
             )
         )
     for scope, items in scopes:

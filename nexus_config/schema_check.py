@@ -97,7 +97,9 @@ def _message(
     value = error.get("input")
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
-        allowed = parent.model_fields.keys() if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        allowed = (
+            parent.model_fields.keys() if isinstance(parent, type) and issubclass(parent, BaseModel) else []
+        )
         return f'unknown field "{loc[-1]}"{did_you_mean(str(loc[-1]), allowed)}', "schema.unknown_field", True
     if kind == "missing":
         return f'missing required field "{loc[-1]}"', "schema.required", False
@@ -109,11 +111,15 @@ def _message(
         return f"{_shown(value)} is not one of: {listed}{hint}", "schema.enum", False
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         text = scalar_text(raw.file, raw.index, pointer) or str(value)
-        return f"must be a string; quote it: \"{text}\"", "schema.type", False
+        return f'must be a string; quote it: "{text}"', "schema.type", False
     if kind == "bool_type" and isinstance(value, str):
         return f"must be true or false (found {_shown(value)}, a string)", "schema.type", False
     if kind == "int_type" and isinstance(value, float):
-        return f"must be a whole number (found {scalar_text(raw.file, raw.index, pointer) or value})", "schema.type", False
+        return (
+            f"must be a whole number (found {scalar_text(raw.file, raw.index, pointer) or value})",
+            "schema.type",
+            False,
+        )
     if kind in _TYPE_NAMES:
         return f"must be {_TYPE_NAMES[kind]} (found {_shown(value)})", "schema.type", False
     if kind == "string_pattern_mismatch":
@@ -137,25 +143,33 @@ def _message(
     return str(error["msg"]), "schema.invalid", False
 
 
-def checked_document(
-    raw: RawDocument, scalar_text: ScalarText
-) -> tuple[BaseModel | None, list[Problem]]:
+def checked_document(raw: RawDocument, scalar_text: ScalarText) -> tuple[BaseModel | None, list[Problem]]:
     """The typed document (a model of its own apiVersion), or every schema problem in it."""
 
-    def problem(message: str, pointer: str = "", code: str = "schema.invalid", at_key: bool = False) -> Problem:
+    def problem(
+        message: str, pointer: str = "", code: str = "schema.invalid", at_key: bool = False
+    ) -> Problem:
         return Problem(raw.file, message, pointer=pointer, code=code, document=raw.index, at_key=at_key)
 
     data = raw.data
     if not isinstance(data, dict):
-        return None, [problem(f"a document must be a mapping with apiVersion, kind and metadata (found {_shown(data)})")]
+        return None, [
+            problem(f"a document must be a mapping with apiVersion, kind and metadata (found {_shown(data)})")
+        ]
     version = data.get("apiVersion")
     if version is None:
-        return None, [problem(f'missing required field "apiVersion" (use "{CURRENT_VERSION}")', code="schema.required")]
+        return None, [
+            problem(f'missing required field "apiVersion" (use "{CURRENT_VERSION}")', code="schema.required")
+        ]
     if version not in MODELS:
         hint = did_you_mean(str(version), MODELS) if isinstance(version, str) else ""
         known = ", ".join(MODELS)
         return None, [
-            problem(f"unknown apiVersion {_shown(version)}: this nexus reads {known}{hint}", "/apiVersion", "schema.version")
+            problem(
+                f"unknown apiVersion {_shown(version)}: this nexus reads {known}{hint}",
+                "/apiVersion",
+                "schema.version",
+            )
         ]
     model = MODELS[version]
     try:
@@ -171,4 +185,3 @@ def checked_document(
                 at_key = True
             problems.append(problem(message, pointer, code, at_key))
         return None, problems
-

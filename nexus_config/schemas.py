@@ -38,11 +38,7 @@ class _NexusSchema(GenerateJsonSchema):
 
 def _without_titles(node: Any) -> Any:
     if isinstance(node, dict):
-        return {
-            k: _without_titles(v)
-            for k, v in node.items()
-            if not (k == "title" and isinstance(v, str))
-        }
+        return {k: _without_titles(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))}
     if isinstance(node, list):
         return [_without_titles(v) for v in node]
     return node

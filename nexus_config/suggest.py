@@ -1,4 +1,4 @@
-""""Did you mean" for misspelled keys, enum values and references."""
+""" "Did you mean" for misspelled keys, enum values and references."""
 
 from __future__ import annotations
 

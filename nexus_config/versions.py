@@ -49,7 +49,9 @@ def _fields(model: BaseModel, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def _capacity_v1(window: CapacityV1beta1) -> Capacity:
     values = _fields(window, drop=("service", "workflow_type"))
-    return Capacity.model_construct(_fields_set=set(values) | {"workflow"}, workflow=window.workflow_type, **values)
+    return Capacity.model_construct(
+        _fields_set=set(values) | {"workflow"}, workflow=window.workflow_type, **values
+    )
 
 
 def upgrade(document: BaseModel) -> Upgraded:
@@ -98,9 +100,7 @@ def upgrade(document: BaseModel) -> Upgraded:
         values["steps"] = steps
     if services is not None:
         values["services"] = services
-    v1 = DocumentV1.model_construct(
-        _fields_set=set(values) | {"apiVersion"}, apiVersion="nexus/v1", **values
-    )
+    v1 = DocumentV1.model_construct(_fields_set=set(values) | {"apiVersion"}, apiVersion="nexus/v1", **values)
     return Upgraded(
         v1,
         PointerMap(tuple(prefixes)),

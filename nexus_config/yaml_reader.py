@@ -172,7 +172,9 @@ class _Builder:
     def _key(node: Any) -> str:
         if node.tag != _IMPLICIT:
             raise _InputError(
-                f"explicit YAML tags are not allowed (found {_shown_tag(node.tag)})", node.start_mark, "yaml.tag"
+                f"explicit YAML tags are not allowed (found {_shown_tag(node.tag)})",
+                node.start_mark,
+                "yaml.tag",
             )
         if not isinstance(node, _libyaml.ScalarNode):
             raise _InputError("mapping keys must be strings", node.start_mark, "yaml.key_type")
@@ -238,9 +240,7 @@ def _syntax_problem(file: str, text: str, index: int, exc: yaml.YAMLError) -> Pr
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
         if "maximum nesting depth" in problem:
-            return _mark_problem(
-                file, index, f"nesting deeper than {MAX_DEPTH} levels", mark, "yaml.depth"
-            )
+            return _mark_problem(file, index, f"nesting deeper than {MAX_DEPTH} levels", mark, "yaml.depth")
         if "cannot start any token" in problem and mark is not None and _char_at(text, mark) == "\t":
             problem = "a tab cannot indent YAML; use spaces"
             context = ""
@@ -306,9 +306,7 @@ def read_documents(file: str, text: str) -> tuple[list[RawDocument], list[Proble
             except _InputError as exc:
                 problems.append(_mark_problem(file, index, exc.message, exc.mark, exc.code))
             except RecursionError:  # pragma: no cover - libyaml's depth limit comes first
-                problems.append(
-                    _mark_problem(file, index, "nesting too deep", node.start_mark, "yaml.depth")
-                )
+                problems.append(_mark_problem(file, index, "nesting too deep", node.start_mark, "yaml.depth"))
             else:
                 if value is not None:
                     documents.append(RawDocument(file, index, value))

@@ -83,7 +83,10 @@ def _in(column: Any, values: Iterable[Any]) -> Any:
 
 
 def read_actual_state(
-    connection: Connection, slugs: Sequence[str], school_keys: Iterable[str] = (), batch_size: int = BATCH_SIZE
+    connection: Connection,
+    slugs: Sequence[str],
+    school_keys: Iterable[str] = (),
+    batch_size: int = BATCH_SIZE,
 ) -> ActualState:
     """The actual state of `slugs` (existing or not) and the platform schools among `school_keys`."""
     organizations: dict[str, ActualOrganization] = {}
@@ -92,7 +95,9 @@ def read_actual_state(
     keys = sorted(set(school_keys))
     platform: set[str] = set()
     for batch in _chunks(keys, batch_size):
-        platform.update(connection.execute(sa.select(t.schools.c.slug).where(_in(t.schools.c.slug, batch))).scalars())
+        platform.update(
+            connection.execute(sa.select(t.schools.c.slug).where(_in(t.schools.c.slug, batch))).scalars()
+        )
     return ActualState(organizations, frozenset(platform))
 
 
@@ -175,7 +180,15 @@ def _read_staff(connection: Connection, ids: list[int], by_id: Mapping[int, str]
         key = row.email.lower()
         fields = {"name": row.name, "title": row.title, "role": row.role}
         out[slug].append(
-            Record(address_of(slug, "staff", key), "staff", slug, key, fields, extra={"id": row.id}, **_ownership(row))
+            Record(
+                address_of(slug, "staff", key),
+                "staff",
+                slug,
+                key,
+                fields,
+                extra={"id": row.id},
+                **_ownership(row),
+            )
         )
 
 
@@ -198,7 +211,15 @@ def _read_steps(connection: Connection, ids: list[int], by_id: Mapping[int, str]
             "fields": row.fields,
         }
         out[slug].append(
-            Record(address_of(slug, "step", row.key), "step", slug, row.key, fields, extra={"id": row.id}, **_ownership(row))
+            Record(
+                address_of(slug, "step", row.key),
+                "step",
+                slug,
+                row.key,
+                fields,
+                extra={"id": row.id},
+                **_ownership(row),
+            )
         )
 
 
@@ -333,7 +354,9 @@ def _read_agreements(connection: Connection, ids: list[int], by_id: Mapping[int,
     for row in connection.execute(query):
         slug = by_id[row.org_id]
         document = (
-            {"name": row.document_name, "sha256": row.sha256, "size": row.size} if row.sha256 is not None else None
+            {"name": row.document_name, "sha256": row.sha256, "size": row.size}
+            if row.sha256 is not None
+            else None
         )
         fields = {
             "school": row.school_key,

@@ -95,7 +95,9 @@ def default_commit() -> str | None:
     import subprocess  # only to ask git for HEAD, never with user input
 
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -151,7 +153,10 @@ def _apply_org(
                 commit_sha=options.commit,
                 plan_hash=plan_hash,
                 fingerprint_before=org.state_fingerprint,
-                summary={a: sum(1 for c in org.changes if c.action.value == a) for a in sorted({c.action.value for c in org.changes})},
+                summary={
+                    a: sum(1 for c in org.changes if c.action.value == a)
+                    for a in sorted({c.action.value for c in org.changes})
+                },
                 changes=[c.to_json() for c in org.changes],
             )
         )

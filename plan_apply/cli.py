@@ -79,11 +79,15 @@ def database_option(function: F) -> F:
 
 def selection_options(function: F) -> F:
     function = click.option(
-        "--selector", "selectors", multiple=True, metavar="KEY=VALUE", help="Only organizations with these labels."
+        "--selector",
+        "selectors",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Only organizations with these labels.",
     )(function)
-    return click.option("--org", "orgs", multiple=True, metavar="SLUG", help="Only this organization (repeatable).")(
-        function
-    )
+    return click.option(
+        "--org", "orgs", multiple=True, metavar="SLUG", help="Only this organization (repeatable)."
+    )(function)
 
 
 def lock_timeout_option(function: F) -> F:
@@ -159,9 +163,14 @@ def _database(url_option: str | None, lock_timeout: float = 60.0) -> Iterator[tu
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(
-    VERSION, "--version", prog_name="nexus", message=f"%(prog)s %(version)s (config {CURRENT_VERSION}; reads nexus/v1beta1)"
+    VERSION,
+    "--version",
+    prog_name="nexus",
+    message=f"%(prog)s %(version)s (config {CURRENT_VERSION}; reads nexus/v1beta1)",
 )
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", help="Colour output.")
+@click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", help="Colour output."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, color: str, debug: bool) -> None:
@@ -185,13 +194,20 @@ def validate(paths: tuple[str, ...], fmt: str) -> int:
         click.echo(problems_to_text(result.problems), nl=False)
     if result.ok:
         count = len(result.state.organizations)
-        _say(f"valid: {count} organization{'s' if count != 1 else ''} in {result.files} file{'s' if result.files != 1 else ''}")
+        _say(
+            f"valid: {count} organization{'s' if count != 1 else ''} in {result.files} file{'s' if result.files != 1 else ''}"
+        )
         return 0
     return 1
 
 
 @cli.command()
-@click.option("--api-version", type=click.Choice(["nexus/v1", "nexus/v1beta1"]), default=CURRENT_VERSION, show_default=True)
+@click.option(
+    "--api-version",
+    type=click.Choice(["nexus/v1", "nexus/v1beta1"]),
+    default=CURRENT_VERSION,
+    show_default=True,
+)
 def schema(api_version: str) -> int:
     """Print the JSON Schema of a configuration apiVersion (for editors and CI)."""
     from nexus_config.schemas import schema_text
@@ -211,8 +227,13 @@ def _render(plan: Any, fmt: str, color: bool) -> str:
 
 
 def _make_plan(
-    paths: Sequence[str], orgs: Sequence[str], selectors: Sequence[str], url_option: str | None,
-    allow_mass_delete: bool, fmt: str, lock_timeout: float = 60.0,
+    paths: Sequence[str],
+    orgs: Sequence[str],
+    selectors: Sequence[str],
+    url_option: str | None,
+    allow_mass_delete: bool,
+    fmt: str,
+    lock_timeout: float = 60.0,
 ) -> Any:
     from plan_apply.database.engine import redact
     from plan_apply.diff import PlanOptions
@@ -236,14 +257,31 @@ def _make_plan(
 @selection_options
 @database_option
 @safety_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Also save the plan (JSON) for `apply --plan`.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there is nothing to do, 2 when changes are present.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Also save the plan (JSON) for `apply --plan`.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 2 when changes are present.",
+)
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
 @click.pass_obj
 def plan(
-    obj: dict[str, Any], paths: tuple[str, ...], orgs: tuple[str, ...], selectors: tuple[str, ...],
-    database_url: str | None, allow_mass_delete: bool, fmt: str, out: str | None, detailed_exitcode: bool,
+    obj: dict[str, Any],
+    paths: tuple[str, ...],
+    orgs: tuple[str, ...],
+    selectors: tuple[str, ...],
+    database_url: str | None,
+    allow_mass_delete: bool,
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
     fail_on_drift: bool,
 ) -> int:
     """Show what apply would change in the database. Writes nothing to the database."""
@@ -264,7 +302,9 @@ def _confirm(auto_approve: bool) -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
-        raise UsageProblem("standard input is not a terminal: re-run with --auto-approve to apply without asking")
+        raise UsageProblem(
+            "standard input is not a terminal: re-run with --auto-approve to apply without asking"
+        )
     answer = click.prompt("Apply these changes? Only 'yes' will be accepted", default="", show_default=False)
     if answer.strip() != "yes":
         raise NexusError("apply cancelled; nothing was changed")
@@ -289,15 +329,32 @@ def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
 @database_option
 @safety_options
 @lock_timeout_option
-@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, exists=True, path_type=str), help="Apply this saved plan exactly.")
-@click.option("--auto-approve", is_flag=True, help="Apply without asking (required when stdin is not a terminal).")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=str),
+    help="Apply this saved plan exactly.",
+)
+@click.option(
+    "--auto-approve", is_flag=True, help="Apply without asking (required when stdin is not a terminal)."
+)
 @click.option("--counter-propose", is_flag=True, help="Overwrite agreements whose school proposed changes.")
-@click.option("--fail-fast", is_flag=True, help="Stop at the first organization that fails (default: keep going).")
+@click.option(
+    "--fail-fast", is_flag=True, help="Stop at the first organization that fails (default: keep going)."
+)
 @click.pass_obj
 def apply(
-    obj: dict[str, Any], paths: tuple[str, ...], orgs: tuple[str, ...], selectors: tuple[str, ...],
-    database_url: str | None, allow_mass_delete: bool, lock_timeout: float, plan_file: str | None,
-    auto_approve: bool, counter_propose: bool, fail_fast: bool,
+    obj: dict[str, Any],
+    paths: tuple[str, ...],
+    orgs: tuple[str, ...],
+    selectors: tuple[str, ...],
+    database_url: str | None,
+    allow_mass_delete: bool,
+    lock_timeout: float,
+    plan_file: str | None,
+    auto_approve: bool,
+    counter_propose: bool,
+    fail_fast: bool,
 ) -> int:
     """Make the database match the configuration: plan, confirm, then apply per organization."""
     import sqlalchemy as sa
@@ -310,16 +367,16 @@ def apply(
     color = _color_enabled(sys.stdout, obj["color"])
     if plan_file:
         if paths or orgs or selectors:
-            raise UsageProblem("--plan applies a saved plan exactly: give no paths, --org or --selector with it")
+            raise UsageProblem(
+                "--plan applies a saved plan exactly: give no paths, --org or --selector with it"
+            )
         try:
             the_plan = Plan.from_json(Path(plan_file).read_text(encoding="utf-8"))
         except PlanFileInvalid as exc:
             raise NexusError(f"{plan_file}: {exc}") from None
         url = resolve_url(database_url)
         if the_plan.database != redact(url):
-            raise UsageProblem(
-                f"{plan_file} was made for database {the_plan.database}, not {redact(url)}"
-            )
+            raise UsageProblem(f"{plan_file} was made for database {the_plan.database}, not {redact(url)}")
     else:
         if not paths:
             raise UsageProblem("give the configuration PATHs to apply, or --plan FILE")
@@ -353,9 +410,16 @@ def apply(
         result = apply_plan(
             engine,
             the_plan,
-            ApplyOptions(counter_propose=counter_propose, actor=default_actor(), commit=default_commit(), fail_fast=fail_fast),
+            ApplyOptions(
+                counter_propose=counter_propose,
+                actor=default_actor(),
+                commit=default_commit(),
+                fail_fast=fail_fast,
+            ),
             on_result=report,
-            describe_error=lambda exc: describe_failure(exc, url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc),
+            describe_error=lambda exc: (
+                describe_failure(exc, url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
+            ),
         )
     failed = [r for r in result.organizations if r.status not in ("applied", "unchanged")]
     applied = [r for r in result.organizations if r.status == "applied"]
@@ -364,7 +428,9 @@ def apply(
         f"{len(applied)} organization(s); {len(failed)} failed."
     )
     if failed:
-        raise NexusError("some organizations were not applied: " + ", ".join(f"{r.slug} ({r.status})" for r in failed))
+        raise NexusError(
+            "some organizations were not applied: " + ", ".join(f"{r.slug} ({r.status})" for r in failed)
+        )
     return 0
 
 
@@ -405,7 +471,14 @@ def db_upgrade(database_url: str | None) -> int:
 @click.option("--until", metavar="YYYY-MM-DD", help="Only applies before the end of this date (UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def history(database_url: str | None, orgs: tuple[str, ...], since: str | None, until: str | None, limit: int, fmt: str) -> int:
+def history(
+    database_url: str | None,
+    orgs: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    limit: int,
+    fmt: str,
+) -> int:
     """List past applies: when, who, which commit, what changed."""
     from plan_apply.history import history_entries, render_history_json, render_history_text
 

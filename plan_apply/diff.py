@@ -138,7 +138,11 @@ def org_plan(
             agreement_notes, review = agreement_update_notes(current, changed)
             notes.extend(agreement_notes)
             risk = "review" if review else risk
-        if want.type == "capacity" and "slots" in changed and want.fields["slots"] < (current.fields.get("slots") or 0):
+        if (
+            want.type == "capacity"
+            and "slots" in changed
+            and want.fields["slots"] < (current.fields.get("slots") or 0)
+        ):
             risk = "review"
             notes.append(f"fewer slots: {current.fields.get('slots')} → {want.fields['slots']}")
         before = {n: current.fields.get(n) for n in changed}
@@ -159,8 +163,9 @@ def org_plan(
         )
 
     removed_parents = {
-        r.address for r in have.values() if r.type == "service" and r.address not in consumed and r.managed
-        and "services" in scopes
+        r.address
+        for r in have.values()
+        if r.type == "service" and r.address not in consumed and r.managed and "services" in scopes
     }
     unmanaged: Counter[str] = Counter()
     removals: list[Change] = []
@@ -192,7 +197,11 @@ def org_plan(
             )
         )
     managed_items = sum(1 for r in have.values() if r.managed and r.type not in ("organization", "profile"))
-    if removals and is_mass_delete(len(removals), managed_items, options.mass_delete) and not options.allow_mass_delete:
+    if (
+        removals
+        and is_mass_delete(len(removals), managed_items, options.mass_delete)
+        and not options.allow_mass_delete
+    ):
         problems.append(
             PlanProblem(
                 f"this plan would delete or archive {len(removals)} of {managed_items} managed items of "
@@ -225,7 +234,5 @@ def make_plan(
     for slug in selected:
         org = desired.organizations[slug]
         records, scopes = desired_records(org, desired)
-        plans.append(
-            org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options)
-        )
+        plans.append(org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options))
     return Plan(created_at=created_at, database=database, organizations=tuple(plans))

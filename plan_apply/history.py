@@ -81,25 +81,28 @@ def history_entries(
 
 
 def render_history_json(entries: Sequence[HistoryEntry]) -> str:
-    return json.dumps(
-        [
-            {
-                "id": e.id,
-                "organization": e.organization,
-                "started_at": e.started_at,
-                "finished_at": e.finished_at,
-                "actor": e.actor,
-                "commit": e.commit,
-                "plan_hash": e.plan_hash,
-                "summary": e.summary,
-                "changes": e.changes,
-            }
-            for e in entries
-        ],
-        indent=2,
-        sort_keys=True,
-        ensure_ascii=False,
-    ) + "\n"
+    return (
+        json.dumps(
+            [
+                {
+                    "id": e.id,
+                    "organization": e.organization,
+                    "started_at": e.started_at,
+                    "finished_at": e.finished_at,
+                    "actor": e.actor,
+                    "commit": e.commit,
+                    "plan_hash": e.plan_hash,
+                    "summary": e.summary,
+                    "changes": e.changes,
+                }
+                for e in entries
+            ],
+            indent=2,
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def render_history_text(entries: Sequence[HistoryEntry]) -> str:
@@ -110,5 +113,8 @@ def render_history_text(entries: Sequence[HistoryEntry]) -> str:
         summary = ", ".join(f"{n} {a}" for a, n in sorted(e.summary.items())) or "none"
         rows.append((e.started_at, e.organization, e.actor, (e.commit or "-")[:12], summary))
     widths = [max(len(escape_terminal(r[i])) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(escape_terminal(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        "  ".join(escape_terminal(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     return "\n".join(lines) + "\n"

@@ -84,9 +84,13 @@ def agreement_update_notes(actual: Record, changed: list[str]) -> tuple[list[str
         notes.append("re-submits the agreement to the school: its status goes from active to pending_school")
         review = True
     if actual.status == "changes_proposed":
-        proposal = ", ".join(f"{k}: {v}" for k, v in sorted((actual.proposed or {}).items())) or "see the platform"
-        notes.append(f"the school proposed changes ({proposal}); apply leaves this agreement alone unless "
-                     "--counter-propose is given")
+        proposal = (
+            ", ".join(f"{k}: {v}" for k, v in sorted((actual.proposed or {}).items())) or "see the platform"
+        )
+        notes.append(
+            f"the school proposed changes ({proposal}); apply leaves this agreement alone unless "
+            "--counter-propose is given"
+        )
         review = True
     if "submit" in changed and actual.status in (None, "draft"):
         notes.append("submits the agreement to the school for approval (status pending_school)")

@@ -234,7 +234,8 @@ def desired_records(org: DesiredOrganization, state: DesiredState) -> tuple[list
     if org.schools is not None:
         scopes.add("schools")
         records.extend(
-            Record(address_of(slug, "school", s.key), "school", slug, s.key, school_fields(s)) for s in org.schools
+            Record(address_of(slug, "school", s.key), "school", slug, s.key, school_fields(s))
+            for s in org.schools
         )
     if org.steps is not None:
         scopes.add("steps")
@@ -283,7 +284,9 @@ def desired_records(org: DesiredOrganization, state: DesiredState) -> tuple[list
         for agreement in org.agreements:
             attached = org.documents.get(agreement.key)
             document = (
-                {"name": attached.name, "sha256": attached.sha256, "size": attached.size} if attached else None
+                {"name": attached.name, "sha256": attached.sha256, "size": attached.size}
+                if attached
+                else None
             )
             records.append(
                 Record(

@@ -45,7 +45,9 @@ MARKDOWN_BUDGET = 60_000
 
 def escape_terminal(text: str) -> str:
     """Control characters (escape sequences, carriage returns, bidi overrides) shown as \\x.. codes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text)
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 def _value(value: Any) -> str:
@@ -109,7 +111,9 @@ def render_text(plan: Plan, style: Callable[[str, str], str] | None = None) -> s
             cause = "  (drift: changed outside nexus)" if change.cause == "drift" else ""
             risk = "  [review]" if change.risk == "review" else ""
             lines.append(
-                paint(f"  {symbol:>2} {escape_terminal(change.address)}", _COLORS[change.action]) + cause + risk
+                paint(f"  {symbol:>2} {escape_terminal(change.address)}", _COLORS[change.action])
+                + cause
+                + risk
             )
             for name, shown in _field_lines(change):
                 lines.append(f"        {escape_terminal(name)}: {escape_terminal(shown)}")
@@ -152,8 +156,10 @@ def _diff_line(change: Change) -> Iterable[str]:
 def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
     """A pull-request comment: a hidden marker, a summary table, risky changes first, then details."""
     head = ["<!-- nexus-plan -->", "### nexus plan", "", summary_line(plan), ""]
-    head += ["| organization | create | update | delete | archive | adopt | rename | drift | review |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    head += [
+        "| organization | create | update | delete | archive | adopt | rename | drift | review |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for org in plan.organizations:
         counts = dict.fromkeys(("create", "update", "delete", "archive", "adopt", "rename"), 0)
         for change in org.changes:
@@ -178,13 +184,17 @@ def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
         body.append("")
         for change in risky:
             why = "; ".join(change.notes) or change.action.value
-            body.append(f"- **{change.action.value}** `{escape_markdown(change.address)}`: {escape_markdown(why)}")
+            body.append(
+                f"- **{change.action.value}** `{escape_markdown(change.address)}`: {escape_markdown(why)}"
+            )
         body.append("")
     details: list[str] = []
     for org in plan.organizations:
         if not org.changes:
             continue
-        details.append(f"<details><summary>{escape_markdown(org.slug)}: {escape_markdown(_org_counts(org))}</summary>")
+        details.append(
+            f"<details><summary>{escape_markdown(org.slug)}: {escape_markdown(_org_counts(org))}</summary>"
+        )
         details.append("")
         details.append("```diff")
         for change in org.changes:

@@ -43,7 +43,9 @@ class WriteContext:
         try:
             return self.ids[address]
         except KeyError:
-            raise LookupError(f"{address} does not exist in the database (was it removed meanwhile?)") from None
+            raise LookupError(
+                f"{address} does not exist in the database (was it removed meanwhile?)"
+            ) from None
 
     def applied(self, change: Change) -> dict[str, Any]:
         """The record as nexus leaves it: the baseline the next plan tells drift from."""
@@ -70,7 +72,8 @@ def _service_address(capacity_address: str) -> str:
 
 _COLUMNS: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "profile": {
-        n: (n, lambda v: v) for n in ("name", "type", "description", "website", "email", "phone", "address", "timezone")
+        n: (n, lambda v: v)
+        for n in ("name", "type", "description", "website", "email", "phone", "address", "timezone")
     },
     "step": {
         n: (n, lambda v: v)
@@ -90,7 +93,10 @@ _COLUMNS: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
         )
     },
     "service": {
-        **{n: (n, lambda v: v) for n in ("name", "description", "location", "department", "disciplines", "specialties")},
+        **{
+            n: (n, lambda v: v)
+            for n in ("name", "description", "location", "department", "disciplines", "specialties")
+        },
         "protect": ("protected", bool),
     },
     "capacity": {
@@ -147,7 +153,9 @@ def _refresh_ids(ctx: WriteContext, type_: str, addresses: Sequence[str]) -> Non
             by_service.setdefault(ctx.row_id(_service_address(address)), []).append(address)
         wanted = {(sid, _key_of(a)): a for sid, items in by_service.items() for a in items}
         rows = ctx.connection.execute(
-            sa.select(table.c.id, table.c.service_id, table.c.key).where(table.c.service_id.in_(list(by_service)))
+            sa.select(table.c.id, table.c.service_id, table.c.key).where(
+                table.c.service_id.in_(list(by_service))
+            )
         )
         for row in rows:
             address = wanted.get((row.service_id, row.key))
@@ -157,7 +165,9 @@ def _refresh_ids(ctx: WriteContext, type_: str, addresses: Sequence[str]) -> Non
     keys = {_key_of(a): a for a in addresses}
     key_column = table.c.school_key if type_ == "school" else table.c.key
     for row in ctx.connection.execute(
-        sa.select(table.c.id, key_column.label("key")).where(table.c.org_id == ctx.org_id, key_column.in_(list(keys)))
+        sa.select(table.c.id, key_column.label("key")).where(
+            table.c.org_id == ctx.org_id, key_column.in_(list(keys))
+        )
     ):
         ctx.ids[keys[row.key]] = row.id
 
@@ -172,12 +182,16 @@ def _org_values(ctx: WriteContext, values: Mapping[str, Any]) -> dict[str, Any]:
     if "parent" in values:
         parent = values["parent"]
         result["parent_id"] = (
-            ctx.connection.execute(sa.select(t.organizations.c.id).where(t.organizations.c.slug == parent)).scalar()
+            ctx.connection.execute(
+                sa.select(t.organizations.c.id).where(t.organizations.c.slug == parent)
+            ).scalar()
             if parent
             else None
         )
         if parent and result["parent_id"] is None:
-            raise LookupError(f'parent organization "{parent}" does not exist in the database; apply it first')
+            raise LookupError(
+                f'parent organization "{parent}" does not exist in the database; apply it first'
+            )
     return result
 
 
@@ -223,7 +237,9 @@ def _update_profile(ctx: WriteContext, changes: Sequence[Change]) -> None:
 # --- generic keyed rows -------------------------------------------------------------------------
 
 
-def _insert_rows(ctx: WriteContext, type_: str, changes: Sequence[Change], extra: Callable[[Change], dict[str, Any]]) -> None:
+def _insert_rows(
+    ctx: WriteContext, type_: str, changes: Sequence[Change], extra: Callable[[Change], dict[str, Any]]
+) -> None:
     table = _TABLES[type_]
     keyed = type_ in ("step", "service", "capacity", "agreement")
     rows = [
@@ -238,21 +254,32 @@ def _insert_rows(ctx: WriteContext, type_: str, changes: Sequence[Change], extra
     ]
     columns = sorted({k for row in rows for k in row})
     defaults = {"protected": False}
-    ctx.connection.execute(sa.insert(table), [{k: row.get(k, defaults.get(k)) for k in columns} for row in rows])
+    ctx.connection.execute(
+        sa.insert(table), [{k: row.get(k, defaults.get(k)) for k in columns} for row in rows]
+    )
     _refresh_ids(ctx, type_, [c.address for c in changes])
 
 
-def _update_rows(ctx: WriteContext, type_: str, changes: Sequence[Change], extra: Callable[[Change], dict[str, Any]]) -> None:
+def _update_rows(
+    ctx: WriteContext, type_: str, changes: Sequence[Change], extra: Callable[[Change], dict[str, Any]]
+) -> None:
     """UPDATE … WHERE id = :id, one executemany per group of changes touching the same columns."""
     table = _TABLES[type_]
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for change in changes:
-        values = {"managed": True, "applied": ctx.applied(change), **_columns(type_, change.after), **extra(change)}
+        values = {
+            "managed": True,
+            "applied": ctx.applied(change),
+            **_columns(type_, change.after),
+            **extra(change),
+        }
         if change.after.get("archived") is False:
             values["archived_at"] = None
         if "key" in change.after:
             values["key" if type_ != "school" else "school_key"] = change.after["key"]
-        groups.setdefault(tuple(sorted(values)), []).append({"row_id": ctx.row_id(_row_address(ctx, change)), **values})
+        groups.setdefault(tuple(sorted(values)), []).append(
+            {"row_id": ctx.row_id(_row_address(ctx, change)), **values}
+        )
     for columns, rows in groups.items():
         statement = (
             sa.update(table)
@@ -296,8 +323,11 @@ def _after_rename(ctx: WriteContext, changes: Sequence[Change]) -> None:
             ctx.ids[change.address + address[len(old) :]] = ctx.ids.pop(address)
 
 
-def _keyed(type_: str, extra: Callable[[WriteContext, Change], dict[str, Any]] | None = None,
-           after: Callable[[WriteContext, Sequence[Change]], None] | None = None) -> dict[Action, Writer]:
+def _keyed(
+    type_: str,
+    extra: Callable[[WriteContext, Change], dict[str, Any]] | None = None,
+    after: Callable[[WriteContext, Sequence[Change]], None] | None = None,
+) -> dict[Action, Writer]:
     def bound(ctx: WriteContext) -> Callable[[Change], dict[str, Any]]:
         return (lambda c: extra(ctx, c)) if extra else _none
 
@@ -334,7 +364,9 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
     service_ids = [ctx.row_id(c.address) for c in relinked]
     ctx.connection.execute(sa.delete(t.service_steps).where(t.service_steps.c.service_id.in_(service_ids)))
     rows = [
-        {"service_id": ctx.row_id(c.address), "step_id": step_ids[a]} for c in relinked for a in c.after["steps"]
+        {"service_id": ctx.row_id(c.address), "step_id": step_ids[a]}
+        for c in relinked
+        for a in c.after["steps"]
     ]
     if rows:
         ctx.connection.execute(sa.insert(t.service_steps), rows)
@@ -346,7 +378,10 @@ def _step_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
     query = (
         sa.select(t.steps.c.id, t.steps.c.key, t.organizations.c.slug)
         .select_from(t.steps.join(t.organizations, t.steps.c.org_id == t.organizations.c.id))
-        .where(t.organizations.c.slug.in_(sorted({p[0] for p in pairs})), t.steps.c.key.in_(sorted({p[1] for p in pairs})))
+        .where(
+            t.organizations.c.slug.in_(sorted({p[0] for p in pairs})),
+            t.steps.c.key.in_(sorted({p[1] for p in pairs})),
+        )
     )
     for row in connection.execute(query):
         found[f"{row.slug}/steps/{row.key}"] = row.id
@@ -386,9 +421,16 @@ def _school_extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
 def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
     """Schools not yet on the platform are invited: an outbox row, written in the same transaction."""
     rows = [
-        {"org_id": ctx.org_id, "school_key": _key_of(c.address), "email": c.after["contact_email"], "created_at": ctx.now}
+        {
+            "org_id": ctx.org_id,
+            "school_key": _key_of(c.address),
+            "email": c.after["contact_email"],
+            "created_at": ctx.now,
+        }
         for c in changes
-        if c.action is Action.CREATE and _key_of(c.address) not in ctx.platform_schools and c.after.get("contact_email")
+        if c.action is Action.CREATE
+        and _key_of(c.address) not in ctx.platform_schools
+        and c.after.get("contact_email")
     ]
     if rows:
         ctx.connection.execute(sa.insert(t.invitations), rows)
@@ -407,14 +449,20 @@ def _document_id(ctx: WriteContext, document: Mapping[str, Any] | None) -> int |
     path = ctx.documents.get(sha)
     if path is None:
         raise LookupError(f"the plan names document {document['name']} but not the file to upload")
-    media = "application/pdf" if str(document["name"]).lower().endswith(".pdf") else (
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    media = (
+        "application/pdf"
+        if str(document["name"]).lower().endswith(".pdf")
+        else ("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     )
     content = read_document_bytes(AttachedDocument(path, document["name"], document["size"], sha, media))
     ctx.connection.execute(
-        sa.insert(t.documents).values(sha256=sha, name=document["name"], media_type=media, size=len(content), content=content)
+        sa.insert(t.documents).values(
+            sha256=sha, name=document["name"], media_type=media, size=len(content), content=content
+        )
     )
-    return int(ctx.connection.execute(sa.select(t.documents.c.id).where(t.documents.c.sha256 == sha)).scalar_one())
+    return int(
+        ctx.connection.execute(sa.select(t.documents.c.id).where(t.documents.c.sha256 == sha)).scalar_one()
+    )
 
 
 def _agreement_extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
@@ -440,7 +488,9 @@ def _update_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
     for change in changes:
         current = ctx.records.get(_row_address(ctx, change))
         if current is not None and current.status == "changes_proposed" and not ctx.counter_propose:
-            ctx.skipped.append(f"{change.address}: the school proposed changes; left alone (use --counter-propose)")
+            ctx.skipped.append(
+                f"{change.address}: the school proposed changes; left alone (use --counter-propose)"
+            )
             continue
         kept.append(change)
     if kept:
@@ -454,7 +504,9 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
     if not relinked:
         return
     ids = [ctx.row_id(c.address) for c in relinked]
-    ctx.connection.execute(sa.delete(t.agreement_services).where(t.agreement_services.c.agreement_id.in_(ids)))
+    ctx.connection.execute(
+        sa.delete(t.agreement_services).where(t.agreement_services.c.agreement_id.in_(ids))
+    )
     rows = [
         {"agreement_id": ctx.row_id(c.address), "service_id": ctx.row_id(f"{ctx.slug}/services/{key}")}
         for c in relinked
@@ -473,7 +525,9 @@ def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
     known = {
         row.email.lower(): row.id
         for row in ctx.connection.execute(
-            sa.select(t.people.c.id, t.people.c.email).where(sa.func.lower(t.people.c.email).in_(sorted(emails)))
+            sa.select(t.people.c.id, t.people.c.email).where(
+                sa.func.lower(t.people.c.email).in_(sorted(emails))
+            )
         )
     }
     missing = [{"email": e, "name": emails[e]} for e in sorted(emails) if e not in known]
@@ -505,7 +559,9 @@ def _update_staff(ctx: WriteContext, changes: Sequence[Change]) -> None:
     if named:
         people = _people(ctx, named)
         ctx.connection.execute(
-            sa.update(t.people).where(t.people.c.id == sa.bindparam("person_id")).values(name=sa.bindparam("new_name")),
+            sa.update(t.people)
+            .where(t.people.c.id == sa.bindparam("person_id"))
+            .values(name=sa.bindparam("new_name")),
             [{"person_id": people[_key_of(c.address)], "new_name": c.after["name"]} for c in named],
         )
 

@@ -144,8 +144,8 @@ class Address(Strict):
     postal_code: Annotated[str, StringConstraints(max_length=20)] | None = Field(
         default=None, description="Quote it: `'02115'` (a number would lose its leading zero)."
     )
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(_country)] | None = Field(
-        default=None, description="ISO 3166-1 alpha-2, e.g. `US`; quote `'NO'` for Norway in editors."
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(_country)] | None = (
+        Field(default=None, description="ISO 3166-1 alpha-2, e.g. `US`; quote `'NO'` for Norway in editors.")
     )
 
 
@@ -155,15 +155,15 @@ class Profile(Strict):
     name: Name
     type: OrgType
     description: Text | None = Field(default=None, description="Markdown allowed.")
-    website: Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+\.[^\s]*$", max_length=2000)] | None = (
-        Field(default=None, description="An https:// URL.", json_schema_extra={"format": "uri"})
-    )
+    website: (
+        Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+\.[^\s]*$", max_length=2000)] | None
+    ) = Field(default=None, description="An https:// URL.", json_schema_extra={"format": "uri"})
     email: Email | None = None
     phone: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
     address: Address | None = None
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_timezone)] | None = Field(
-        default=None, description="IANA time zone name, e.g. `America/Chicago`."
-    )
+    timezone: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_timezone)] | None
+    ) = Field(default=None, description="IANA time zone name, e.g. `America/Chicago`.")
 
 
 class Staff(Strict):
@@ -193,5 +193,6 @@ class School(Strict):
     key: Key
     name: Name
     contact_email: Email | None = Field(
-        default=None, description="Required while the school is not on the platform: the invitation goes there."
+        default=None,
+        description="Required while the school is not on the platform: the invitation goes there.",
     )

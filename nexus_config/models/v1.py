@@ -52,7 +52,9 @@ Protect = Annotated[
 
 class Metadata(Strict):
     slug: Slug
-    parent: Slug | None = Field(default=None, description="The parent organization, declared in the same tree.")
+    parent: Slug | None = Field(
+        default=None, description="The parent organization, declared in the same tree."
+    )
     labels: dict[LabelKey, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
         default=None, description="For selecting organizations in bulk (`--selector key=value`)."
     )
