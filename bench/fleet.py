@@ -469,6 +469,17 @@ FACILITY_KINDS = (
 )
 
 
+SHIFTS = ("12-hour shifts", "day shifts", "clinic days", "rotating shifts", "weekday shifts")
+
+
+def short_school(name: str) -> str:
+    """A school's name as coordinators abbreviate it in window names."""
+    head = name.split(" — ")[0].split(",")[0]
+    for long, short in (("University of ", "U of "), ("University", "U"), ("College of ", ""), (" School of", "")):
+        head = head.replace(long, short)
+    return head.strip()
+
+
 def title_words(slug_word: str) -> str:
     return " ".join(w.capitalize() for w in slug_word.split("-"))
 
@@ -497,9 +508,9 @@ class Window:
 class Svc:
     key: str
     name: str
-    department: str
-    location: str
-    description: str
+    department: str | None
+    location: str | None
+    description: str | None
     disciplines: list[str]
     specialties: list[str]
     steps: list[str]
@@ -600,7 +611,7 @@ def _profile_lines(
     city, state, zip3, tz = place
     beds = rng.randint(25, 650)
     about = (
-        f"{name} is a {beds}-bed {'system of hospitals and clinics' if org_type == 'health_system' else 'facility'}"
+        f"{name} has {beds} beds {'across its hospitals and clinics' if org_type == 'health_system' else ''}"
         f" in {city}, {state}"
         + (f", part of {parent_name}." if parent_name else ".")
         + " Students rotate alongside experienced preceptors in inpatient, outpatient and community settings;"
@@ -767,24 +778,27 @@ def _facility(seed: int, i: int, system: System) -> Org:
     for skey, sname, dept, discs, specs in catalog:
         discs_l = list(discs) if rng.random() < 0.7 else rng.sample(discs, max(1, len(discs) - 1))
         step_pool = facility_step_keys + library
-        steps = rng.sample(step_pool, rng.randint(2, 6))
+        steps = rng.sample(step_pool, rng.randint(2, 4))
         comments = {k: "inherited from " + system.slug for k in steps if k in system.library_steps}
-        about = (
-            f"{sname} at {org.name}: {rng.randint(8, 60)} beds or rooms, about {rng.randint(3, 90)},000 visits a "
-            f"year; students work {rng.choice(('12-hour shifts', 'day shifts', 'clinic days', 'rotating shifts'))} "
-            "with a dedicated preceptor."
+        about = rng.choice(
+            (
+                None,
+                None,
+                f"{rng.randint(8, 60)} beds; students work {rng.choice(SHIFTS)} with a dedicated preceptor.",
+                f"About {rng.randint(3, 90)},000 visits a year; {rng.choice(SHIFTS)}.",
+            )
         )
         svc = Svc(
             key=skey,
             name=sname,
-            department=dept,
-            location=rng.choice(LOCATIONS),
+            department=dept if rng.random() < 0.7 else None,
+            location=rng.choice(LOCATIONS) if rng.random() < 0.6 else None,
             description=about,
             disciplines=discs_l,
-            specialties=rng.sample(specs, rng.randint(1, len(specs))),
+            specialties=rng.sample(specs, rng.randint(1, min(2, len(specs)))),
             steps=steps,
             step_comments=comments,
-            flow_steps=rng.random() < 0.5,
+            flow_steps=rng.random() < 0.65,
             protect=rng.random() < 0.15,
             previous_keys=[f"{skey}-unit"] if rng.random() < 0.05 else [],
         )
@@ -794,7 +808,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
     for skey, sname, sdiscs in schools:
         candidates = [svc for svc in org.services if set(svc.disciplines) & set(sdiscs)]
         if candidates:
-            covered = rng.sample(candidates, min(len(candidates), rng.randint(2, 5)))
+            covered = rng.sample(candidates, min(len(candidates), rng.randint(2, 4)))
             union = {d for svc in covered for d in svc.disciplines}
             agr_discs = [d for d in sdiscs if d in union]
         else:  # no service fits the school's programs: a single-service "other" agreement
@@ -814,25 +828,27 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 key=key,
                 school=skey,
                 name=(
-                    f"{school_name} — Evergreen Affiliation"
+                    f"{short_school(school_name)} — Evergreen Affiliation"
                     if end is None
-                    else f"{school_name} — Clinical Affiliation {year}-{year + years}"
-                )[:200],
+                    else f"{short_school(school_name)} — Affiliation {year}-{year + years}"
+                ),
                 description=(
                     "Open-ended; either party may terminate with 90 days' written notice."
                     if end is None
                     else rng.choice(
                         (
                             None,
-                            "Master template v7; liability limits per the system's standard terms.",
-                            "Cohort and preceptorship placements. Renewal needs a full semester with the school's legal office.",
                             None,
+                            None,
+                            "Master template v7; liability limits per the system's standard terms.",
+                            "Cohort and preceptorship placements. Renewal needs a full semester with the "
+                            "school's legal office.",
                         )
                     )
                 ),
                 start=start,
                 end=end,
-                reminder_days=None if end is None else rng.choice((30, 45, 60, 90, 120)),
+                reminder_days=None if end is None or rng.random() < 0.3 else rng.choice((30, 45, 60, 90, 120)),
                 services=[s.key for s in covered],
                 disciplines=agr_discs,
                 submit=rng.random() < 0.8,
@@ -853,7 +869,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 if common:
                     pairs.append((agr, common))
         eligible[svc.key] = pairs
-    school_names = {k: n for k, n, _ in schools}
+    school_labels = {k: short_school(n) for k, n, _ in schools}
     for svc, count in zip(org.services, counts, strict=True):
         used: set[str] = set()
         pairs = eligible[svc.key]
@@ -868,8 +884,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 end = start + datetime.timedelta(days=length)
                 discs = rng.sample(common, rng.randint(1, len(common)))
                 base = f"{agr.school}-{_term(start)}-{start.year}"
-                label = school_names[agr.school].split(" — ")[0]
-                name = f"{label} — {svc.name.split(' — ')[0]}, {_term(start).capitalize()} {start.year}"
+                name = f"{school_labels[agr.school]} cohort, {_term(start).capitalize()} {start.year}"
                 workflow, agreement = "coordinator_scheduled", agr.key
             else:
                 year = rng.choice((2026, 2027, 2027, 2028))
@@ -877,9 +892,8 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 end = start + datetime.timedelta(days=rng.choice((28, 56, 90, 120, 180, 300)))
                 discs = rng.sample(svc.disciplines, rng.randint(1, len(svc.disciplines)))
                 base = f"open-{_term(start)}-{start.year}"
-                name = (
-                    f"{svc.name.split(' — ')[0]} electives {_term(start).capitalize()} {start.year} "
-                    "(apply with your own dates)"
+                name = f"Electives {_term(start).capitalize()} {start.year}" + (
+                    " (apply with your own dates)" if rng.random() < 0.3 else ""
                 )
                 workflow, agreement = "student_requested", None
             key = base
@@ -896,7 +910,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 w.allow_specific_dates = True
             if rng.random() < 0.1:
                 w.visibility = "draft"
-            if rng.random() < 0.15:
+            if rng.random() < 0.05:
                 w.description = rng.choice(
                     (
                         "Day shifts 06:45-15:15; one instructor per group on the unit.",
@@ -905,9 +919,9 @@ def _facility(seed: int, i: int, system: System) -> Org:
                         "Students propose their own 4-week block inside the window.",
                     )
                 )
-            if rng.random() < 0.07:
+            if rng.random() < 0.05:
                 w.protect = True
-                w.comment = "students already confirmed"
+                w.comment = "students confirmed"
             svc.windows.append(w)
 
     # steps text (rendered now: it depends only on this org's rng, so it stays deterministic) ------
@@ -1022,9 +1036,12 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
     for svc in org.services:
         add(f"  - key: {svc.key}")
         add(f"    name: {q(svc.name)}")
-        add(f"    description: {q(svc.description)}")
-        add(f"    department: {q(svc.department)}")
-        add(f"    location: {q(svc.location)}")
+        if svc.description:
+            add(f"    description: {q(svc.description)}")
+        if svc.department:
+            add(f"    department: {q(svc.department)}")
+        if svc.location:
+            add(f"    location: {q(svc.location)}")
         add(f"    disciplines: {flow(svc.disciplines)}")
         add(f"    specialties: {flow(svc.specialties)}")
         if svc.protect:
@@ -1054,7 +1071,7 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
             if w.allow_specific_dates:
                 add("        allow_specific_dates: true")
             if w.visibility:
-                add(f"        visibility: {w.visibility}   # hidden from students until confirmed")
+                add(f"        visibility: {w.visibility}")
             if w.description:
                 add(f"        description: {q(w.description)}")
             if w.protect:

@@ -277,7 +277,7 @@ def _read_capacity(connection: Connection, services: Mapping[int, tuple[str, str
             .select_from(r.join(c, r.c.capacity_window_id == c.c.id))
             .where(_in(c.c.service_id, services))
             .group_by(r.c.capacity_window_id)
-        ).tuples()
+        )
     }
     query = (
         sa.select(c, a.c.key.label("agreement_key"))

@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("config_hash", sa.String(length=80), nullable=True),
         sa.Column("applied_revision", sa.BigInteger(), nullable=True),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -121,9 +121,9 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column("protected", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("protected", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -165,7 +165,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("contact_email", sa.String(length=254), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -195,7 +195,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("timezone", sa.String(length=64), nullable=True),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -225,9 +225,9 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column("protected", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("protected", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -249,7 +249,7 @@ def upgrade() -> None:
         sa.Column("person_id", sa.Integer(), nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=True),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -288,7 +288,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
@@ -339,9 +339,9 @@ def upgrade() -> None:
         sa.Column("allow_specific_dates", sa.Boolean(), nullable=False),
         sa.Column("visibility", sa.String(length=20), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("protected", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("protected", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("managed", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("managed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column(
             "applied",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),

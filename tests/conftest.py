@@ -1,0 +1,109 @@
+"""Shared fixtures: configuration trees in temporary folders, and databases on both backends.
+
+Every database test runs on SQLite and on PostgreSQL. PostgreSQL tests use a fresh database per test
+session (created from NEXUS_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/test, and
+dropped afterwards); where no server answers they skip with the reason, unless
+NEXUS_REQUIRE_POSTGRES=1 (as in CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from plan_apply.database.engine import engine_for, upgrade_schema
+
+POSTGRES_ADMIN_URL = os.environ.get("NEXUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("NEXUS_REQUIRE_POSTGRES") == "1"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "orgs"
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means: no server here
+        return f"no PostgreSQL server at {POSTGRES_ADMIN_URL} ({type(exc).__name__}); set NEXUS_TEST_POSTGRES_URL"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(worker_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (per xdist worker), dropped at the end."""
+    reason = _postgres_unavailable()
+    if reason:
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"nexus_test_{worker_id}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+def _reset_postgres(url: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+        connection.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, upgraded database: a SQLite file, or a clean schema on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'platform.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server_url")
+        _reset_postgres(url)
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        upgrade_schema(connection)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = engine_for(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def write_tree(tmp_path: Path) -> Callable[..., Path]:
+    """Write `{relative path: YAML text}` under a fresh folder and return it (text is dedented)."""
+
+    def write(files: dict[str, str | bytes], root: str = "config") -> Path:
+        base = tmp_path / root
+        for name, content in files.items():
+            target = base / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+        return base
+
+    return write
