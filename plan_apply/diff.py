@@ -48,16 +48,23 @@ def _source_problem(source: Source | None, message: str, address: str) -> PlanPr
     return PlanProblem(message, located.file, 0, 0, address, located.pointer, located.document)
 
 
-def _scope_of(record: Record) -> str:
+def _scope_of(record: Record, renamed_services: Mapping[str, str]) -> str:
+    """The section (or service's capacity list) an actual record belongs to, after service renames."""
     if record.type == "capacity":
         assert record.parent is not None
-        return record.parent.split("/", 1)[1] + "/capacity"
+        parent = renamed_services.get(record.parent, record.parent)
+        return parent.split("/", 1)[1] + "/capacity"
     return SECTION_OF[record.type]
 
 
-def _renamed_from(want: Record, actual: Mapping[str, Record], desired: Mapping[str, Record]) -> Record | None:
+def _renamed_from(
+    want: Record, actual: Mapping[str, Record], desired: Mapping[str, Record], moved: Mapping[str, str]
+) -> Record | None:
+    prefix = want.address[: -len(want.key)]
+    if want.parent in moved:
+        prefix = moved[want.parent] + prefix[len(want.parent or "") :]
     for old_key in want.previous_keys:
-        old_address = want.address[: -len(want.key)] + old_key
+        old_address = prefix + old_key
         old = actual.get(old_address)
         if old is not None and old_address not in desired:
             return old
@@ -80,6 +87,7 @@ def org_plan(
     changes: list[Change] = []
     problems: list[PlanProblem] = []
     consumed: set[str] = set()
+    org_notes: list[str] = []
 
     def source_of(address: str) -> Source | None:
         return sources.get(address.split("/", 1)[1] if "/" in address else "metadata")
@@ -90,7 +98,7 @@ def org_plan(
             lookup = moved[want.parent] + want.address[len(want.parent or "") :]
         current = have.get(lookup)
         if current is None:
-            renamed = _renamed_from(want, have, desired)
+            renamed = _renamed_from(want, have, desired, moved)
             if renamed is not None:
                 consumed.add(renamed.address)
                 if want.type == "service":
@@ -127,7 +135,9 @@ def org_plan(
             )
             continue
         if current.type == "agreement" and current.status == "closed":
-            continue  # the school closed it: never resurrected by configuration
+            if changed:  # the school closed it: never resurrected by configuration
+                org_notes.append(f"{want.address}: the school closed this agreement; changes to it are not applied")
+            continue
         if not changed and not current.archived:
             continue
         notes: list[str] = []
@@ -167,6 +177,7 @@ def org_plan(
         for r in have.values()
         if r.type == "service" and r.address not in consumed and r.managed and "services" in scopes
     }
+    renamed_services = {old: new for new, old in moved.items()}
     unmanaged: Counter[str] = Counter()
     removals: list[Change] = []
     for address, current in sorted(have.items(), key=lambda kv: (-_ORDER[kv[1].type], kv[0])):
@@ -175,7 +186,7 @@ def org_plan(
         if not current.managed:
             unmanaged[SECTION_OF[current.type]] += 1
             continue
-        scope = _scope_of(current)
+        scope = _scope_of(current, renamed_services)
         if scope not in scopes and current.parent not in removed_parents:
             continue  # the configuration does not manage this section here
         if current.type in ("organization", "profile") or current.archived:
@@ -216,6 +227,7 @@ def org_plan(
         changes=tuple(forward + removals),
         unmanaged=dict(sorted(unmanaged.items())),
         problems=tuple(problems),
+        notes=tuple(org_notes),
     )
 
 

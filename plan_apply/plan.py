@@ -115,6 +115,7 @@ class OrgPlan:
     documents: Mapping[str, str] = field(default_factory=dict)
     config_hash: str = ""
     skipped: bool = False
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -131,6 +132,8 @@ class OrgPlan:
             result["config_hash"] = self.config_hash
         if self.skipped:
             result["skipped"] = True
+        if self.notes:
+            result["notes"] = list(self.notes)
         return result
 
 
@@ -225,6 +228,7 @@ class Plan:
                     documents=o.documents,
                     config_hash=o.config_hash,
                     skipped=o.skipped,
+                    notes=tuple(o.notes),
                 )
                 for o in parsed.organizations
             ),
@@ -274,6 +278,7 @@ class _OrgFile(_Strict):
     documents: dict[str, str] = {}
     config_hash: str = ""
     skipped: bool = False
+    notes: list[str] = []
 
 
 class _PlanFile(_Strict):

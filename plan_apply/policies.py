@@ -7,6 +7,7 @@ overwritten silently, closed agreements stay closed); mass deletes need consent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,9 +85,8 @@ def agreement_update_notes(actual: Record, changed: list[str]) -> tuple[list[str
         notes.append("re-submits the agreement to the school: its status goes from active to pending_school")
         review = True
     if actual.status == "changes_proposed":
-        proposal = (
-            ", ".join(f"{k}: {v}" for k, v in sorted((actual.proposed or {}).items())) or "see the platform"
-        )
+        proposed = sorted((actual.proposed or {}).items())
+        proposal = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in proposed) or "see the platform"
         notes.append(
             f"the school proposed changes ({proposal}); apply leaves this agreement alone unless "
             "--counter-propose is given"

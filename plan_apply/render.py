@@ -74,7 +74,7 @@ def _field_lines(change: Change) -> list[tuple[str, str]]:
     if change.action is Action.CREATE:
         return [(k, _value(v)) for k, v in change.after.items() if v not in (None, [], {})]
     if change.action in (Action.DELETE, Action.ARCHIVE):
-        return []
+        return [(k, _value(change.before[k])) for k in ("name", "role") if change.before.get(k) is not None]
     names = list(dict.fromkeys([*change.before, *change.after]))
     return [(n, f"{_value(change.before.get(n))} → {_value(change.after.get(n))}") for n in names]
 
@@ -119,6 +119,8 @@ def render_text(plan: Plan, style: Callable[[str, str], str] | None = None) -> s
                 lines.append(f"        {escape_terminal(name)}: {escape_terminal(shown)}")
             for note in change.notes:
                 lines.append(paint(f"        # {escape_terminal(note)}", "dim"))
+        for note in org.notes:
+            lines.append(paint(f"  # {escape_terminal(note)}", "dim"))
         unmanaged = _unmanaged_sentence(org.unmanaged)
         if unmanaged:
             lines.append(paint(f"  {unmanaged}", "dim"))
@@ -139,9 +141,14 @@ def escape_markdown(text: str) -> str:
     """Text safe inside a markdown table cell or paragraph: no HTML, links, mentions or breakouts."""
     text = escape_terminal(text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = re.sub(r"([\\`*_{}\[\]()#+\-.!|~])", r"\\\1", text)
+    text = re.sub(r"([\\`*_{}\[\]#!|~])", r"\\\1", text)
     text = text.replace("@", "@\u200b")
     return text.replace("\n", " ")
+
+
+def code_span(text: str) -> str:
+    """Inline code: nothing inside is interpreted, so only backticks and control characters matter."""
+    return "`" + escape_terminal(text).replace("`", "'").replace("\n", " ") + "`"
 
 
 def _diff_line(change: Change) -> Iterable[str]:
@@ -177,7 +184,7 @@ def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
     if problems:
         body.append("**Errors: these organizations cannot be applied as configured**")
         body.append("")
-        body.extend(f"- `{escape_markdown(slug)}`: {escape_markdown(p.message)}" for slug, p in problems)
+        body.extend(f"- {code_span(slug)}: {escape_markdown(p.message)}" for slug, p in problems)
         body.append("")
     if risky:
         body.append("**Changes that need a careful look**")

@@ -107,3 +107,7 @@ def write_tree(tmp_path: Path) -> Callable[..., Path]:
         return base
 
     return write
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", help="rewrite tests/scenarios/*/expected.* files")

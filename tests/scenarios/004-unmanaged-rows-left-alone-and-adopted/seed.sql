@@ -1,0 +1,6 @@
+-- Made by hand in the web UI: a service, a capacity window, a staff member and a step.
+INSERT INTO services (org_id, key, name, disciplines, protected, managed) VALUES ((SELECT id FROM organizations WHERE slug = 'lakeview'), 'radiology', 'Radiology', '["radiologic_technology"]', false, false);
+INSERT INTO capacity_windows (service_id, key, name, workflow, disciplines, start_date, end_date, slots, max_group_size, allow_specific_dates, visibility, protected, managed) VALUES ((SELECT id FROM services WHERE key = 'emergency'), 'summer-ui', 'Summer (added in the UI)', 'student_requested', '["medicine"]', '2027-06-01', '2027-08-31', 2, 1, false, 'published', false, false);
+INSERT INTO people (email, name) VALUES ('lee@lakeview.example.org', 'Lee Park');
+INSERT INTO staff (org_id, person_id, role, managed) VALUES ((SELECT id FROM organizations WHERE slug = 'lakeview'), (SELECT id FROM people WHERE email = 'lee@lakeview.example.org'), 'coordinator', false);
+INSERT INTO steps (org_id, key, stage, name, type, completed_by, required, all_services, managed) VALUES ((SELECT id FROM organizations WHERE slug = 'lakeview'), 'parking', 'onboarding', 'Parking permit', 'checkbox', 'student', false, false, false)
