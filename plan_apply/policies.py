@@ -50,8 +50,16 @@ def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
             return f"archived, not deleted: {booked} rotation(s) are booked in its capacity windows"
         if unmanaged:
             return f"archived, not deleted: it holds {unmanaged} capacity window(s) nexus does not manage"
-    if actual.type == "agreement" and actual.status not in (None, "draft"):
-        return f"archived, not deleted: the agreement is {actual.status} with the school"
+    if actual.type == "agreement":
+        if actual.status not in (None, "draft"):
+            return f"archived, not deleted: the agreement is {actual.status} with the school"
+        kept = [
+            r
+            for r in records.values()
+            if r.type == "capacity" and r.fields.get("agreement") == actual.key and (r.rotations or not r.managed)
+        ]
+        if kept:
+            return f"archived, not deleted: {len(kept)} capacity window(s) with booked rotations are scheduled under it"
     return None
 
 

@@ -9,6 +9,7 @@ NEXUS_REQUIRE_POSTGRES=1 (as in CI), where they fail.
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,26 +62,51 @@ def worker_id(request: pytest.FixtureRequest) -> str:
     return getattr(request.config, "workerinput", {}).get("workerid", "main")
 
 
-def _reset_postgres(url: str) -> None:
+def _upgrade(url: str) -> None:
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        upgrade_schema(connection)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy (migrating each time is slow)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    _upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_upgraded(postgres_server_url: str) -> str:
+    _upgrade(postgres_server_url)
+    return postgres_server_url
+
+
+def _truncate_postgres(url: str) -> None:
+    """Empty every table of the migrated schema (faster than dropping and migrating again)."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        connection.exec_driver_sql("DROP SCHEMA public CASCADE")
-        connection.exec_driver_sql("CREATE SCHEMA public")
+        upgrade_schema(connection)  # a test may have dropped or downgraded it
+        names = [
+            n for n in sa.inspect(connection).get_table_names() if n != "alembic_version"
+        ]
+        if names:
+            connection.exec_driver_sql(
+                "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
+            )
     engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, upgraded database: a SQLite file, or a clean schema on the session's PostgreSQL."""
+    """An empty, migrated database: a copy of the SQLite template, or the session's PostgreSQL emptied."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'platform.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server_url")
-        _reset_postgres(url)
-    engine = engine_for(url)
-    with engine.connect() as connection:
-        upgrade_schema(connection)
-    engine.dispose()
+        path = tmp_path / "platform.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_upgraded")
+    _truncate_postgres(url)
     return url
 
 
