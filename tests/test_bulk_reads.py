@@ -1,0 +1,106 @@
+"""The database is read in bulk: a fixed number of statements per table per batch, never one per row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from nexus_config import load_configuration
+from plan_apply.apply import ApplyOptions, apply_plan
+from plan_apply.database.engine import engine_for
+from plan_apply.diff import PlanOptions
+from plan_apply.plan import Plan
+from plan_apply.planning import build_plan
+
+ORG = """
+apiVersion: nexus/v1
+kind: Organization
+metadata: {{slug: site-{n:03d}}}
+profile: {{name: Site {n}, type: clinic}}
+staff: [{{email: lead{n}@site.example.org, name: Lead, role: admin}}]
+steps: [{{key: hipaa, stage: onboarding, name: HIPAA, type: upload}}]
+schools: [{{key: state-u, name: State University, contact_email: placements@state.example.edu}}]
+agreements:
+  - {{key: state, school: state-u, name: State, start_date: 2027-01-01, services: [er], disciplines: [nursing]}}
+services:
+  - key: er
+    name: Emergency
+    disciplines: [nursing, medicine]
+    steps: [hipaa]
+    capacity:
+      - {{key: spring, name: Spring, workflow: coordinator_scheduled, agreement: state, disciplines: [nursing],
+          start_date: 2027-02-01, end_date: 2027-05-01, slots: 3}}
+      - {{key: open, name: Open, workflow: student_requested, disciplines: [medicine],
+          start_date: 2027-02-01, end_date: 2027-05-01, slots: 3}}
+"""
+
+
+def _fleet(write_tree: Callable[..., Path], count: int, first: int = 0) -> Path:
+    numbers = range(first, first + count)
+    return write_tree({f"site-{n:03d}.yaml": ORG.format(n=n) for n in numbers}, root=f"fleet-{first}-{count}")
+
+
+def _counted_plan(url: str, folder: Path) -> tuple[int, Plan]:
+    loaded = load_configuration([folder])
+    assert loaded.ok
+    engine = engine_for(url)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with engine.connect() as connection:
+            plan = build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    finally:
+        engine.dispose()
+    return len([s for s in statements if s.lstrip().upper().startswith("SELECT")]), plan
+
+
+def test_planning_50_organizations_reads_with_as_many_statements_as_5(
+    database_url: str, write_tree: Callable[..., Path]
+) -> None:
+    small, big = _fleet(write_tree, 5), _fleet(write_tree, 50)
+    engine = engine_for(database_url)
+    for folder in (big,):  # both fleets' organizations exist, so every table has rows to read
+        loaded = load_configuration([folder])
+        with engine.connect() as connection:
+            plan = build_plan(
+                connection, loaded.state, list(loaded.state.organizations), database="db",
+                options=PlanOptions(allow_mass_delete=True),
+            )
+        assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
+    engine.dispose()
+    selects_small, plan_small = _counted_plan(database_url, small)
+    selects_big, plan_big = _counted_plan(database_url, big)
+    assert not plan_small.has_changes and not plan_big.has_changes
+    assert selects_big == selects_small
+    assert selects_small <= 15
+
+
+def _apply_statements(url: str, folder: Path) -> tuple[int, int]:
+    loaded = load_configuration([folder])
+    engine = engine_for(url)
+    statements: list[str] = []
+    with engine.connect() as connection:
+        plan = build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    event.listen(engine, "before_cursor_execute", lambda c, cur, statement, *a: statements.append(statement))
+    assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
+    engine.dispose()
+    return len(statements), len(plan.changes)
+
+
+def test_applying_an_organization_takes_the_same_statements_whatever_the_fleet_size(
+    database_url: str, write_tree: Callable[..., Path]
+) -> None:
+    small_statements, small_changes = _apply_statements(database_url, _fleet(write_tree, 3))
+    assert small_changes == 3 * 9  # organization, profile, staff, step, school, agreement, service, 2 windows
+    big_statements, _ = _apply_statements(database_url, _fleet(write_tree, 30, first=100))
+    # Each organization is its own transaction with a fixed number of batched statements; a statement
+    # per row would also grow with the organization's size, which the writers' batches avoid.
+    assert big_statements / 30 == small_statements / 3
+    assert small_statements / 3 < small_changes / 3 + 25
