@@ -488,6 +488,16 @@ def history(
     return 0
 
 
+def _register_file_commands() -> None:
+    from plan_apply.file_commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_file_commands()
+
+
 # --- entry point --------------------------------------------------------------------------------------
 
 
