@@ -40,6 +40,7 @@ DEFAULT_LOADER = "nexus_config:load_configuration"
 
 # ----------------------------------------------------------------------------------------- helpers
 
+
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
@@ -49,7 +50,9 @@ def _yaml_files(fleet_dir: Path) -> list[Path]:
     return sorted(p for p in fleet_dir.rglob("*.yaml") if not any(part.startswith(".") for part in p.parts))
 
 
-def ensure_fleet(out: Path, facilities: int, seed: int, systems: int | None, regenerate: bool) -> tuple[Path, dict]:
+def ensure_fleet(
+    out: Path, facilities: int, seed: int, systems: int | None, regenerate: bool
+) -> tuple[Path, dict]:
     name = f"fleet-{facilities}" + (f"-s{seed}" if seed else "") + (f"-h{systems}" if systems else "")
     fleet_dir = out / name
     wanted = {
@@ -66,8 +69,11 @@ def ensure_fleet(out: Path, facilities: int, seed: int, systems: int | None, reg
         print(f"generating {facilities} facilities into {fleet_dir} ...", flush=True)
         fleet.write_fleet(fleet_dir, facilities, seed=seed, systems=systems)
         manifest = fleet.read_manifest(fleet_dir) or {}
-        print(f"  {manifest.get('files')} files, {manifest.get('bytes', 0) / 1e6:.1f} MB "
-              f"in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"  {manifest.get('files')} files, {manifest.get('bytes', 0) / 1e6:.1f} MB "
+            f"in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
     else:
         print(f"reusing {fleet_dir} (delete it or pass --regenerate to rebuild)", flush=True)
     return fleet_dir, manifest
@@ -75,7 +81,8 @@ def ensure_fleet(out: Path, facilities: int, seed: int, systems: int | None, reg
 
 # ----------------------------------------------------------------------------------------- workers
 
-def _floor_once(files: list[Path], gc_paused: bool) -> list[object]:
+
+def _floor_once(files: list[Path], gc_paused: bool, compose_only: bool = False) -> list[object]:
     import yaml
 
     docs = []
@@ -84,7 +91,10 @@ def _floor_once(files: list[Path], gc_paused: bool) -> list[object]:
     try:
         for path in files:
             text = path.read_text(encoding="utf-8")
-            docs.append(yaml.load(text, Loader=yaml.CSafeLoader))
+            if compose_only:  # libyaml's node tree only: no Python values, no tag resolution of values
+                docs.append(yaml.compose(text, Loader=yaml.CSafeLoader))
+            else:
+                docs.append(yaml.load(text, Loader=yaml.CSafeLoader))
     finally:
         if gc_paused:
             gc.enable()
@@ -100,11 +110,8 @@ def _describe_nexus(result: object) -> dict:
     info: dict[str, object] = {}
     state = getattr(result, "state", None)
     orgs = getattr(state, "organizations", None)
-    if orgs is not None:
-        try:
-            info["orgs"] = len(orgs)
-        except TypeError:
-            pass
+    if orgs is not None and hasattr(orgs, "__len__"):
+        info["orgs"] = len(orgs)
     problems = getattr(result, "problems", None)
     if problems is not None:
         problems = list(problems)
@@ -122,14 +129,14 @@ def run_worker(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: 
     """Measure one kind in this process; returns times, RSS and details (never raises)."""
     report: dict[str, object] = {"kind": kind}
     try:
-        if kind.startswith("floor"):
+        if kind in ("floor", "floor-gc", "compose"):
             import yaml  # noqa: F401  (import cost outside the timed region)
 
-            gc_paused = kind == "floor"
+            gc_paused = kind != "floor-gc"
             files = _yaml_files(fleet_dir)
 
             def work() -> object:
-                return _floor_once(files, gc_paused)
+                return _floor_once(files, gc_paused, compose_only=kind == "compose")
 
             def describe(result: object) -> dict:
                 return {"files": len(files), "documents": len(result)}  # type: ignore[arg-type]
@@ -166,8 +173,18 @@ def run_worker(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: 
 
 def _in_child(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: str) -> dict:
     cmd = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--dir", str(fleet_dir),
-        "--runs", str(runs), "--warmup", str(warmup), "--loader", loader_spec,
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        "--dir",
+        str(fleet_dir),
+        "--runs",
+        str(runs),
+        "--warmup",
+        str(warmup),
+        "--loader",
+        loader_spec,
     ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
@@ -184,11 +201,12 @@ def _in_child(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: s
 LABELS = {
     "floor": "floor: read + CSafeLoader (GC paused)",
     "floor-gc": "floor: read + CSafeLoader (GC on)",
+    "compose": "read + libyaml compose only (GC paused)",
     "nexus": "nexus: load_configuration",
 }
 
 
-def print_table(reports: list[dict], manifest: dict, fleet_dir: Path, runs: int) -> None:
+def print_table(reports: list[dict], manifest: dict, fleet_dir: Path, runs: int, in_process: bool) -> None:
     mb = manifest.get("bytes", 0) / 1e6
     facilities = manifest.get("facilities")
     print()
@@ -212,13 +230,19 @@ def print_table(reports: list[dict], manifest: dict, fleet_dir: Path, runs: int)
         rss = f"{r['rss_peak_mb']:.0f} ({r['rss_before_mb']:.0f})"
         d = r.get("details", {})
         if r["kind"] == "nexus":
-            notes = f"{d.get('orgs', '?')} orgs, {d.get('errors', '?')} errors, {d.get('problems', '?')} problems"
+            notes = (
+                f"{d.get('orgs', '?')} orgs, {d.get('errors', '?')} errors, {d.get('problems', '?')} problems"
+            )
         else:
             notes = f"{d.get('documents', '?')} documents"
+        spread = f"{min(times):6.2f}-{max(times):<6.2f}"
+        print(f"{label:40} {med:9.2f} {spread} {mb / med:6.1f} {per_fac:>7} {rss:>12}  {notes}")
+    if in_process:
         print(
-            f"{label:40} {med:9.2f} {min(times):6.2f}-{max(times):<6.2f} {mb / med:6.1f} {per_fac:>7} {rss:>12}  {notes}"
+            "(peak RSS of this one process so far: cumulative over the rows; in parentheses: before the row)"
         )
-    print("(peak RSS of each child process; in parentheses: after imports, before the first run)")
+    else:
+        print("(peak RSS of each child process; in parentheses: after imports, before the first run)")
     if "nexus" in medians and "floor" in medians:
         print(f"ratio nexus/floor (GC paused): {medians['nexus'] / medians['floor']:.2f}x")
     if "nexus" in medians and "floor-gc" in medians:
@@ -229,6 +253,7 @@ def print_table(reports: list[dict], manifest: dict, fleet_dir: Path, runs: int)
 
 
 # ----------------------------------------------------------------------------------------- main
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="nexus load_configuration vs the CSafeLoader floor")
@@ -242,10 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--floor-gc", choices=("paused", "on", "both"), default="paused")
     parser.add_argument("--only", choices=("floor", "nexus"), default=None)
-    parser.add_argument("--in-process", action="store_true", help="no child processes (RSS is then cumulative)")
+    parser.add_argument(
+        "--compose", action="store_true", help="also time yaml.compose (C node tree only): below the floor"
+    )
+    parser.add_argument(
+        "--in-process", action="store_true", help="no child processes (RSS is then cumulative)"
+    )
     parser.add_argument("--loader", default=DEFAULT_LOADER, help="module:function to benchmark as nexus")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
-    parser.add_argument("--worker", choices=("floor", "floor-gc", "nexus"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=tuple(LABELS), help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -264,11 +294,15 @@ def main(argv: list[str] | None = None) -> int:
             "bytes": sum(p.stat().st_size for p in files),
         }
     else:
-        fleet_dir, manifest = ensure_fleet(args.out, args.facilities, args.seed, args.systems, args.regenerate)
+        fleet_dir, manifest = ensure_fleet(
+            args.out, args.facilities, args.seed, args.systems, args.regenerate
+        )
 
     kinds: list[str] = []
     if args.only != "nexus":
         kinds += {"paused": ["floor"], "on": ["floor-gc"], "both": ["floor", "floor-gc"]}[args.floor_gc]
+        if args.compose:
+            kinds.append("compose")
     if args.only != "floor":
         kinds.append("nexus")
     reports = []
@@ -279,9 +313,11 @@ def main(argv: list[str] | None = None) -> int:
             reports.append(run_worker(kind, fleet_dir, args.runs, args.warmup, args.loader))
         else:
             reports.append(_in_child(kind, fleet_dir, args.runs, args.warmup, args.loader))
-    print_table(reports, manifest, fleet_dir, args.runs)
+    print_table(reports, manifest, fleet_dir, args.runs, args.in_process)
     if args.json:
-        args.json.write_text(json.dumps({"fleet": str(fleet_dir), "manifest": manifest, "reports": reports}, indent=1))
+        args.json.write_text(
+            json.dumps({"fleet": str(fleet_dir), "manifest": manifest, "reports": reports}, indent=1)
+        )
     return 0 if all("error" not in r for r in reports) else 1
 
 

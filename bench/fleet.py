@@ -10,9 +10,9 @@ Writes one directory per organization under OUT_DIR:
 - every facility (`<name>-<kind>-NNNN/`, `metadata.parent: <its system>`): `profile.yaml`,
   `steps.yaml` (15 steps), `services.yaml` (30 services with 100 nested capacity windows),
   `agreements.yaml` (20 schools + 20 agreements), `staff.yaml` (5 people) — 191 items and about
-  45 KB of YAML, with comments, quoted, folded and literal strings, flow and block lists.
+  59 KB of YAML, with comments, quoted, folded and literal strings, flow and block lists.
 
-Everything satisfies docs FORMAT.md (`nexus/v1`): key patterns, capacity disciplines within the
+Everything satisfies shared/spec/FORMAT.md (`nexus/v1`): key patterns, capacity disciplines within the
 service's (and the linked agreement's) disciplines, valid dates with end >= start, coordinator-scheduled
 windows inside the dates of an agreement that covers their service, step references resolvable in the
 organization or its parent, `fields` only on forms, `options` only on selects, agreements naming a
@@ -29,7 +29,7 @@ get a few values changed: the slots of three capacity windows, one service name 
 reminder days. Items are never added, removed or re-keyed, so a plan against the unchanged fleet shows
 only in-place updates. Different rounds change different facilities and values.
 
-YAML is written from string templates (no YAML library): 1,000 facilities (~46 MB) take a few seconds.
+YAML is written from string templates (no YAML library): 1,000 facilities (~60 MB) take ~5 s.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["GENERATOR_VERSION", "MANIFEST", "write_fleet"]
+__all__ = ["GENERATOR_VERSION", "MANIFEST", "default_systems", "read_manifest", "write_fleet"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever output changes for the same arguments (bench_load.py regenerates on mismatch)."""
 
 MANIFEST = ".fleet.json"
@@ -60,7 +60,24 @@ SCHEMA_LINE = "# yaml-language-server: $schema=https://nexus.example.org/schemas
 # --------------------------------------------------------------------------------------------- scalars
 
 _YAML11_WORDS = frozenset(
-    ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "nan", "inf", ".nan", ".inf", "-.inf", "+.inf"]
+    [
+        "y",
+        "n",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "true",
+        "false",
+        "null",
+        "~",
+        "nan",
+        "inf",
+        ".nan",
+        ".inf",
+        "-.inf",
+        "+.inf",
+    ]
 )
 _NUMBERISH = re.compile(r"^[-+]?(\.?[0-9][0-9_.:eExXoObB+-]*)$")
 _BAD_START = frozenset("-?:,[]{}#&*!|>'\"%@` ")
@@ -122,77 +139,73 @@ def b(value: bool) -> str:
 
 # --------------------------------------------------------------------------------------------- catalogs
 
+# fmt: off
 DISCIPLINES = (
-    "medicine",
-    "nursing",
-    "nurse_practitioner",
-    "physician_assistant",
-    "pharmacy",
-    "physical_therapy",
-    "occupational_therapy",
-    "respiratory_therapy",
-    "radiologic_technology",
-    "social_work",
-    "dietetics",
+    "medicine", "nursing", "nurse_practitioner", "physician_assistant", "pharmacy", "physical_therapy",
+    "occupational_therapy", "respiratory_therapy", "radiologic_technology", "social_work", "dietetics",
     "other",
 )
 
 # key, name, department, disciplines, specialties
 SERVICES: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("emergency-medicine", "Emergency Medicine", "Emergency Services",
-     ("medicine", "physician_assistant", "nursing", "nurse_practitioner"), ("Trauma", "Toxicology", "Ultrasound")),
+     ("medicine", "physician_assistant", "nursing", "nurse_practitioner"),
+     ("Trauma", "Toxicology", "Ultrasound")),
     ("internal-medicine", "Internal Medicine — Hospitalist Service", "Department of Medicine",
      ("medicine", "physician_assistant", "nurse_practitioner"), ("Hospital Medicine", "Geriatrics")),
     ("family-medicine", "Family Medicine", "Primary Care",
      ("medicine", "physician_assistant", "nurse_practitioner"), ("Rural Health", "Obstetrics", "Procedures")),
     ("general-surgery", "General Surgery", "Surgical Services",
-     ("medicine", "physician_assistant", "nursing"), ("Acute Care Surgery", "Bariatrics", "Minimally Invasive")),
+     ("medicine", "physician_assistant", "nursing"),
+     ("Acute Care Surgery", "Bariatrics", "Minimally Invasive")),
     ("orthopedics", "Orthopedic Surgery", "Surgical Services",
      ("medicine", "physician_assistant", "physical_therapy"), ("Sports Medicine", "Joint Replacement")),
-    ("pediatrics", "Pediatrics", "Women's & Children's",
-     ("medicine", "nursing", "nurse_practitioner"), ("General Pediatrics", "Adolescent Medicine")),
+    ("pediatrics", "Pediatrics", "Women's & Children's", ("medicine", "nursing", "nurse_practitioner"),
+     ("General Pediatrics", "Adolescent Medicine")),
     ("nicu", "Neonatal Intensive Care", "Women's & Children's",
      ("nursing", "respiratory_therapy", "nurse_practitioner"), ("Level III NICU", "Neonatology")),
-    ("labor-delivery", "Labor & Delivery", "Women's & Children's",
-     ("nursing", "medicine"), ("High-Risk Obstetrics", "Midwifery")),
-    ("med-surg-nursing", "Med-Surg Nursing", "Nursing — Adult Inpatient",
-     ("nursing",), ("Telemetry", "Orthopedic Surgery", "General Surgery")),
+    ("labor-delivery", "Labor & Delivery", "Women's & Children's", ("nursing", "medicine"),
+     ("High-Risk Obstetrics", "Midwifery")),
+    ("med-surg-nursing", "Med-Surg Nursing", "Nursing — Adult Inpatient", ("nursing",),
+     ("Telemetry", "Orthopedic Surgery", "General Surgery")),
     ("icu", "Adult Intensive Care", "Critical Care",
      ("nursing", "medicine", "respiratory_therapy", "pharmacy"), ("Medical ICU", "Surgical ICU", "ECMO")),
     ("cardiology", "Cardiology & Cath Lab", "Heart & Vascular Institute",
      ("medicine", "nursing", "physician_assistant"), ("Interventional Cardiology", "Electrophysiology")),
     ("oncology", "Oncology & Infusion Center", "Cancer Institute",
-     ("medicine", "nursing", "pharmacy", "nurse_practitioner"), ("Medical Oncology", "Infusion", "Hematology")),
+     ("medicine", "nursing", "pharmacy", "nurse_practitioner"),
+     ("Medical Oncology", "Infusion", "Hematology")),
     ("behavioral-health", "Inpatient Behavioral Health", "Behavioral Health",
-     ("nursing", "social_work", "medicine", "nurse_practitioner"), ("Adult Psychiatry", "Addiction Medicine")),
-    ("inpatient-pharmacy", "Inpatient Pharmacy", "Pharmacy Services",
-     ("pharmacy",), ("Acute Care", "Antimicrobial Stewardship", "Oncology Infusion")),
-    ("ambulatory-pharmacy", "Ambulatory Care Pharmacy", "Pharmacy Services",
-     ("pharmacy",), ("Anticoagulation", "Diabetes Management")),
+     ("nursing", "social_work", "medicine", "nurse_practitioner"),
+     ("Adult Psychiatry", "Addiction Medicine")),
+    ("inpatient-pharmacy", "Inpatient Pharmacy", "Pharmacy Services", ("pharmacy",),
+     ("Acute Care", "Antimicrobial Stewardship", "Oncology Infusion")),
+    ("ambulatory-pharmacy", "Ambulatory Care Pharmacy", "Pharmacy Services", ("pharmacy",),
+     ("Anticoagulation", "Diabetes Management")),
     ("acute-rehab", "Physical Therapy — Acute Care & Inpatient Rehab", "Rehabilitation Services",
      ("physical_therapy", "occupational_therapy"), ("Neurologic Rehabilitation", "ICU Early Mobility")),
-    ("outpatient-pt", "Outpatient Physical Therapy", "Rehabilitation Services",
-     ("physical_therapy",), ("Orthopedics", "Vestibular", "Pelvic Health")),
+    ("outpatient-pt", "Outpatient Physical Therapy", "Rehabilitation Services", ("physical_therapy",),
+     ("Orthopedics", "Vestibular", "Pelvic Health")),
     ("hand-therapy", "Occupational Therapy — Hand Clinic", "Rehabilitation Services",
      ("occupational_therapy",), ("Hand Therapy", "Splinting")),
-    ("respiratory-care", "Respiratory Care", "Cardiopulmonary Services",
-     ("respiratory_therapy",), ("Mechanical Ventilation", "Pulmonary Function Testing")),
-    ("diagnostic-imaging", "Diagnostic Imaging", "Radiology",
-     ("radiologic_technology", "medicine"), ("CT", "MRI", "Interventional Radiology")),
-    ("mammography", "Breast Imaging Center", "Radiology",
-     ("radiologic_technology",), ("Mammography", "Breast Ultrasound")),
-    ("case-management", "Case Management & Social Work", "Care Coordination",
-     ("social_work", "nursing"), ("Discharge Planning", "Utilization Review")),
-    ("clinical-nutrition", "Clinical Nutrition", "Food & Nutrition Services",
-     ("dietetics",), ("Medical Nutrition Therapy", "Enteral & Parenteral Nutrition")),
+    ("respiratory-care", "Respiratory Care", "Cardiopulmonary Services", ("respiratory_therapy",),
+     ("Mechanical Ventilation", "Pulmonary Function Testing")),
+    ("diagnostic-imaging", "Diagnostic Imaging", "Radiology", ("radiologic_technology", "medicine"),
+     ("CT", "MRI", "Interventional Radiology")),
+    ("mammography", "Breast Imaging Center", "Radiology", ("radiologic_technology",),
+     ("Mammography", "Breast Ultrasound")),
+    ("case-management", "Case Management & Social Work", "Care Coordination", ("social_work", "nursing"),
+     ("Discharge Planning", "Utilization Review")),
+    ("clinical-nutrition", "Clinical Nutrition", "Food & Nutrition Services", ("dietetics",),
+     ("Medical Nutrition Therapy", "Enteral & Parenteral Nutrition")),
     ("diabetes-education", "Diabetes Education & Nutrition", "Endocrinology",
      ("dietetics", "nursing", "other"), ("Diabetes Self-Management", "Insulin Pumps")),
-    ("neurology", "Neurology & Stroke Unit", "Neurosciences",
-     ("medicine", "nursing", "physician_assistant"), ("Stroke", "Epilepsy")),
-    ("perioperative", "Perioperative Services (OR/PACU)", "Surgical Services",
-     ("nursing", "other"), ("Circulating", "Scrub", "PACU")),
-    ("dialysis", "Dialysis Unit", "Nephrology",
-     ("nursing", "dietetics", "social_work"), ("Hemodialysis", "Peritoneal Dialysis")),
+    ("neurology", "Neurology & Stroke Unit", "Neurosciences", ("medicine", "nursing", "physician_assistant"),
+     ("Stroke", "Epilepsy")),
+    ("perioperative", "Perioperative Services (OR/PACU)", "Surgical Services", ("nursing", "other"),
+     ("Circulating", "Scrub", "PACU")),
+    ("dialysis", "Dialysis Unit", "Nephrology", ("nursing", "dietetics", "social_work"),
+     ("Hemodialysis", "Peritoneal Dialysis")),
     ("wound-care", "Wound Care & Hyperbaric Medicine", "Specialty Clinics",
      ("nursing", "physical_therapy", "nurse_practitioner"), ("Hyperbaric Oxygen", "Ostomy")),
     ("palliative-care", "Palliative Care & Hospice", "Supportive Care",
@@ -201,26 +214,26 @@ SERVICES: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ...] = (
      ("physician_assistant", "nurse_practitioner", "medicine"), ("Minor Procedures", "Occupational Health")),
     ("geriatrics", "Geriatrics & Transitional Care", "Senior Services",
      ("medicine", "nursing", "occupational_therapy", "social_work"), ("Transitional Care", "Memory Care")),
-    ("infectious-disease", "Infectious Disease", "Department of Medicine",
-     ("medicine", "pharmacy"), ("HIV Care", "Antimicrobial Stewardship")),
+    ("infectious-disease", "Infectious Disease", "Department of Medicine", ("medicine", "pharmacy"),
+     ("HIV Care", "Antimicrobial Stewardship")),
     ("speech-swallow", "Speech & Swallowing Clinic", "Rehabilitation Services",
      ("other", "occupational_therapy"), ("Dysphagia", "Voice")),
     ("community-health", "Community Health Outreach", "Population Health",
      ("nursing", "social_work", "dietetics", "other"), ("Mobile Clinic", "School Health")),
-    ("sleep-lab", "Sleep Disorders Center", "Cardiopulmonary Services",
-     ("respiratory_therapy", "other"), ("Polysomnography",)),
+    ("sleep-lab", "Sleep Disorders Center", "Cardiopulmonary Services", ("respiratory_therapy", "other"),
+     ("Polysomnography",)),
     ("pulmonology", "Pulmonology Clinic", "Department of Medicine",
      ("medicine", "respiratory_therapy", "physician_assistant"), ("Interstitial Lung Disease", "Asthma")),
     ("womens-health", "Women's Health Clinic", "Women's & Children's",
      ("nurse_practitioner", "medicine", "nursing"), ("Gynecology", "Prenatal Care")),
     ("endocrinology", "Endocrinology Clinic", "Endocrinology",
      ("medicine", "nurse_practitioner", "dietetics"), ("Thyroid", "Diabetes")),
-    ("gastroenterology", "GI & Endoscopy", "Digestive Health",
-     ("medicine", "nursing"), ("Endoscopy", "Hepatology")),
+    ("gastroenterology", "GI & Endoscopy", "Digestive Health", ("medicine", "nursing"),
+     ("Endoscopy", "Hepatology")),
     ("psych-outpatient", "Outpatient Mental Health", "Behavioral Health",
      ("social_work", "nurse_practitioner", "medicine"), ("Child & Adolescent", "Trauma-Informed Care")),
-    ("nuclear-medicine", "Nuclear Medicine & PET", "Radiology",
-     ("radiologic_technology",), ("PET/CT", "SPECT")),
+    ("nuclear-medicine", "Nuclear Medicine & PET", "Radiology", ("radiologic_technology",),
+     ("PET/CT", "SPECT")),
     ("home-health", "Home Health", "Home & Community Care",
      ("nursing", "physical_therapy", "occupational_therapy", "social_work"), ("Home Infusion", "Telehealth")),
 )
@@ -264,22 +277,23 @@ FIELDS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 # key, stage, name, type, completed_by, description, instructions, due_days, expires_after_days
 FACILITY_STEPS: tuple[tuple[str, str, str, str, str, str, str, int | None, int | None], ...] = (
     ("rotation-preferences", "application", "Rotation Preferences", "form", "student",
-     "Tell us which units, shifts and dates work for you so we can match you with a preceptor.",
-     "", 45, None),
+     "Tell us which units, shifts and dates work for you so we can match you with a preceptor.", "", 45,
+     None),
     ("cover-letter", "application", "Cover Letter", "upload", "student",
-     "One page on why you want to rotate here and what you hope to learn.", "PDF only, at most 2 MB.", 60, None),
+     "One page on why you want to rotate here and what you hope to learn.", "PDF only, at most 2 MB.", 60,
+     None),
     ("cv-resume", "application", "CV or Résumé", "upload", "student", "", "", 60, None),
     ("good-standing-letter", "application", "Letter of Good Standing", "upload", "school_coordinator",
-     "Letter from the program confirming the student is in good academic and professional standing.",
-     "", 30, None),
+     "Letter from the program confirming the student is in good academic and professional standing.", "", 30,
+     None),
     ("interview-availability", "application", "Interview Availability", "form", "student",
      "Some units interview candidates by video before confirming a placement.", "", 40, None),
     ("n95-fit-test", "onboarding", "N95 Respirator Fit Test", "upload", "student",
      "Quantitative or qualitative fit test on a model stocked by this facility, within the last 12 months.",
      "Upload the fit-test card or the employee-health printout.", 14, 365),
     ("unit-orientation", "onboarding", "Unit Orientation", "checkbox", "site_coordinator",
-     "The unit educator walked the student through codes, exits, supply rooms and the huddle board.",
-     "", 0, None),
+     "The unit educator walked the student through codes, exits, supply rooms and the huddle board.", "", 0,
+     None),
     ("clinical-faculty-roster", "onboarding", "Clinical Faculty Roster", "form", "school_coordinator",
      "Name and license of every clinical instructor supervising a cohort on site.", "", 21, None),
     ("faculty-unit-orientation", "onboarding", "Faculty Unit Orientation", "checkbox", "faculty",
@@ -290,8 +304,8 @@ FACILITY_STEPS: tuple[tuple[str, str, str, str, str, str, str, int | None, int |
     ("trauma-bay-safety-video", "onboarding", "Trauma Bay Safety Video", "checkbox", "student",
      "Twelve-minute video on trauma-bay roles, radiation safety and sharps.", "", 3, None),
     ("malpractice-certificate", "onboarding", "Professional Liability Certificate", "upload",
-     "school_coordinator",
-     "Certificate of insurance showing at least $1M per occurrence / $3M aggregate.", "", 30, 365),
+     "school_coordinator", "Certificate of insurance showing at least $1M per occurrence / $3M aggregate.",
+     "", 30, 365),
     ("drug-screen-result", "onboarding", "10-Panel Drug Screen", "upload", "student",
      "Negative 10-panel urine drug screen collected within 30 days before the start date.", "", 10, None),
     ("flu-vaccination", "onboarding", "Influenza Vaccination", "upload", "student",
@@ -315,10 +329,11 @@ FACILITY_STEPS: tuple[tuple[str, str, str, str, str, str, str, int | None, int |
      "Anonymous feedback on the unit, the preceptor and the onboarding process.", "", 10, None),
     ("hours-log", "offboarding", "Clinical Hours Log", "upload", "student",
      "Signed log of clinical hours, countersigned by the preceptor.", "", 7, None),
-    ("ehr-access-removed", "offboarding", "EHR Access Removed", "checkbox", "site_coordinator", "", "", 1, None),
+    ("ehr-access-removed", "offboarding", "EHR Access Removed", "checkbox", "site_coordinator", "", "", 1,
+     None),
     ("exit-survey", "offboarding", "Exit Survey", "form", "student", "", "", 14, None),
-    ("locker-returned", "offboarding", "Locker & Scrub Card Returned", "checkbox", "site_coordinator",
-     "", "", 0, None),
+    ("locker-returned", "offboarding", "Locker & Scrub Card Returned", "checkbox", "site_coordinator", "", "",
+     0, None),
     ("case-log", "offboarding", "Procedure & Case Log", "upload", "student",
      "Export of the procedure log your program requires (Typhon, Exxat or similar).", "", 10, None),
 )
@@ -331,12 +346,13 @@ SYSTEM_STEPS: tuple[tuple[str, str, str, str, str, str, int | None, int | None, 
      "Certificate of completion for the system HIPAA e-learning module (about 45 minutes).", 14, 365, True),
     ("immunization-records", "onboarding", "Immunization Records", "upload", "student",
      "Proof of MMR, varicella, hepatitis B, Tdap, current-season influenza and COVID-19 vaccination "
-     "(or titers / approved exemption).", 21, None, True),
+     "(or titers / approved exemption).",
+     21, None, True),
     ("tb-screening", "onboarding", "Tuberculosis Screening", "upload", "student",
      "Negative IGRA (QuantiFERON) or two-step TST within the last 12 months.", 21, 365, True),
     ("background-check", "onboarding", "Background Check Attestation", "form", "school_coordinator",
-     "The school attests that a criminal background check and OIG/SAM exclusion screen were completed.",
-     30, None, True),
+     "The school attests that a criminal background check and OIG/SAM exclusion screen were completed.", 30,
+     None, True),
     ("epic-access-request", "onboarding", "Epic Access Request", "form", "site_coordinator",
      "Requests a student Epic account with the right security template for the unit.", 10, None, False),
     ("badge-photo", "onboarding", "ID Badge Photo", "upload", "student",
@@ -345,8 +361,8 @@ SYSTEM_STEPS: tuple[tuple[str, str, str, str, str, str, int | None, int | None, 
      "The school attests a negative drug screen within 30 days of the start date.", 10, None, False),
     ("bloodborne-pathogens", "onboarding", "Bloodborne Pathogens Training", "upload", "student",
      "OSHA bloodborne pathogens module, renewed yearly.", 14, 365, False),
-    ("badge-return", "offboarding", "ID Badge & Parking Card Returned", "checkbox", "site_coordinator",
-     "", 0, None, True),
+    ("badge-return", "offboarding", "ID Badge & Parking Card Returned", "checkbox", "site_coordinator", "", 0,
+     None, True),
     ("learner-experience-survey", "offboarding", "Learner Experience Survey", "form", "student",
      "Anonymous survey used by Clinical Education to improve rotations across the system.", 14, None, True),
     ("system-exit-attestation", "offboarding", "Records Return Attestation", "checkbox", "student",
@@ -379,7 +395,8 @@ SCHOOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("und-medicine", "University of North Dakota School of Medicine & Health Sciences",
      ("medicine", "physician_assistant", "occupational_therapy", "physical_therapy")),
     ("ndsu-pharmacy", "North Dakota State University School of Pharmacy", ("pharmacy", "nursing")),
-    ("uw-madison-nursing", "University of Wisconsin–Madison School of Nursing", ("nursing", "nurse_practitioner")),
+    ("uw-madison-nursing", "University of Wisconsin–Madison School of Nursing",
+     ("nursing", "nurse_practitioner")),
     ("uw-madison-pharmacy", "University of Wisconsin–Madison School of Pharmacy", ("pharmacy",)),
     ("uw-lacrosse-rt", "UW–La Crosse Radiation Therapy & Radiologic Science", ("radiologic_technology",)),
     ("marquette-pa", "Marquette University Physician Assistant Studies", ("physician_assistant",)),
@@ -420,14 +437,14 @@ SCHOOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 FIRST = (
-    "Dana", "Miguel", "Priya", "Karen", "Jamal", "Hannah", "Aisha", "Tomás", "Mei", "Olga", "Kwame",
-    "Sofia", "Liam", "Noor", "Erik", "Fatima", "Gabriel", "Ingrid", "Javier", "Keiko", "Lars", "Maya",
-    "Nikolai", "Oluwaseun", "Paula", "Rashid", "Sven", "Thu", "Uma", "Yusuf", "Zoe", "Bao", "Chioma",
+    "Dana", "Miguel", "Priya", "Karen", "Jamal", "Hannah", "Aisha", "Tomás", "Mei", "Olga", "Kwame", "Sofia",
+    "Liam", "Noor", "Erik", "Fatima", "Gabriel", "Ingrid", "Javier", "Keiko", "Lars", "Maya", "Nikolai",
+    "Oluwaseun", "Paula", "Rashid", "Sven", "Thu", "Uma", "Yusuf", "Zoe", "Bao", "Chioma",
 )
 LAST = (
     "Okafor", "Santos", "Raman", "Lindqvist", "Whitfield", "Vue", "Hassan", "Nguyen", "Johansson",
-    "Eagleheart", "Kowalski", "Martinez", "Chen", "O'Brien", "Petrov", "Haugen", "Abdi", "Larsen",
-    "Moua", "Fitzgerald", "Yamamoto", "Olawale", "Schmidt", "Andersen", "Dubois", "Kaur", "Bergstrom",
+    "Eagleheart", "Kowalski", "Martinez", "Chen", "O'Brien", "Petrov", "Haugen", "Abdi", "Larsen", "Moua",
+    "Fitzgerald", "Yamamoto", "Olawale", "Schmidt", "Andersen", "Dubois", "Kaur", "Bergstrom",
 )
 STAFF_TITLES = (
     ("Manager, Clinical Education", "admin"),
@@ -442,15 +459,24 @@ STAFF_TITLES = (
 )
 
 PLACES = (
-    ("Minneapolis", "MN", "554", "America/Chicago"), ("Saint Paul", "MN", "551", "America/Chicago"),
-    ("Rochester", "MN", "559", "America/Chicago"), ("Duluth", "MN", "558", "America/Chicago"),
-    ("Fargo", "ND", "581", "America/Chicago"), ("Bismarck", "ND", "585", "America/Chicago"),
-    ("Sioux Falls", "SD", "571", "America/Chicago"), ("Rapid City", "SD", "577", "America/Denver"),
-    ("Madison", "WI", "537", "America/Chicago"), ("Milwaukee", "WI", "532", "America/Chicago"),
-    ("Des Moines", "IA", "503", "America/Chicago"), ("Omaha", "NE", "681", "America/Chicago"),
-    ("Boston", "MA", "021", "America/New_York"), ("Hartford", "CT", "061", "America/New_York"),
-    ("Boise", "ID", "837", "America/Boise"), ("Phoenix", "AZ", "850", "America/Phoenix"),
-    ("Anchorage", "AK", "995", "America/Anchorage"), ("Detroit", "MI", "482", "America/Detroit"),
+    ("Minneapolis", "MN", "554", "America/Chicago"),
+    ("Saint Paul", "MN", "551", "America/Chicago"),
+    ("Rochester", "MN", "559", "America/Chicago"),
+    ("Duluth", "MN", "558", "America/Chicago"),
+    ("Fargo", "ND", "581", "America/Chicago"),
+    ("Bismarck", "ND", "585", "America/Chicago"),
+    ("Sioux Falls", "SD", "571", "America/Chicago"),
+    ("Rapid City", "SD", "577", "America/Denver"),
+    ("Madison", "WI", "537", "America/Chicago"),
+    ("Milwaukee", "WI", "532", "America/Chicago"),
+    ("Des Moines", "IA", "503", "America/Chicago"),
+    ("Omaha", "NE", "681", "America/Chicago"),
+    ("Boston", "MA", "021", "America/New_York"),
+    ("Hartford", "CT", "061", "America/New_York"),
+    ("Boise", "ID", "837", "America/Boise"),
+    ("Phoenix", "AZ", "850", "America/Phoenix"),
+    ("Anchorage", "AK", "995", "America/Anchorage"),
+    ("Detroit", "MI", "482", "America/Detroit"),
 )
 STREETS = (
     "Nicollet Mall", "Division Street South", "Jackson Boulevard", "University Avenue", "Lake Street",
@@ -458,15 +484,20 @@ STREETS = (
 )
 NAME_WORDS = (
     "northstar", "mercy", "cedar-valley", "prairie", "lakeside", "riverbend", "pinecrest", "summit",
-    "bluestem", "ironwood", "heartland", "granite", "meadowlark", "birchwood", "red-river", "aspen",
-    "sage", "harbor", "willow-creek", "eagle-ridge", "bridgewater", "maple-grove", "stonebridge",
+    "bluestem", "ironwood", "heartland", "granite", "meadowlark", "birchwood", "red-river", "aspen", "sage",
+    "harbor", "willow-creek", "eagle-ridge", "bridgewater", "maple-grove", "stonebridge",
 )
 FACILITY_KINDS = (
-    ("general", "hospital", "General Hospital"), ("medical-center", "hospital", "Medical Center"),
-    ("regional", "hospital", "Regional Hospital"), ("childrens", "hospital", "Children's Hospital"),
-    ("clinic", "clinic", "Clinic"), ("family-clinic", "clinic", "Family Clinic"),
-    ("rehab", "other", "Rehabilitation Institute"), ("community", "hospital", "Community Hospital"),
+    ("general", "hospital", "General Hospital"),
+    ("medical-center", "hospital", "Medical Center"),
+    ("regional", "hospital", "Regional Hospital"),
+    ("childrens", "hospital", "Children's Hospital"),
+    ("clinic", "clinic", "Clinic"),
+    ("family-clinic", "clinic", "Family Clinic"),
+    ("rehab", "other", "Rehabilitation Institute"),
+    ("community", "hospital", "Community Hospital"),
 )
+# fmt: on
 
 
 SHIFTS = ("12-hour shifts", "day shifts", "clinic days", "rotating shifts", "weekday shifts")
@@ -475,7 +506,12 @@ SHIFTS = ("12-hour shifts", "day shifts", "clinic days", "rotating shifts", "wee
 def short_school(name: str) -> str:
     """A school's name as coordinators abbreviate it in window names."""
     head = name.split(" — ")[0].split(",")[0]
-    for long, short in (("University of ", "U of "), ("University", "U"), ("College of ", ""), (" School of", "")):
+    for long, short in (
+        ("University of ", "U of "),
+        ("University", "U"),
+        ("College of ", ""),
+        (" School of", ""),
+    ):
         head = head.replace(long, short)
     return head.strip()
 
@@ -485,6 +521,7 @@ def title_words(slug_word: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- model
+
 
 @dataclass
 class Window:
@@ -599,13 +636,20 @@ def _staff_lines(rng: random.Random, domain: str, count: int) -> list[str]:
         lines.append(f"  - email: {local}@{domain}")
         lines.append(f"    name: {q(first + ' ' + last)}")
         lines.append(f'    title: "{title}"' if rng.random() < 0.3 else f"    title: {q(title)}")
-        lines.append(f"    role: {role}" + ("   # read-only" if role == "viewer" and rng.random() < 0.5 else ""))
+        lines.append(
+            f"    role: {role}" + ("   # read-only" if role == "viewer" and rng.random() < 0.5 else "")
+        )
     lines.append("")
     return lines
 
 
 def _profile_lines(
-    rng: random.Random, name: str, org_type: str, domain: str, place: tuple[str, str, str, str], street: str,
+    rng: random.Random,
+    name: str,
+    org_type: str,
+    domain: str,
+    place: tuple[str, str, str, str],
+    street: str,
     parent_name: str | None,
 ) -> list[str]:
     city, state, zip3, tz = place
@@ -664,6 +708,7 @@ def _form_fields(rng: random.Random, indent: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- systems
 
+
 def _system(seed: int, j: int) -> System:
     rng = _rng(seed, "system", j)
     word = NAME_WORDS[j % len(NAME_WORDS)]
@@ -676,13 +721,18 @@ def _system(seed: int, j: int) -> System:
     chosen = [s for s in SYSTEM_STEPS if s[8] or rng.random() < 0.75]
     if not any(not s[8] for s in chosen):
         chosen.append(next(s for s in SYSTEM_STEPS if not s[8]))
-    lines = _header(
-        f"{name} — system-wide steps.",
-        [
-            "Steps with `all_services: true` apply to every service of this organization AND of every child",
-            "facility. The others are a shared library: a facility opts a service in by listing the key.",
-        ],
-    ) + _doc_start(slug) + ["steps:"]
+    lines = (
+        _header(
+            f"{name} — system-wide steps.",
+            [
+                "Steps with `all_services: true` apply to every service of this organization AND of every",
+                "child facility. The others are a shared library: a facility opts a service in by listing",
+                "the key.",
+            ],
+        )
+        + _doc_start(slug)
+        + ["steps:"]
+    )
     stage = ""
     for key, st, sname, stype, by, desc, due, expires, all_services in chosen:
         if st != stage:
@@ -708,8 +758,13 @@ def _system(seed: int, j: int) -> System:
     steps_text = "\n".join(lines)
 
     profile = "\n".join(
-        _header(f"{name} — system office.", ["The parent of every facility whose metadata.parent is " + slug + "."])
-        + _doc_start(slug, labels={"tier": "system", "region": place[1].lower(), "cost-center": str(4100 + j)})
+        _header(
+            f"{name} — system office.",
+            ["The parent of every facility whose metadata.parent is " + slug + "."],
+        )
+        + _doc_start(
+            slug, labels={"tier": "system", "region": place[1].lower(), "cost-center": str(4100 + j)}
+        )
         + _profile_lines(rng, name, "health_system", domain, place, street, None)
     )
     staff = "\n".join(
@@ -718,14 +773,16 @@ def _system(seed: int, j: int) -> System:
         + _staff_lines(rng, domain, 4)
     )
     return System(
-        j, slug, name, domain, tuple(s[0] for s in chosen if not s[8]),
+        j,
+        slug,
+        name,
+        domain,
+        tuple(s[0] for s in chosen if not s[8]),
         {"profile.yaml": profile, "steps.yaml": steps_text, "staff.yaml": staff},
     )
 
 
 # --------------------------------------------------------------------------------------------- facilities
-
-TERMS = ((1, "spring"), (5, "summer"), (8, "fall"))
 
 
 def _term(d: datetime.date) -> str:
@@ -749,7 +806,11 @@ def _facility(seed: int, i: int, system: System) -> Org:
         type=org_type,
         parent=system.slug,
         parent_name=system.name,
-        labels={"region": place[1].lower(), "tier": org_type, "beds-band": rng.choice(("small", "medium", "large"))},
+        labels={
+            "region": place[1].lower(),
+            "tier": org_type,
+            "beds-band": rng.choice(("small", "medium", "large")),
+        },
         domain=f"{slug}.example.org",
         place=place,
         street=rng.choice(STREETS),
@@ -848,7 +909,9 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 ),
                 start=start,
                 end=end,
-                reminder_days=None if end is None or rng.random() < 0.3 else rng.choice((30, 45, 60, 90, 120)),
+                reminder_days=None
+                if end is None or rng.random() < 0.3
+                else rng.choice((30, 45, 60, 90, 120)),
                 services=[s.key for s in covered],
                 disciplines=agr_discs,
                 submit=rng.random() < 0.8,
@@ -938,7 +1001,9 @@ def _facility_steps_lines(rng: random.Random, picked: list, school_keys: list[st
             lines.append(f"  # {'-' * 60} {stage}")
         lines += [f"  - key: {key}", f"    stage: {st}", f"    name: {q(sname)}", f"    type: {stype}"]
         if by != "student" or rng.random() < 0.25:
-            lines.append(f"    completed_by: {by}" + ("       # the default, spelled out" if by == "student" else ""))
+            lines.append(
+                f"    completed_by: {by}" + ("       # the default, spelled out" if by == "student" else "")
+            )
         if desc:
             if len(desc) > 70 and rng.random() < 0.6:
                 lines.append("    description: " + folded(wrap(desc, 80), "      "))
@@ -958,7 +1023,11 @@ def _facility_steps_lines(rng: random.Random, picked: list, school_keys: list[st
         elif roll < 0.25:
             lines += ["    applies_to:", f"      disciplines: {flow(rng.sample(DISCIPLINES[:6], 2))}"]
         elif roll < 0.3:
-            lines += ["    applies_to:", "      schools:", *(f"        - {k}" for k in rng.sample(school_keys, 2))]
+            lines += [
+                "    applies_to:",
+                "      schools:",
+                *(f"        - {k}" for k in rng.sample(school_keys, 2)),
+            ]
         if rng.random() < 0.08:
             lines.append("    all_services: true")
         if stype == "form":
@@ -968,6 +1037,7 @@ def _facility_steps_lines(rng: random.Random, picked: list, school_keys: list[st
 
 
 # --------------------------------------------------------------------------------------------- changes
+
 
 def _apply_changes(org: Org, seed: int, change_round: int) -> None:
     """A few in-place value changes: slots of 3 windows, one service name, one agreement's reminder."""
@@ -992,6 +1062,7 @@ def _changed_indices(seed: int, facilities: int, fraction: float, change_round: 
 
 
 # --------------------------------------------------------------------------------------------- render
+
 
 def _render_facility(org: Org, system: System) -> dict[str, str]:
     rng = org.rng
@@ -1023,15 +1094,19 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
         + org.steps_text
     )
 
-    out = _header(
-        f"{org.name} — services and capacity windows.",
-        [
-            "Capacity workflows:",
-            "  coordinator_scheduled — a school's cohort, linked to an `agreement` (agreements.yaml) that covers",
-            "                          the service, its disciplines and the window's dates",
-            "  student_requested     — open to students of any school; no agreement",
-        ],
-    ) + _doc_start(org.slug) + ["services:"]
+    out = (
+        _header(
+            f"{org.name} — services and capacity windows.",
+            [
+                "Capacity workflows:",
+                "  coordinator_scheduled — a school's cohort, linked to an `agreement` (agreements.yaml)",
+                "                          that covers the service, its disciplines and the window's dates",
+                "  student_requested     — open to students of any school; no agreement",
+            ],
+        )
+        + _doc_start(org.slug)
+        + ["services:"]
+    )
     add = out.append
     for svc in org.services:
         add(f"  - key: {svc.key}")
@@ -1047,7 +1122,7 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
         if svc.protect:
             add("    protect: true   # core service with booked rotations every term")
         if svc.previous_keys:
-            add(f"    previous_keys: {flow(svc.previous_keys)}   # renamed; keeps windows and rotations attached")
+            add(f"    previous_keys: {flow(svc.previous_keys)}   # renamed; keeps windows and rotations")
         if svc.flow_steps:
             add(f"    steps: {flow(svc.steps)}")
         else:
@@ -1079,13 +1154,17 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
         add("")
     files["services.yaml"] = "\n".join(out)
 
-    out = _header(
-        f"{org.name} — partner schools and affiliation agreements.",
-        [
-            "A school not on the platform yet needs a `contact_email`: nexus sends the invitation there.",
-            "submit: true sends the agreement to the school for approval; false keeps it a draft.",
-        ],
-    ) + _doc_start(org.slug) + ["schools:"]
+    out = (
+        _header(
+            f"{org.name} — partner schools and affiliation agreements.",
+            [
+                "A school not on the platform yet needs a `contact_email`: nexus sends the invitation there.",
+                "submit: true sends the agreement to the school for approval; false keeps it a draft.",
+            ],
+        )
+        + _doc_start(org.slug)
+        + ["schools:"]
+    )
     add = out.append
     for skey, sname, email in org.schools:
         add(f"  - key: {skey}")
@@ -1131,6 +1210,7 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------- API
+
 
 def default_systems(facilities: int) -> int:
     return max(1, -(-facilities // 20))
@@ -1217,7 +1297,9 @@ def _prepare(out_dir: Path) -> None:
                     shutil.rmtree(target)
             (out_dir / MANIFEST).unlink()
         elif any(out_dir.iterdir()):
-            raise FileExistsError(f"{out_dir} is not empty and holds no {MANIFEST}: refusing to write a fleet there")
+            raise FileExistsError(
+                f"{out_dir} is not empty and holds no {MANIFEST}: refusing to write a fleet there"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -1227,7 +1309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--facilities", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--systems", type=int, default=None, help="default: one per 20 facilities")
-    parser.add_argument("--changed", type=float, default=0.0, help="fraction of facilities with changed values")
+    parser.add_argument(
+        "--changed", type=float, default=0.0, help="fraction of facilities with changed values"
+    )
     parser.add_argument("--round", type=int, default=0, dest="change_round", help="which change round")
     args = parser.parse_args(argv)
     started = time.perf_counter()
