@@ -7,14 +7,15 @@ Every stage returns values and problems; nothing prints. The result is a checked
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nexus_config.attachments import attached_document
 from nexus_config.desired import DesiredOrganization, DesiredState
-from nexus_config.discovery import FoundFile, discover
+from nexus_config.discovery import discover
 from nexus_config.locations import Locator, locate
 from nexus_config.merge import LocatedDocument, merged_organizations
 from nexus_config.models import CURRENT_VERSION
@@ -24,7 +25,7 @@ from nexus_config.schema_check import checked_document
 from nexus_config.versions import upgrade
 from nexus_config.yaml_reader import decode_text, read_documents
 
-__all__ = ["LoadResult", "load_configuration", "paused_gc"]
+__all__ = ["LoadResult", "Scan", "ScannedFile", "load_configuration", "paused_gc", "scan_configuration"]
 
 
 @contextmanager
@@ -41,12 +42,54 @@ def paused_gc() -> Iterator[None]:
 
 
 @dataclass(frozen=True, slots=True)
+class ScannedFile:
+    """A configuration file's bytes and content hash, read once."""
+
+    path: str
+    root: str
+    data: bytes
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """Every configuration file under the paths, read and hashed but not parsed."""
+
+    files: tuple[ScannedFile, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {f.path: f.sha256 for f in self.files}
+
+
+def scan_configuration(paths: Sequence[str | Path]) -> Scan:
+    """Discover and read the files (hashing their bytes): what an incremental plan decides on."""
+    found, problems = discover([str(p) for p in paths])
+    files = []
+    for f in found:
+        try:
+            data = Path(f.path).read_bytes()
+        except OSError as exc:
+            problems.append(Problem(f.path, f"cannot read: {exc.strerror}", code="file"))
+            continue
+        files.append(ScannedFile(f.path, f.root, data, hashlib.sha256(data).hexdigest()))
+    return Scan(tuple(files), tuple(problems))
+
+
+@dataclass(frozen=True, slots=True)
 class LoadResult:
-    """A loaded configuration: the desired state of every valid organization, and all problems."""
+    """A loaded configuration: the desired state of every valid organization, and all problems.
+
+    `skipped` are organizations the caller declared unchanged (`skip`) whose files were not parsed;
+    `file_hashes` are the content hashes of every file read.
+    """
 
     state: DesiredState
     problems: tuple[Problem, ...]
     files: int
+    skipped: frozenset[str] = frozenset()
+    file_hashes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -62,14 +105,9 @@ class LoadResult:
 
 
 def _documents(
-    found: FoundFile, locator: Locator, problems: list[Problem], failed_slugs: set[str]
+    found: ScannedFile, locator: Locator, problems: list[Problem], failed_slugs: set[str]
 ) -> Iterator[LocatedDocument]:
-    try:
-        data = Path(found.path).read_bytes()
-    except OSError as exc:
-        problems.append(Problem(found.path, f"cannot read: {exc.strerror}", code="file"))
-        return
-    text, decode_problems = decode_text(found.path, data)
+    text, decode_problems = decode_text(found.path, found.data)
     problems.extend(decode_problems)
     if text is None:
         return
@@ -134,33 +172,75 @@ def _parents_first(orgs: dict[str, DesiredOrganization]) -> list[str]:
     return order
 
 
-def load_configuration(paths: Sequence[str | Path], locator: Locator | None = None) -> LoadResult:
-    """Load, check and merge every configuration file under `paths` into a desired state."""
+def _parse(
+    files: Sequence[ScannedFile], locator: Locator, problems: list[Problem], failed: set[str]
+) -> list[LocatedDocument]:
+    return [doc for f in files for doc in _documents(f, locator, problems, failed)]
+
+
+def _parsed_subset(
+    scan: Scan, skip: Mapping[str, frozenset[str]], locator: Locator, problems: list[Problem], failed: set[str]
+) -> tuple[list[LocatedDocument], frozenset[str]]:
+    """Parse every file except those that only hold organizations declared unchanged, and the files of
+    any unchanged organization that turns out to be needed (a changed file names it, or it is the parent
+    of a changed one). Returns the documents and the organizations left unparsed."""
+    clean = dict(skip)
+    by_path = {f.path: f for f in scan.files}
+    kept = {path for files in clean.values() for path in files}
+    wanted = {f.path for f in scan.files if f.path not in kept}
+    parsed: dict[str, list[LocatedDocument]] = {}
+    while True:
+        pending = [by_path[path] for path in sorted(wanted - set(parsed)) if path in by_path]
+        if not pending:
+            break
+        for f in pending:
+            parsed[f.path] = _parse([f], locator, problems, failed)
+        metadata = [d.upgraded.document.metadata for docs in parsed.values() for d in docs]
+        needed = ({m.slug for m in metadata} | {m.parent for m in metadata if m.parent}) & set(clean)
+        for slug in needed:
+            wanted.update(clean.pop(slug))
+    documents = [d for path in sorted(parsed) for d in parsed[path] if path in by_path]
+    return documents, frozenset(clean)
+
+
+def load_configuration(
+    paths: Sequence[str | Path],
+    locator: Locator | None = None,
+    *,
+    scan: Scan | None = None,
+    skip: Mapping[str, frozenset[str]] | None = None,
+) -> LoadResult:
+    """Load, check and merge every configuration file under `paths` into a desired state.
+
+    `skip` names organizations known to be unchanged since they were last applied, with the files they
+    came from: those files are not parsed unless a changed file needs them (incremental plans).
+    """
     locator = locator or Locator()
     problems: list[Problem] = []
     with paused_gc():
-        found, discovery_problems = discover([str(p) for p in paths])
-        problems.extend(discovery_problems)
+        scan = scan or scan_configuration(paths)
+        problems.extend(scan.problems)
         failed: set[str] = set()
-        documents = [doc for f in found for doc in _documents(f, locator, problems, failed)]
+        if skip:
+            documents, skipped = _parsed_subset(scan, skip, locator, problems, failed)
+        else:
+            documents, skipped = _parse(scan.files, locator, problems, failed), frozenset()
         orgs, merge_problems = merged_organizations(documents)
         complete = {slug: org for slug, org in orgs.items() if slug not in failed}
         problems.extend(
-            p
-            for p in merge_problems
-            if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
+            p for p in merge_problems if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
         )
         problems.extend(
             p
             for p in rule_problems(complete)
             if not (p.code == "ref.parent" and _parent_failed(p, complete, failed))
         )
-        roots = {f.path: f.root for f in found}
+        roots = {f.path: f.root for f in scan.files}
         checked = {slug: _with_documents(org, roots, problems) for slug, org in complete.items()}
         order = _parents_first(checked)
         state = DesiredState({slug: checked[slug] for slug in order}, tuple(order))
     located = locate(problems, locator)
-    return LoadResult(state, tuple(located), len(found))
+    return LoadResult(state, tuple(located), len(scan.files), skipped, scan.hashes)
 
 
 def _org_of(problem: Problem, orgs: dict[str, DesiredOrganization]) -> str | None:

@@ -386,3 +386,37 @@ def _read_agreements(connection: Connection, ids: list[int], by_id: Mapping[int,
                 **_ownership(row),
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedConfiguration:
+    """What an organization's last apply recorded: the files it came from and whether anything wrote to
+    the organization since (`revision` moves with every write, by triggers, whoever makes it)."""
+
+    slug: str
+    files: Mapping[str, str]
+    config_hash: str | None
+    revision: int
+    applied_revision: int | None
+    labels: Mapping[str, str]
+
+    @property
+    def untouched(self) -> bool:
+        return self.applied_revision is not None and self.revision == self.applied_revision
+
+
+def read_applied_configurations(connection: Connection) -> dict[str, AppliedConfiguration]:
+    """Every organization's last applied configuration files, in one SELECT (for incremental plans)."""
+    o = t.organizations
+    rows = connection.execute(
+        sa.select(o.c.slug, o.c.config_files, o.c.config_hash, o.c.revision, o.c.applied_revision, o.c.labels).where(
+            o.c.config_files.is_not(None)
+        )
+    )
+    return {
+        row.slug: AppliedConfiguration(
+            row.slug, dict(row.config_files or {}), row.config_hash, int(row.revision), row.applied_revision,
+            dict(row.labels or {}),
+        )
+        for row in rows
+    }

@@ -24,6 +24,7 @@ from plan_apply.actual import read_actual_state
 from plan_apply.database import tables as t
 from plan_apply.database.engine import write_transaction
 from plan_apply.plan import Change, OrgPlan, Plan
+from plan_apply.planning import config_hash_of
 from plan_apply.writers import WRITERS, WriteContext
 
 __all__ = ["ApplyOptions", "ApplyResult", "OrgResult", "apply_plan", "lock_key"]
@@ -107,6 +108,22 @@ def _batches(changes: Sequence[Change]) -> list[list[Change]]:
     return [list(group) for _, group in itertools.groupby(changes, key=lambda c: (c.type, c.action))]
 
 
+def _record_configuration(connection: Connection, org_id: int | None, org: OrgPlan, complete: bool) -> None:
+    """Remember what this apply came from. The triggers have bumped `revision` with every write; an
+    incremental plan skips the organization only while `revision` stays at `applied_revision` and the
+    files hash the same. An apply that left changes pending (a school's proposal) is never "clean"."""
+    o = t.organizations
+    connection.execute(
+        sa.update(o)
+        .where(o.c.id == org_id)
+        .values(
+            applied_revision=o.c.revision if complete else None,
+            config_files=dict(org.config_files) or None,
+            config_hash=config_hash_of(org.config_files) if org.config_files else None,
+        )
+    )
+
+
 def _apply_org(
     connection: Connection, org: OrgPlan, plan_hash: str, options: ApplyOptions, now: datetime.datetime
 ) -> OrgResult:
@@ -134,15 +151,7 @@ def _apply_org(
         for batch in _batches(org.changes):
             WRITERS[(batch[0].type, batch[0].action)](ctx, batch)
         written = len(org.changes) - len(ctx.skipped)
-        tx.execute(
-            sa.update(t.organizations)
-            .where(t.organizations.c.id == ctx.org_id)
-            .values(
-                revision=t.organizations.c.revision + 1,
-                applied_revision=t.organizations.c.revision + 1,
-                config_hash=org.config_hash or None,
-            )
-        )
+        _record_configuration(tx, ctx.org_id, org, complete=not ctx.skipped)
         finished = datetime.datetime.now(datetime.UTC)
         tx.execute(
             sa.insert(t.apply_log).values(
@@ -199,4 +208,38 @@ def apply_plan(
             on_result(result)
         if options.fail_fast and result.status in ("failed", "stale", "refused"):
             stop = True
+    _record_unchanged(engine, plan, results)
     return ApplyResult(tuple(results))
+
+
+def _record_unchanged(engine: Engine, plan: Plan, results: Sequence[OrgResult]) -> None:
+    """Organizations that needed no change are recorded as applied from these files, in one statement,
+    but only where nothing was written since the plan read them (`revision` unchanged)."""
+    unchanged = {r.slug for r in results if r.status == "unchanged"}
+    rows = [
+        {
+            "slug_": org.slug,
+            "revision_": org.revision,
+            "files_": dict(org.config_files),
+            "hash_": config_hash_of(org.config_files),
+        }
+        for org in plan.organizations
+        if org.slug in unchanged and org.config_files and org.revision is not None
+    ]
+    if not rows:
+        return
+    o = t.organizations
+    statement = (
+        sa.update(o)
+        .where(o.c.slug == sa.bindparam("slug_"), o.c.revision == sa.bindparam("revision_"))
+        .values(
+            applied_revision=o.c.revision,
+            config_files=sa.bindparam("files_", type_=o.c.config_files.type),
+            config_hash=sa.bindparam("hash_"),
+        )
+    )
+    try:
+        with engine.connect() as connection, write_transaction(connection) as tx:
+            tx.execute(statement, rows)
+    except sa.exc.SQLAlchemyError:
+        pass  # only an optimization for the next incremental plan; the next apply records it again

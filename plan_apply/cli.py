@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,6 +103,11 @@ def lock_timeout_option(function: F) -> F:
 
 
 def safety_options(function: F) -> F:
+    function = click.option(
+        "--full",
+        is_flag=True,
+        help="Compare every organization, also those unchanged since their last apply.",
+    )(function)
     return click.option(
         "--allow-mass-delete",
         is_flag=True,
@@ -116,9 +122,11 @@ def paths_argument(required: bool = True) -> Callable[[F], F]:
 # --- configuration and database ------------------------------------------------------------------------
 
 
-def _load(paths: Sequence[str], fmt: str = "text") -> tuple[LoadResult, Locator]:
+def _load(
+    paths: Sequence[str], fmt: str = "text", *, scan: Any = None, skip: Any = None
+) -> tuple[LoadResult, Locator]:
     locator = Locator()
-    result = load_configuration(paths, locator)
+    result = load_configuration(paths, locator, scan=scan, skip=skip)
     if result.problems:
         if fmt == "json" and not result.ok:
             click.echo(problems_to_json(result.problems), nl=False)
@@ -226,28 +234,44 @@ def _render(plan: Any, fmt: str, color: bool) -> str:
     return render_text(plan, _painter(color))
 
 
-def _make_plan(
-    paths: Sequence[str],
-    orgs: Sequence[str],
-    selectors: Sequence[str],
-    url_option: str | None,
-    allow_mass_delete: bool,
-    fmt: str,
-    lock_timeout: float = 60.0,
-) -> Any:
+@dataclass(frozen=True)
+class PlanRequest:
+    """What `plan` and `apply` were asked to compare."""
+
+    paths: Sequence[str]
+    orgs: Sequence[str]
+    selectors: Sequence[str]
+    database_url: str | None
+    allow_mass_delete: bool = False
+    full: bool = False
+    fmt: str = "text"
+    lock_timeout: float = 60.0
+
+
+def _make_plan(request: PlanRequest) -> Any:
+    """Scan the files, skip what is unchanged since its last apply (unless --full), load, plan."""
+    from nexus_config.loader import scan_configuration
+
+    from plan_apply.actual import read_applied_configurations
     from plan_apply.database.engine import redact
     from plan_apply.diff import PlanOptions
-    from plan_apply.planning import build_plan, located_plan, selected_organizations
+    from plan_apply.planning import build_plan, clean_organizations, located_plan, selected_organizations
 
-    result, locator = _load(paths, fmt)
-    selected = selected_organizations(result.state, orgs, selectors)
-    with _database(url_option, lock_timeout) as (engine, url), engine.connect() as connection:
+    scan = scan_configuration(request.paths)
+    with _database(request.database_url, request.lock_timeout) as (engine, url), engine.connect() as connection:
+        with connection.begin():
+            applied = read_applied_configurations(connection)
+        skip = {} if request.full else clean_organizations(applied, scan.hashes)
+        result, locator = _load(request.paths, request.fmt, scan=scan, skip=skip)
+        skipped_labels = {slug: applied[slug].labels for slug in result.skipped}
+        selected = selected_organizations(result.state, request.orgs, request.selectors, skipped_labels)
         plan = build_plan(
             connection,
             result.state,
             selected,
             database=redact(url),
-            options=PlanOptions(allow_mass_delete=allow_mass_delete),
+            options=PlanOptions(allow_mass_delete=request.allow_mass_delete),
+            file_hashes=result.file_hashes,
         )
     return located_plan(plan, locator)
 
@@ -278,6 +302,7 @@ def plan(
     orgs: tuple[str, ...],
     selectors: tuple[str, ...],
     database_url: str | None,
+    full: bool,
     allow_mass_delete: bool,
     fmt: str,
     out: str | None,
@@ -285,7 +310,7 @@ def plan(
     fail_on_drift: bool,
 ) -> int:
     """Show what apply would change in the database. Writes nothing to the database."""
-    the_plan = _make_plan(paths, orgs, selectors, database_url, allow_mass_delete, fmt)
+    the_plan = _make_plan(PlanRequest(paths, orgs, selectors, database_url, allow_mass_delete, full, fmt))
     click.echo(_render(the_plan, fmt, _color_enabled(sys.stdout, obj["color"])), nl=False)
     if out:
         _write_file(out, the_plan.to_json())
@@ -349,6 +374,7 @@ def apply(
     orgs: tuple[str, ...],
     selectors: tuple[str, ...],
     database_url: str | None,
+    full: bool,
     allow_mass_delete: bool,
     lock_timeout: float,
     plan_file: str | None,
@@ -380,7 +406,9 @@ def apply(
     else:
         if not paths:
             raise UsageProblem("give the configuration PATHs to apply, or --plan FILE")
-        the_plan = _make_plan(paths, orgs, selectors, database_url, allow_mass_delete, "text", lock_timeout)
+        the_plan = _make_plan(
+            PlanRequest(paths, orgs, selectors, database_url, allow_mass_delete, full, "text", lock_timeout)
+        )
     click.echo(_render(the_plan, "text", color), nl=False)
     if the_plan.has_problems:
         raise NexusError("the plan has errors (above); nothing was applied")

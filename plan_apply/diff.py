@@ -228,6 +228,7 @@ def org_plan(
         unmanaged=dict(sorted(unmanaged.items())),
         problems=tuple(problems),
         notes=tuple(org_notes),
+        revision=actual.revision if actual.id is not None else None,
     )
 
 

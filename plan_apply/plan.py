@@ -113,9 +113,10 @@ class OrgPlan:
     unmanaged: Mapping[str, int] = field(default_factory=dict)
     problems: tuple[PlanProblem, ...] = ()
     documents: Mapping[str, str] = field(default_factory=dict)
-    config_hash: str = ""
+    config_files: Mapping[str, str] = field(default_factory=dict)
     skipped: bool = False
     notes: tuple[str, ...] = ()
+    revision: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -128,12 +129,14 @@ class OrgPlan:
             result["problems"] = [p.to_json() for p in self.problems]
         if self.documents:
             result["documents"] = dict(self.documents)
-        if self.config_hash:
-            result["config_hash"] = self.config_hash
+        if self.config_files:
+            result["config_files"] = dict(self.config_files)
         if self.skipped:
             result["skipped"] = True
         if self.notes:
             result["notes"] = list(self.notes)
+        if self.revision is not None:
+            result["revision"] = self.revision
         return result
 
 
@@ -160,6 +163,10 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(org.changes for org in self.organizations)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(o.slug for o in self.organizations if o.skipped)
 
     @property
     def has_problems(self) -> bool:
@@ -226,9 +233,10 @@ class Plan:
                         for p in o.problems
                     ),
                     documents=o.documents,
-                    config_hash=o.config_hash,
+                    config_files=o.config_files,
                     skipped=o.skipped,
                     notes=tuple(o.notes),
+                    revision=o.revision,
                 )
                 for o in parsed.organizations
             ),
@@ -276,9 +284,10 @@ class _OrgFile(_Strict):
     unmanaged: dict[str, int]
     problems: list[_ProblemFile] = []
     documents: dict[str, str] = {}
-    config_hash: str = ""
+    config_files: dict[str, str] = {}
     skipped: bool = False
     notes: list[str] = []
+    revision: int | None = None
 
 
 class _PlanFile(_Strict):

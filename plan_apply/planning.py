@@ -7,6 +7,8 @@ read transaction, compute the plan (pure), and give plan-time problems their fil
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -16,12 +18,45 @@ from sqlalchemy.engine import Connection
 from nexus_config import DesiredState
 from nexus_config.locations import Locator
 from nexus_config.suggest import did_you_mean
-from plan_apply.actual import ActualState, read_actual_state
+from plan_apply.actual import ActualState, AppliedConfiguration, read_actual_state
 from plan_apply.diff import PlanOptions, make_plan
 from plan_apply.errors import UsageProblem
 from plan_apply.plan import OrgPlan, Plan, PlanProblem
 
-__all__ = ["build_plan", "located_plan", "parse_selectors", "selected_organizations", "utc_now"]
+__all__ = [
+    "build_plan",
+    "clean_organizations",
+    "config_hash_of",
+    "located_plan",
+    "parse_selectors",
+    "selected_organizations",
+    "utc_now",
+]
+
+ENGINE_VERSION = "nexus-plan-1"
+"""Bump when normalization or diff rules change: every organization is then compared again in full."""
+
+
+def config_hash_of(files: Mapping[str, str]) -> str:
+    """The identity of the configuration an organization was applied from (its and its parents' files)."""
+    payload = json.dumps([ENGINE_VERSION, sorted(files.items())])
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def clean_organizations(
+    applied: Mapping[str, AppliedConfiguration], hashes: Mapping[str, str]
+) -> dict[str, frozenset[str]]:
+    """Organizations whose files and database rows are both unchanged since their last apply."""
+    clean = {}
+    for slug, config in applied.items():
+        if (
+            config.untouched
+            and config.files
+            and config.config_hash == config_hash_of(config.files)
+            and all(hashes.get(path) == sha for path, sha in config.files.items())
+        ):
+            clean[slug] = frozenset(config.files)
+    return clean
 
 
 def utc_now() -> str:
@@ -40,17 +75,27 @@ def parse_selectors(selectors: Sequence[str]) -> dict[str, str]:
     return wanted
 
 
-def selected_organizations(state: DesiredState, orgs: Sequence[str], selectors: Sequence[str]) -> list[str]:
-    """The organizations a command works on, parents first; an unknown slug is a usage error."""
-    unknown = [slug for slug in orgs if slug not in state.organizations]
+def selected_organizations(
+    state: DesiredState,
+    orgs: Sequence[str],
+    selectors: Sequence[str],
+    skipped: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[str]:
+    """The organizations a command works on, parents first; an unknown slug is a usage error.
+
+    `skipped` are unchanged organizations that were not loaded, with their labels as last applied.
+    """
+    every = {slug: dict(org.labels) for slug, org in state.organizations.items()}
+    every.update({slug: dict(labels) for slug, labels in sorted((skipped or {}).items()) if slug not in every})
+    unknown = [slug for slug in orgs if slug not in every]
     if unknown:
-        hint = did_you_mean(unknown[0], state.organizations)
+        hint = did_you_mean(unknown[0], every)
         raise UsageProblem(f'organization "{unknown[0]}" is not in the configuration{hint}')
-    labels = parse_selectors(selectors)
+    wanted = parse_selectors(selectors)
     chosen = [
         slug
-        for slug, org in state.organizations.items()
-        if (not orgs or slug in orgs) and all(org.labels.get(k) == v for k, v in labels.items())
+        for slug, labels in every.items()
+        if (not orgs or slug in orgs) and all(labels.get(k) == v for k, v in wanted.items())
     ]
     if not chosen:
         raise UsageProblem("no organization matches the given --org/--selector")
@@ -98,20 +143,43 @@ def build_plan(
     database: str,
     options: PlanOptions | None = None,
     created_at: Callable[[], str] = utc_now,
+    file_hashes: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Read the selected organizations' actual state in one read transaction and plan against it."""
+    """Read the selected organizations' actual state in one read transaction and plan against it.
+
+    Selected organizations that are not in `state` (unchanged, skipped by an incremental load) appear
+    in the plan as skipped, with no changes.
+    """
+    planned = [slug for slug in selected if slug in state.organizations]
     with connection.begin():
-        actual = read_actual_state(connection, selected, _school_keys(state, selected))
-    plan = make_plan(state, actual, selected, created_at=created_at(), database=database, options=options)
+        actual = read_actual_state(connection, planned, _school_keys(state, planned))
+    plan = make_plan(state, actual, planned, created_at=created_at(), database=database, options=options)
     plan = _invitation_problems(plan, state, actual)
+    if file_hashes is not None:
+        plan = replace(
+            plan,
+            organizations=tuple(
+                replace(org, config_files=_config_files(state, org.slug, file_hashes)) for org in plan.organizations
+            ),
+        )
+    skipped = tuple(OrgPlan(slug, "", skipped=True) for slug in selected if slug not in state.organizations)
+    if skipped:
+        plan = replace(plan, organizations=plan.organizations + skipped)
     documents = {
         slug: {d.sha256: _relative(d.path) for d in state.organizations[slug].documents.values()}
-        for slug in selected
+        for slug in planned
     }
     return replace(
         plan,
-        organizations=tuple(_with_documents(org, documents[org.slug]) for org in plan.organizations),
+        organizations=tuple(
+            _with_documents(org, documents[org.slug]) if org.slug in documents else org for org in plan.organizations
+        ),
     )
+
+
+def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> dict[str, str]:
+    """The files an organization's records come from: its own and its ancestors' (inherited steps)."""
+    return {path: hashes[path] for org in state.chain(slug) for path in org.files if path in hashes}
 
 
 def _relative(path: str) -> str:

@@ -98,11 +98,11 @@ def render_text(plan: Plan, style: Callable[[str, str], str] | None = None) -> s
         "Legend: + create, ~ update, - delete, x archive, <= adopt, ~> rename",
         "",
     ]
+    skipped = [org.slug for org in plan.organizations if org.skipped]
     for org in plan.organizations:
-        header = f"{org.slug}: {_org_counts(org)}"
         if org.skipped:
-            header = f"{org.slug}: unchanged since its last apply (skipped; --full compares it anyway)"
-        lines.append(paint(escape_terminal(header), "bold"))
+            continue
+        lines.append(paint(escape_terminal(f"{org.slug}: {_org_counts(org)}"), "bold"))
         for problem in org.problems:
             where = f"{problem.file}:{problem.line}:{problem.column}: " if problem.file else ""
             lines.append(paint(f"  ! {escape_terminal(where + 'error: ' + problem.message)}", "red"))
@@ -124,6 +124,13 @@ def render_text(plan: Plan, style: Callable[[str, str], str] | None = None) -> s
         unmanaged = _unmanaged_sentence(org.unmanaged)
         if unmanaged:
             lines.append(paint(f"  {unmanaged}", "dim"))
+        lines.append("")
+    if skipped:
+        noun = "organization" if len(skipped) == 1 else "organizations"
+        lines.append(
+            f"{len(skipped)} {noun} unchanged since the last apply (files and database): skipped; "
+            "--full compares them anyway."
+        )
         lines.append("")
     if not plan.has_changes and not plan.has_problems:
         lines.append("No changes. The database matches the configuration.")

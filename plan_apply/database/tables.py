@@ -64,6 +64,7 @@ organizations = sa.Table(
     sa.Column("revision", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("config_hash", sa.String(80), nullable=True),
     sa.Column("applied_revision", sa.BigInteger, nullable=True),
+    sa.Column("config_files", JSON, nullable=True),
     *_ownership(),
 )
 
