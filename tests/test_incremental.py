@@ -1,0 +1,124 @@
+"""Incremental plans skip organizations whose files and database rows are unchanged since their last
+apply, and never hide drift: any write to the database, through nexus or not, makes them compared again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from .test_cli_plan_apply import ORG, OTHER, Run
+
+PARENT = """
+apiVersion: nexus/v1
+kind: Organization
+metadata: {slug: valley-health}
+profile: {name: Valley Health, type: health_system}
+steps: [{key: hipaa, stage: onboarding, name: HIPAA, type: upload}]
+"""
+CHILD = """
+apiVersion: nexus/v1
+kind: Organization
+metadata: {slug: valley-east, parent: valley-health}
+profile: {name: Valley East, type: hospital}
+services: [{key: er, name: Emergency, disciplines: [medicine], steps: [hipaa]}]
+"""
+
+
+@pytest.fixture
+def nexus(capsys: pytest.CaptureFixture[str], database_url: str) -> Run:
+    return Run(capsys, database_url)
+
+
+@pytest.fixture
+def tree(write_tree: Callable[..., Path]) -> Path:
+    return write_tree(
+        {
+            "lakeview.yaml": ORG.replace(", PROTECT", ""),
+            "hillcrest.yaml": OTHER,
+            "valley/health.yaml": PARENT,
+            "valley/east.yaml": CHILD,
+        }
+    )
+
+
+def _skipped(nexus: Run, *args: str) -> set[str]:
+    assert nexus("plan", *args, "--format", "json") == 0, nexus.err
+    plan = json.loads(nexus.out)
+    return {o["slug"] for o in plan["organizations"] if o.get("skipped")}
+
+
+def _sql(url: str, statement: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(statement))
+    engine.dispose()
+
+
+def test_unchanged_organizations_are_skipped_after_an_apply(nexus: Run, tree: Path) -> None:
+    assert _skipped(nexus, str(tree)) == set()
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    assert _skipped(nexus, str(tree)) == {"lakeview", "hillcrest", "valley-health", "valley-east"}
+    assert nexus("plan", str(tree)) == 0
+    assert "4 organizations unchanged since the last apply" in nexus.out
+
+
+def test_full_compares_every_organization(nexus: Run, tree: Path) -> None:
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    assert _skipped(nexus, str(tree), "--full") == set()
+
+
+def test_a_write_that_bypasses_nexus_is_never_hidden(nexus: Run, tree: Path) -> None:
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    _sql(nexus.url, "UPDATE capacity_windows SET slots = 9 WHERE key = 'spring'")
+    assert _skipped(nexus, str(tree)) == {"hillcrest", "valley-health", "valley-east"}
+    plan = json.loads(nexus.out)
+    changes = [c for o in plan["organizations"] for c in o["changes"]]
+    assert [(c["address"], c["cause"]) for c in changes] == [("lakeview/services/er/capacity/spring", "drift")]
+
+
+def test_a_booked_rotation_makes_the_organization_compared_again(nexus: Run, tree: Path) -> None:
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    _sql(
+        nexus.url,
+        "INSERT INTO rotations (capacity_window_id, student, start_date, end_date) "
+        "SELECT id, 'A Student', '2027-02-01', '2027-02-28' FROM capacity_windows WHERE key = 'open'",
+    )
+    assert "lakeview" not in _skipped(nexus, str(tree))
+
+
+def test_a_changed_file_makes_its_organization_compared_again(nexus: Run, tree: Path) -> None:
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    path = tree / "hillcrest.yaml"
+    path.write_text(path.read_text().replace("Hillcrest Clinic", "Hillcrest Family Clinic"))
+    assert _skipped(nexus, str(tree)) == {"lakeview", "valley-health", "valley-east"}
+
+
+def test_a_changed_parent_makes_its_children_compared_again(nexus: Run, tree: Path) -> None:
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    path = tree / "valley" / "health.yaml"
+    path.write_text(path.read_text().replace("name: HIPAA,", "name: HIPAA training,"))
+    assert _skipped(nexus, str(tree)) == {"lakeview", "hillcrest"}
+
+
+def test_a_new_file_adding_to_an_unchanged_organization_is_not_missed(nexus: Run, tree: Path) -> None:
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    (tree / "hillcrest-staff.yaml").write_text(
+        "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: hillcrest}\n"
+        "staff: [{email: ann@hillcrest.example.org, role: admin}]\n"
+    )
+    assert "hillcrest" not in _skipped(nexus, str(tree))
+    changes = [c["address"] for o in json.loads(nexus.out)["organizations"] for c in o["changes"]]
+    assert changes == ["hillcrest/staff/ann@hillcrest.example.org"]
+
+
+def test_an_apply_that_left_a_change_pending_is_compared_again(nexus: Run, tree: Path) -> None:
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    _sql(nexus.url, "UPDATE agreements SET status = 'changes_proposed' WHERE key = 'state'")
+    path = tree / "lakeview.yaml"
+    path.write_text(path.read_text().replace("name: State nursing", "name: State"))
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    assert "lakeview" not in _skipped(nexus, str(tree))
