@@ -399,6 +399,7 @@ class AppliedConfiguration:
     revision: int
     applied_revision: int | None
     labels: Mapping[str, str]
+    parent: str | None = None
 
     @property
     def untouched(self) -> bool:
@@ -408,15 +409,29 @@ class AppliedConfiguration:
 def read_applied_configurations(connection: Connection) -> dict[str, AppliedConfiguration]:
     """Every organization's last applied configuration files, in one SELECT (for incremental plans)."""
     o = t.organizations
+    parent = o.alias("parent")
     rows = connection.execute(
-        sa.select(o.c.slug, o.c.config_files, o.c.config_hash, o.c.revision, o.c.applied_revision, o.c.labels).where(
-            o.c.config_files.is_not(None)
+        sa.select(
+            o.c.slug,
+            o.c.config_files,
+            o.c.config_hash,
+            o.c.revision,
+            o.c.applied_revision,
+            o.c.labels,
+            parent.c.slug.label("parent_slug"),
         )
+        .select_from(o.outerjoin(parent, o.c.parent_id == parent.c.id))
+        .where(o.c.config_files.is_not(None))
     )
     return {
         row.slug: AppliedConfiguration(
-            row.slug, dict(row.config_files or {}), row.config_hash, int(row.revision), row.applied_revision,
+            row.slug,
+            dict(row.config_files or {}),
+            row.config_hash,
+            int(row.revision),
+            row.applied_revision,
             dict(row.labels or {}),
+            row.parent_slug,
         )
         for row in rows
     }

@@ -13,6 +13,8 @@ import getpass
 import hashlib
 import itertools
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -172,6 +174,24 @@ def _apply_org(
     return OrgResult(org.slug, "applied", written, notes=tuple(ctx.skipped))
 
 
+def _families(plan: Plan) -> list[list[OrgPlan]]:
+    """Organizations grouped by their root ancestor, each group in plan (parents-first) order: a family
+    is applied in sequence (children need their parent's steps), families in parallel."""
+    by_slug = {org.slug: org for org in plan.organizations}
+
+    def root(org: OrgPlan) -> str:
+        seen = {org.slug}
+        while org.parent and org.parent in by_slug and org.parent not in seen:
+            seen.add(org.parent)
+            org = by_slug[org.parent]
+        return org.slug
+
+    families: dict[str, list[OrgPlan]] = {}
+    for org in plan.organizations:
+        families.setdefault(root(org), []).append(org)
+    return list(families.values())
+
+
 def apply_plan(
     engine: Engine,
     plan: Plan,
@@ -179,37 +199,76 @@ def apply_plan(
     *,
     on_result: Callable[[OrgResult], None] | None = None,
     describe_error: Callable[[BaseException], str] = str,
+    jobs: int = 1,
 ) -> ApplyResult:
-    """Apply every organization of the plan in its own transaction; report each outcome."""
+    """Apply every organization of the plan in its own transaction; report each outcome in plan order.
+
+    With `jobs` > 1, families of organizations (a health system and its facilities) are applied in
+    parallel threads, each transaction on its own connection; results are still reported, and returned,
+    in plan order, so output never depends on scheduling.
+    """
     options = options or ApplyOptions()
-    plan_hash = plan.to_json_dict()["integrity"]
-    results: list[OrgResult] = []
-    stop = False
+    plan_hash = str(plan.to_json_dict()["integrity"])
+    stop = threading.Event()
+    futures: dict[str, Future[OrgResult]] = {org.slug: Future() for org in plan.organizations}
+
+    def run_family(family: list[OrgPlan]) -> None:
+        for org in family:
+            result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set())
+            if options.fail_fast and result.status in ("failed", "stale", "refused"):
+                stop.set()
+            futures[org.slug].set_result(result)
+
+    families = _families(plan)
+    if jobs > 1 and len(families) > 1:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as pool:
+            for family in families:
+                pool.submit(run_family, family)
+            results = _in_order(plan, futures, on_result)
+    else:
+        for family in families:
+            run_family(family)
+        results = _in_order(plan, futures, on_result)
+    _record_unchanged(engine, plan, results)
+    return ApplyResult(tuple(results))
+
+
+def _in_order(
+    plan: Plan, futures: dict[str, Future[OrgResult]], on_result: Callable[[OrgResult], None] | None
+) -> list[OrgResult]:
+    results = []
     for org in plan.organizations:
-        if stop:
-            result = OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
-        elif org.problems:
-            result = OrgResult(org.slug, "refused", message=org.problems[0].message)
-        elif not org.changes:
-            result = OrgResult(org.slug, "unchanged")
-        else:
-            now = datetime.datetime.now(datetime.UTC)
-            try:
-                with engine.connect() as connection:
-                    result = _apply_org(connection, org, str(plan_hash), options, now)
-            except _Stale:
-                result = OrgResult(
-                    org.slug, "stale", message="the database changed since this plan was made: run plan again"
-                )
-            except (sa.exc.SQLAlchemyError, LookupError, ValueError, OSError) as exc:
-                result = OrgResult(org.slug, "failed", message=describe_error(exc))
+        result = futures[org.slug].result()
         results.append(result)
         if on_result is not None:
             on_result(result)
-        if options.fail_fast and result.status in ("failed", "stale", "refused"):
-            stop = True
-    _record_unchanged(engine, plan, results)
-    return ApplyResult(tuple(results))
+    return results
+
+
+def _apply_one(
+    engine: Engine,
+    org: OrgPlan,
+    plan_hash: str,
+    options: ApplyOptions,
+    describe_error: Callable[[BaseException], str],
+    stopped: bool,
+) -> OrgResult:
+    if stopped:
+        return OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
+    if org.skipped:
+        return OrgResult(org.slug, "unchanged", message="unchanged since its last apply")
+    if org.problems:
+        return OrgResult(org.slug, "refused", message=org.problems[0].message)
+    if not org.changes:
+        return OrgResult(org.slug, "unchanged")
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        with engine.connect() as connection:
+            return _apply_org(connection, org, plan_hash, options, now)
+    except _Stale:
+        return OrgResult(org.slug, "stale", message="the database changed since this plan was made: run plan again")
+    except (sa.exc.SQLAlchemyError, LookupError, ValueError, OSError) as exc:
+        return OrgResult(org.slug, "failed", message=describe_error(exc))
 
 
 def _record_unchanged(engine: Engine, plan: Plan, results: Sequence[OrgResult]) -> None:

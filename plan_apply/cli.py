@@ -80,6 +80,11 @@ def database_option(function: F) -> F:
 
 def selection_options(function: F) -> F:
     function = click.option(
+        "--shard",
+        metavar="I/N",
+        help="Only the I-th of N deterministic shards of the selection (families stay together).",
+    )(function)
+    function = click.option(
         "--selector",
         "selectors",
         multiple=True,
@@ -246,6 +251,7 @@ class PlanRequest:
     full: bool = False
     fmt: str = "text"
     lock_timeout: float = 60.0
+    shard: str | None = None
 
 
 def _make_plan(request: PlanRequest) -> Any:
@@ -255,7 +261,13 @@ def _make_plan(request: PlanRequest) -> Any:
     from plan_apply.actual import read_applied_configurations
     from plan_apply.database.engine import redact
     from plan_apply.diff import PlanOptions
-    from plan_apply.planning import build_plan, clean_organizations, located_plan, selected_organizations
+    from plan_apply.planning import (
+        build_plan,
+        clean_organizations,
+        located_plan,
+        parse_shard,
+        selected_organizations,
+    )
 
     scan = scan_configuration(request.paths)
     with _database(request.database_url, request.lock_timeout) as (engine, url), engine.connect() as connection:
@@ -263,8 +275,10 @@ def _make_plan(request: PlanRequest) -> Any:
             applied = read_applied_configurations(connection)
         skip = {} if request.full else clean_organizations(applied, scan.hashes)
         result, locator = _load(request.paths, request.fmt, scan=scan, skip=skip)
-        skipped_labels = {slug: applied[slug].labels for slug in result.skipped}
-        selected = selected_organizations(result.state, request.orgs, request.selectors, skipped_labels)
+        skipped = {slug: applied[slug] for slug in result.skipped}
+        selected = selected_organizations(
+            result.state, request.orgs, request.selectors, skipped, parse_shard(request.shard)
+        )
         plan = build_plan(
             connection,
             result.state,
@@ -274,6 +288,15 @@ def _make_plan(request: PlanRequest) -> Any:
             file_hashes=result.file_hashes,
         )
     return located_plan(plan, locator)
+
+
+def output_options(function: F) -> F:
+    function = click.option(
+        "--quiet", "-q", is_flag=True, help="Print only the summary and what failed (no plan, no bar)."
+    )(function)
+    return click.option(
+        "--progress/--no-progress", default=True, help="A progress bar on a terminal (stderr)."
+    )(function)
 
 
 @cli.command()
@@ -296,31 +319,34 @@ def _make_plan(request: PlanRequest) -> Any:
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
 @click.pass_obj
-def plan(
-    obj: dict[str, Any],
-    paths: tuple[str, ...],
-    orgs: tuple[str, ...],
-    selectors: tuple[str, ...],
-    database_url: str | None,
-    full: bool,
-    allow_mass_delete: bool,
-    fmt: str,
-    out: str | None,
-    detailed_exitcode: bool,
-    fail_on_drift: bool,
-) -> int:
+def plan(obj: dict[str, Any], **options: Any) -> int:
     """Show what apply would change in the database. Writes nothing to the database."""
-    the_plan = _make_plan(PlanRequest(paths, orgs, selectors, database_url, allow_mass_delete, full, fmt))
+    fmt, out = options["fmt"], options["out"]
+    the_plan = _make_plan(_request(options))
     click.echo(_render(the_plan, fmt, _color_enabled(sys.stdout, obj["color"])), nl=False)
     if out:
         _write_file(out, the_plan.to_json())
         _say(f"plan saved to {out}: apply it with `nexus apply --plan {out}`")
     if the_plan.has_problems:
         return 1
-    if fail_on_drift and any(c.cause == "drift" for c in the_plan.changes):
+    if options["fail_on_drift"] and any(c.cause == "drift" for c in the_plan.changes):
         _say("drift found: the database was changed outside nexus")
         return 1
-    return 2 if detailed_exitcode and the_plan.has_changes else 0
+    return 2 if options["detailed_exitcode"] and the_plan.has_changes else 0
+
+
+def _request(options: dict[str, Any], fmt: str | None = None) -> PlanRequest:
+    return PlanRequest(
+        paths=options["paths"],
+        orgs=options["orgs"],
+        selectors=options["selectors"],
+        database_url=options["database_url"],
+        allow_mass_delete=options["allow_mass_delete"],
+        full=options["full"],
+        fmt=fmt or options.get("fmt", "text"),
+        lock_timeout=options.get("lock_timeout", 60.0),
+        shard=options["shard"],
+    )
 
 
 def _confirm(auto_approve: bool) -> None:
@@ -348,12 +374,35 @@ def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
     ]
 
 
+def _saved_plan(plan_file: str, options: dict[str, Any]) -> Any:
+    from plan_apply.database.engine import database_url as resolve_url
+    from plan_apply.database.engine import redact
+    from plan_apply.plan import Plan, PlanFileInvalid
+
+    if options["paths"] or options["orgs"] or options["selectors"] or options["shard"]:
+        raise UsageProblem("--plan applies a saved plan exactly: give no paths, --org, --selector or --shard")
+    try:
+        the_plan = Plan.from_json(Path(plan_file).read_text(encoding="utf-8"))
+    except PlanFileInvalid as exc:
+        raise NexusError(f"{plan_file}: {exc}") from None
+    url = resolve_url(options["database_url"])
+    if the_plan.database != redact(url):
+        raise UsageProblem(f"{plan_file} was made for database {the_plan.database}, not {redact(url)}")
+    return the_plan
+
+
+def _default_jobs(url: str) -> int:
+    """SQLite has one writer at a time, so parallel applies only queue; PostgreSQL takes them all."""
+    return 1 if url.startswith("sqlite") else max(1, os.cpu_count() or 1)
+
+
 @cli.command()
 @paths_argument(required=False)
 @selection_options
 @database_option
 @safety_options
 @lock_timeout_option
+@output_options
 @click.option(
     "--plan",
     "plan_file",
@@ -367,56 +416,40 @@ def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
 @click.option(
     "--fail-fast", is_flag=True, help="Stop at the first organization that fails (default: keep going)."
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Organizations applied in parallel (default: the number of CPUs on PostgreSQL, 1 on SQLite).",
+)
 @click.pass_obj
-def apply(
-    obj: dict[str, Any],
-    paths: tuple[str, ...],
-    orgs: tuple[str, ...],
-    selectors: tuple[str, ...],
-    database_url: str | None,
-    full: bool,
-    allow_mass_delete: bool,
-    lock_timeout: float,
-    plan_file: str | None,
-    auto_approve: bool,
-    counter_propose: bool,
-    fail_fast: bool,
-) -> int:
+def apply(obj: dict[str, Any], **options: Any) -> int:
     """Make the database match the configuration: plan, confirm, then apply per organization."""
     import sqlalchemy as sa
 
     from plan_apply.apply import ApplyOptions, apply_plan, default_actor, default_commit
-    from plan_apply.database.engine import database_url as resolve_url
-    from plan_apply.database.engine import describe_failure, redact
-    from plan_apply.plan import Plan, PlanFileInvalid
+    from plan_apply.database.engine import describe_failure
+    from plan_apply.progress import reporter, summary_lines
 
     color = _color_enabled(sys.stdout, obj["color"])
+    plan_file = options["plan_file"]
     if plan_file:
-        if paths or orgs or selectors:
-            raise UsageProblem(
-                "--plan applies a saved plan exactly: give no paths, --org or --selector with it"
-            )
-        try:
-            the_plan = Plan.from_json(Path(plan_file).read_text(encoding="utf-8"))
-        except PlanFileInvalid as exc:
-            raise NexusError(f"{plan_file}: {exc}") from None
-        url = resolve_url(database_url)
-        if the_plan.database != redact(url):
-            raise UsageProblem(f"{plan_file} was made for database {the_plan.database}, not {redact(url)}")
+        the_plan = _saved_plan(plan_file, options)
     else:
-        if not paths:
+        if not options["paths"]:
             raise UsageProblem("give the configuration PATHs to apply, or --plan FILE")
-        the_plan = _make_plan(
-            PlanRequest(paths, orgs, selectors, database_url, allow_mass_delete, full, "text", lock_timeout)
-        )
-    click.echo(_render(the_plan, "text", color), nl=False)
+        the_plan = _make_plan(_request(options, fmt="text"))
+    if not options["quiet"]:
+        click.echo(_render(the_plan, "text", color), nl=False)
     if the_plan.has_problems:
-        raise NexusError("the plan has errors (above); nothing was applied")
+        raise NexusError("the plan has errors; nothing was applied")
     if not the_plan.has_changes:
+        if options["quiet"]:
+            _say("No changes. The database matches the configuration.")
         return 0
     if not plan_file:
-        _confirm(auto_approve)
-    with _database(database_url, lock_timeout) as (engine, url):
+        _confirm(options["auto_approve"])
+    with _database(options["database_url"], options["lock_timeout"]) as (engine, url):
         if plan_file:
             stale = _stale_orgs(engine, the_plan)
             if stale:
@@ -424,41 +457,30 @@ def apply(
                     f"the database changed since {plan_file} was made (organizations: {', '.join(stale)}); "
                     "nothing was applied: run plan again"
                 )
-
-        def report(result: Any) -> None:
-            line = f"{result.slug}: {result.status}"
-            if result.status == "applied":
-                line += f" ({result.changes} change{'s' if result.changes != 1 else ''})"
-            if result.message:
-                line += f": {result.message}"
-            _say(line)
-            for note in result.notes:
-                _say(f"  note: {note}")
-
-        result = apply_plan(
-            engine,
-            the_plan,
-            ApplyOptions(
-                counter_propose=counter_propose,
-                actor=default_actor(),
-                commit=default_commit(),
-                fail_fast=fail_fast,
-            ),
-            on_result=report,
-            describe_error=lambda exc: (
-                describe_failure(exc, url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
-            ),
-        )
-    failed = [r for r in result.organizations if r.status not in ("applied", "unchanged")]
-    applied = [r for r in result.organizations if r.status == "applied"]
-    _say(
-        f"Apply {'complete' if not failed else 'incomplete'}: {result.applied_changes} change(s) in "
-        f"{len(applied)} organization(s); {len(failed)} failed."
-    )
-    if failed:
-        raise NexusError(
-            "some organizations were not applied: " + ", ".join(f"{r.slug} ({r.status})" for r in failed)
-        )
+        progress = reporter(sys.stderr, bar=None if options["progress"] else False, quiet=options["quiet"])
+        progress.start(len(the_plan.organizations))
+        try:
+            result = apply_plan(
+                engine,
+                the_plan,
+                ApplyOptions(
+                    counter_propose=options["counter_propose"],
+                    actor=default_actor(),
+                    commit=default_commit(),
+                    fail_fast=options["fail_fast"],
+                ),
+                on_result=progress.result,
+                describe_error=lambda exc: (
+                    describe_failure(exc, url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
+                ),
+                jobs=options["jobs"] or _default_jobs(url),
+            )
+        finally:
+            progress.close()
+    for line in summary_lines(result.organizations):
+        _say(line)
+    if not result.ok:
+        raise NexusError("some organizations were not applied (listed above)")
     return 0
 
 

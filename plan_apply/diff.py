@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nexus_config import DesiredState, Source
 from plan_apply.actual import ActualOrganization, ActualState
@@ -247,5 +247,6 @@ def make_plan(
     for slug in selected:
         org = desired.organizations[slug]
         records, scopes = desired_records(org, desired)
-        plans.append(org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options))
+        planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options)
+        plans.append(replace(planned, parent=org.parent) if org.parent else planned)
     return Plan(created_at=created_at, database=database, organizations=tuple(plans))

@@ -117,6 +117,7 @@ class OrgPlan:
     skipped: bool = False
     notes: tuple[str, ...] = ()
     revision: int | None = None
+    parent: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -137,6 +138,8 @@ class OrgPlan:
             result["notes"] = list(self.notes)
         if self.revision is not None:
             result["revision"] = self.revision
+        if self.parent is not None:
+            result["parent"] = self.parent
         return result
 
 
@@ -237,6 +240,7 @@ class Plan:
                     skipped=o.skipped,
                     notes=tuple(o.notes),
                     revision=o.revision,
+                    parent=o.parent,
                 )
                 for o in parsed.organizations
             ),
@@ -288,6 +292,7 @@ class _OrgFile(_Strict):
     skipped: bool = False
     notes: list[str] = []
     revision: int | None = None
+    parent: str | None = None
 
 
 class _PlanFile(_Strict):

@@ -25,6 +25,8 @@ from plan_apply.plan import OrgPlan, Plan, PlanProblem
 
 __all__ = [
     "build_plan",
+    "parse_shard",
+    "shard_of",
     "clean_organizations",
     "config_hash_of",
     "located_plan",
@@ -75,18 +77,48 @@ def parse_selectors(selectors: Sequence[str]) -> dict[str, str]:
     return wanted
 
 
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """`--shard I/N` (1-based) → (I, N)."""
+    if shard is None:
+        return None
+    index, sep, count = shard.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageProblem(f"--shard takes I/N with 1 ≤ I ≤ N, such as 2/8, not {shard!r}")
+    return int(index), int(count)
+
+
+def shard_of(root: str, count: int) -> int:
+    """The 1-based shard of a family of organizations: stable across runs, machines and Python versions."""
+    return int.from_bytes(hashlib.sha256(root.encode()).digest()[:8], "big") % count + 1
+
+
+def _root(slug: str, parents: Mapping[str, str | None]) -> str:
+    seen = {slug}
+    while (parent := parents.get(slug)) and parent not in seen:
+        seen.add(parent)
+        slug = parent
+    return slug
+
+
 def selected_organizations(
     state: DesiredState,
     orgs: Sequence[str],
     selectors: Sequence[str],
-    skipped: Mapping[str, Mapping[str, str]] | None = None,
+    skipped: Mapping[str, AppliedConfiguration] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[str]:
     """The organizations a command works on, parents first; an unknown slug is a usage error.
 
-    `skipped` are unchanged organizations that were not loaded, with their labels as last applied.
+    `skipped` are unchanged organizations that were not loaded (their labels and parent as last
+    applied). `shard` (I, N) keeps the families (a root organization and its descendants) whose root
+    hashes to shard I: N jobs with I = 1..N cover a fleet exactly once, parents with their children.
     """
+    skipped = skipped or {}
     every = {slug: dict(org.labels) for slug, org in state.organizations.items()}
-    every.update({slug: dict(labels) for slug, labels in sorted((skipped or {}).items()) if slug not in every})
+    every.update({slug: dict(c.labels) for slug, c in sorted(skipped.items()) if slug not in every})
+    parents = {slug: c.parent for slug, c in skipped.items()} | {
+        slug: org.parent for slug, org in state.organizations.items()
+    }
     unknown = [slug for slug in orgs if slug not in every]
     if unknown:
         hint = did_you_mean(unknown[0], every)
@@ -97,6 +129,9 @@ def selected_organizations(
         for slug, labels in every.items()
         if (not orgs or slug in orgs) and all(labels.get(k) == v for k, v in wanted.items())
     ]
+    if shard is not None:
+        chosen = [slug for slug in chosen if shard_of(_root(slug, parents), shard[1]) == shard[0]]
+        return chosen  # a shard may be empty: another job covers those organizations
     if not chosen:
         raise UsageProblem("no organization matches the given --org/--selector")
     return chosen

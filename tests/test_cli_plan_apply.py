@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import os
 import stat
 from collections.abc import Callable
@@ -63,6 +64,8 @@ class Run:
         captured = self.capsys.readouterr()
         self.out, self.err = captured.out, captured.err
         assert "Traceback" not in self.out + self.err
+        if os.environ.get("NEXUS_TEST_ECHO"):
+            print(argv, code, self.out[-800:], self.err[-800:], file=sys.__stderr__)
         return code
 
 
