@@ -588,7 +588,7 @@ class Org:
     rng: random.Random
     steps_text: list[str] = field(default_factory=list)
     services: list[Svc] = field(default_factory=list)
-    schools: list[tuple[str, str, str | None]] = field(default_factory=list)
+    schools: list[tuple[str, str, str, bool]] = field(default_factory=list)
     agreements: list[Agr] = field(default_factory=list)
 
 
@@ -830,8 +830,11 @@ def _facility(seed: int, i: int, system: System) -> Org:
     # schools & agreements ---------------------------------------------------
     schools = rng.sample(SCHOOLS, 20)
     for skey, sname, _ in schools:
-        email = f"clinical-placements@{skey}.example.edu" if rng.random() < 0.25 else None
-        org.schools.append((skey, sname, email))
+        # Every school carries a contact: on a fresh platform none is registered yet, and nexus refuses
+        # to partner with an unregistered school it cannot invite. A quarter say so in a comment.
+        invite = rng.random() < 0.25
+        email = f"clinical-placements@{skey}.example.edu"
+        org.schools.append((skey, sname, email, invite))
 
     # services -----------------------------------------------------------------
     catalog = rng.sample(SERVICES, 30)
@@ -1166,11 +1169,10 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
         + ["schools:"]
     )
     add = out.append
-    for skey, sname, email in org.schools:
+    for skey, sname, email, invite in org.schools:
         add(f"  - key: {skey}")
         add(f"    name: {q(sname)}")
-        if email:
-            add(f"    contact_email: {email}   # not on the platform yet: invite")
+        add(f"    contact_email: {email}" + ("   # not on the platform yet: invite" if invite else ""))
     add("")
     add("agreements:")
     for a in org.agreements:

@@ -220,7 +220,7 @@ def apply_plan(
             futures[org.slug].set_result(result)
 
     families = _families(plan)
-    if jobs > 1 and len(families) > 1:
+    if jobs > 1 and len(families) > 1 and not options.fail_fast:  # fail-fast means "in order, one at a time"
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as pool:
             for family in families:
                 pool.submit(run_family, family)

@@ -1,0 +1,125 @@
+"""Fleet scale behaviour: shards, parallel applies in a deterministic order, per-organization isolation,
+and reads whose statement count does not grow with the fleet."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from nexus_config import load_configuration
+from plan_apply.database.engine import engine_for
+from plan_apply.planning import build_plan, selected_organizations
+
+from .test_cli_plan_apply import Run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from fleet import write_fleet  # noqa: E402  (the benchmark's generator, shared with the scale tests)
+
+
+@pytest.fixture(scope="module")
+def fleet_20(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fleet") / "fleet-20"
+    write_fleet(out, 20, seed=7)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fleet_200(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fleet") / "fleet-200"
+    write_fleet(out, 200, seed=7)
+    return out
+
+
+@pytest.fixture
+def nexus(capsys: pytest.CaptureFixture[str], database_url: str) -> Run:
+    return Run(capsys, database_url)
+
+
+def _selects(url: str, folder: Path) -> int:
+    loaded = load_configuration([folder])
+    assert loaded.ok, loaded.errors[:3]
+    engine = engine_for(url)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda c, cur, statement, *a: statements.append(statement))
+    with engine.connect() as connection:
+        build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    engine.dispose()
+    return len(statements)
+
+
+def test_200_organizations_plan_with_the_same_statements_per_batch_as_20(
+    database_url: str, fleet_20: Path, fleet_200: Path
+) -> None:
+    assert _selects(database_url, fleet_200) == _selects(database_url, fleet_20)
+
+
+def test_shards_cover_the_fleet_exactly_once_with_families_together(fleet_200: Path) -> None:
+    state = load_configuration([fleet_200]).state
+    shards = [selected_organizations(state, [], [], shard=(i, 4)) for i in range(1, 5)]
+    every = [slug for shard in shards for slug in shard]
+    assert sorted(every) == sorted(state.organizations)
+    assert all(shards)
+    shard_of = {slug: i for i, shard in enumerate(shards) for slug in shard}
+    for slug, org in state.organizations.items():
+        if org.parent:
+            assert shard_of[slug] == shard_of[org.parent]
+
+
+def test_shard_flag_is_checked(nexus: Run, fleet_20: Path) -> None:
+    assert nexus("plan", str(fleet_20), "--shard", "5/4") == 1
+    assert "--shard" in nexus.err
+
+
+def test_parallel_apply_reports_in_plan_order_and_converges(nexus: Run, fleet_20: Path) -> None:
+    assert nexus("plan", str(fleet_20), "--format", "json") == 0
+    order = [o["slug"] for o in json.loads(nexus.out)["organizations"]]
+    assert nexus("apply", str(fleet_20), "--auto-approve", "--jobs", "4", "--no-progress", "-q") == 0
+    assert nexus("apply", str(fleet_20), "--auto-approve", "--jobs", "4", "--no-progress", "--full") == 0
+    assert nexus("plan", str(fleet_20), "--full", "--detailed-exitcode") == 0
+    engine = sa.create_engine(nexus.url)
+    with engine.connect() as connection:
+        logged = connection.execute(sa.text("SELECT count(DISTINCT org_slug) FROM apply_log")).scalar()
+    engine.dispose()
+    assert logged == len(order)
+
+
+ORG = "apiVersion: nexus/v1\nkind: Organization\nmetadata: {{slug: {slug}{parent}}}\nprofile: {{name: {slug}, type: clinic}}\n"
+
+
+def _org(slug: str, parent: str = "") -> str:
+    return ORG.format(slug=slug, parent=f", parent: {parent}" if parent else "")
+
+
+def test_one_failing_organization_never_stops_the_others(nexus: Run, write_tree: Callable[..., Path]) -> None:
+    tree = write_tree(
+        {"a.yaml": _org("alpha"), "p.yaml": _org("papa"), "c.yaml": _org("child", "papa"), "z.yaml": _org("zulu")}
+    )
+    # The child is applied without its parent, which is not in the database yet: that organization fails.
+    assert nexus("apply", str(tree), "--org", "child", "--org", "alpha", "--org", "zulu", "--auto-approve") == 1
+    assert "child" in nexus.err and "apply it first" in nexus.err
+    engine = sa.create_engine(nexus.url)
+    with engine.connect() as connection:
+        slugs = set(connection.execute(sa.text("SELECT slug FROM organizations")).scalars())
+    engine.dispose()
+    assert slugs == {"alpha", "zulu"}
+
+
+def test_fail_fast_stops_at_the_first_failure(nexus: Run, write_tree: Callable[..., Path]) -> None:
+    tree = write_tree(
+        {"p.yaml": _org("papa"), "c.yaml": _org("child", "papa"), "z.yaml": _org("zulu"), "k.yaml": _org("kid", "zulu")}
+    )
+    assert nexus("apply", str(tree), "--org", "zulu", "--auto-approve") == 0
+    # child (fails: its parent is not applied) comes before kid in plan order; --fail-fast stops there.
+    assert nexus("apply", str(tree), "--org", "child", "--org", "kid", "--auto-approve", "--fail-fast") == 1
+    assert "not attempted" in nexus.err
+    engine = sa.create_engine(nexus.url)
+    with engine.connect() as connection:
+        slugs = set(connection.execute(sa.text("SELECT slug FROM organizations")).scalars())
+    engine.dispose()
+    assert slugs == {"zulu"}
