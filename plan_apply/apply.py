@@ -266,7 +266,9 @@ def _apply_one(
         with engine.connect() as connection:
             return _apply_org(connection, org, plan_hash, options, now)
     except _Stale:
-        return OrgResult(org.slug, "stale", message="the database changed since this plan was made: run plan again")
+        return OrgResult(
+            org.slug, "stale", message="the database changed since this plan was made: run plan again"
+        )
     except (sa.exc.SQLAlchemyError, LookupError, ValueError, OSError) as exc:
         return OrgResult(org.slug, "failed", message=describe_error(exc))
 

@@ -270,7 +270,10 @@ def _make_plan(request: PlanRequest) -> Any:
     )
 
     scan = scan_configuration(request.paths)
-    with _database(request.database_url, request.lock_timeout) as (engine, url), engine.connect() as connection:
+    with (
+        _database(request.database_url, request.lock_timeout) as (engine, url),
+        engine.connect() as connection,
+    ):
         with connection.begin():
             applied = read_applied_configurations(connection)
         skip = {} if request.full else clean_organizations(applied, scan.hashes)

@@ -136,7 +136,9 @@ def org_plan(
             continue
         if current.type == "agreement" and current.status == "closed":
             if changed:  # the school closed it: never resurrected by configuration
-                org_notes.append(f"{want.address}: the school closed this agreement; changes to it are not applied")
+                org_notes.append(
+                    f"{want.address}: the school closed this agreement; changes to it are not applied"
+                )
             continue
         if not changed and not current.archived:
             continue
@@ -221,15 +223,43 @@ def org_plan(
             )
         )
     forward = sorted(changes, key=lambda c: (_ORDER[c.type], _FORWARD[c.action], c.address))
+    titled = tuple(replace(c, title=_title(c, desired, have)) for c in forward + removals)
     return OrgPlan(
         slug=slug,
         state_fingerprint=actual.fingerprint,
-        changes=tuple(forward + removals),
+        changes=titled,
         unmanaged=dict(sorted(unmanaged.items())),
         problems=tuple(problems),
         notes=tuple(org_notes),
         revision=actual.revision if actual.id is not None else None,
     )
+
+
+def _name(address: str, desired: Mapping[str, Record], have: Mapping[str, Record]) -> str:
+    record = desired.get(address) or have.get(address)
+    if record is None:
+        return address.rsplit("/", 1)[-1]
+    name = record.fields.get("name")
+    return str(name) if name else record.key or address
+
+
+def _title(change: Change, desired: Mapping[str, Record], have: Mapping[str, Record]) -> str:
+    """The item as a coordinator would say it: "Emergency Medicine › Spring nursing block"."""
+    if change.type == "organization":
+        return change.address
+    if change.type == "profile":
+        return "Profile"
+    name = _name(change.address, desired, have)
+    if change.type == "capacity":
+        service = change.address.split("/capacity/", 1)[0]
+        return f"{_name(service, desired, have)} › {name}"
+    if change.type == "staff":
+        return (
+            f"{name} ({change.address.rsplit('/', 1)[-1]})"
+            if name != change.address.rsplit("/", 1)[-1]
+            else name
+        )
+    return name
 
 
 def make_plan(

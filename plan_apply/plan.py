@@ -61,9 +61,12 @@ class Change:
     cause: Cause = "config"
     risk: Risk = "low"
     notes: tuple[str, ...] = ()
+    title: str = ""
+    """How people call the item ("Emergency Medicine › Spring block"): for renderers only."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "title": self.title,
             "address": self.address,
             "type": self.type,
             "action": self.action.value,
@@ -227,6 +230,7 @@ class Plan:
                             cause=c.cause,
                             risk=c.risk,
                             notes=tuple(c.notes),
+                            title=c.title,
                         )
                         for c in o.changes
                     ),
@@ -269,6 +273,7 @@ class _ChangeFile(_Strict):
     cause: Literal["config", "drift"]
     risk: Literal["low", "review", "destructive"]
     notes: list[str]
+    title: str = ""
 
 
 class _ProblemFile(_Strict):

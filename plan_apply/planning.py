@@ -194,7 +194,8 @@ def build_plan(
         plan = replace(
             plan,
             organizations=tuple(
-                replace(org, config_files=_config_files(state, org.slug, file_hashes)) for org in plan.organizations
+                replace(org, config_files=_config_files(state, org.slug, file_hashes))
+                for org in plan.organizations
             ),
         )
     skipped = tuple(OrgPlan(slug, "", skipped=True) for slug in selected if slug not in state.organizations)
@@ -207,7 +208,8 @@ def build_plan(
     return replace(
         plan,
         organizations=tuple(
-            _with_documents(org, documents[org.slug]) if org.slug in documents else org for org in plan.organizations
+            _with_documents(org, documents[org.slug]) if org.slug in documents else org
+            for org in plan.organizations
         ),
     )
 

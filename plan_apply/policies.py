@@ -56,7 +56,9 @@ def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
         kept = [
             r
             for r in records.values()
-            if r.type == "capacity" and r.fields.get("agreement") == actual.key and (r.rotations or not r.managed)
+            if r.type == "capacity"
+            and r.fields.get("agreement") == actual.key
+            and (r.rotations or not r.managed)
         ]
         if kept:
             return f"archived, not deleted: {len(kept)} capacity window(s) with booked rotations are scheduled under it"
@@ -94,7 +96,9 @@ def agreement_update_notes(actual: Record, changed: list[str]) -> tuple[list[str
         review = True
     if actual.status == "changes_proposed":
         proposed = sorted((actual.proposed or {}).items())
-        proposal = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in proposed) or "see the platform"
+        proposal = (
+            ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in proposed) or "see the platform"
+        )
         notes.append(
             f"the school proposed changes ({proposal}); apply leaves this agreement alone unless "
             "--counter-propose is given"

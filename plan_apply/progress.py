@@ -103,7 +103,9 @@ def summary_lines(results: Sequence[OrgResult]) -> list[str]:
     changes = sum(r.changes for r in results if r.status == "applied")
     failed = [r for r in results if r.status not in ("applied", "unchanged")]
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    lines = [f"Apply {'incomplete' if failed else 'complete'}: {changes} change(s) applied; organizations: {parts}."]
+    lines = [
+        f"Apply {'incomplete' if failed else 'complete'}: {changes} change(s) applied; organizations: {parts}."
+    ]
     if failed:
         width = max(len(r.slug) for r in failed)
         lines.append("Not applied:")

@@ -20,6 +20,7 @@ __all__ = [
     "render_json",
     "render_markdown",
     "render_text",
+    "sentence",
     "summary_line",
 ]
 
@@ -158,6 +159,39 @@ def code_span(text: str) -> str:
     return "`" + escape_terminal(text).replace("`", "'").replace("\n", " ") + "`"
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    shown = _value(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def sentence(change: Change) -> str:
+    """One line a clinical education director reads: "Emergency Medicine › Spring block: 4 → 6 slots"."""
+    title = change.title or change.address
+    action = change.action
+    if action is Action.CREATE:
+        return f"{title}: new {change.type}"
+    if action is Action.DELETE:
+        return f"{title}: deleted"
+    if action is Action.ARCHIVE:
+        return f"{title}: archived"
+    parts = []
+    for name in dict.fromkeys([*change.before, *change.after]):
+        before, after = change.before.get(name), change.after.get(name)
+        if name == "archived":
+            parts.append("restored from the archive")
+        elif name == "slots":
+            parts.append(f"{before} → {after} slots")
+        elif name == "key":
+            parts.append(f"renamed {before} → {after}")
+        else:
+            parts.append(f"{name} {_short(before, 40)} → {_short(after, 40)}")
+    verb = {Action.ADOPT: "adopted", Action.RENAME: "renamed", Action.UPDATE: "updated"}[action]
+    return f"{title}: " + ("; ".join(parts) if parts else verb)
+
+
+FENCE = "`" * 3
+
+
 def _diff_line(change: Change) -> Iterable[str]:
     marker = {"+": "+", "-": "-", "~": "!", "x": "-", "<=": "+", "~>": "!"}[SYMBOLS[change.action]]
     yield f"{marker} {change.action.value:<7} {change.address}"
@@ -167,63 +201,155 @@ def _diff_line(change: Change) -> Iterable[str]:
         yield f"#         ({note})"
 
 
-def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
-    """A pull-request comment: a hidden marker, a summary table, risky changes first, then details."""
-    head = ["<!-- nexus-plan -->", "### nexus plan", "", summary_line(plan), ""]
-    head += [
-        "| organization | create | update | delete | archive | adopt | rename | drift | review |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for org in plan.organizations:
-        counts = dict.fromkeys(("create", "update", "delete", "archive", "adopt", "rename"), 0)
-        for change in org.changes:
-            counts[change.action.value] += 1
-        drift = sum(1 for c in org.changes if c.cause == "drift")
-        review = sum(1 for c in org.changes if c.risk != "low")
-        head.append(
-            f"| {escape_markdown(org.slug)} | "
-            + " | ".join(str(counts[a]) for a in counts)
-            + f" | {drift} | {review} |"
-        )
-    risky = [c for c in plan.changes if c.risk != "low"]
+def _fenced(line: str) -> str:
+    """A line safe inside a fenced block: no control characters, and no fence to break out with."""
+    return escape_terminal(line).replace(FENCE, "'''")
+
+
+class _Budget:
+    """Markdown assembled section by section under a character budget (GitHub refuses > 65,536)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+
+    def fits(self, text: str, reserve: int = 0) -> bool:
+        return self.size + len(text) + 1 + reserve <= self.limit
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text) + 1
+
+    def text(self) -> str:
+        return "\n".join(self.parts) + "\n"
+
+
+ACTION_NAMES = ("create", "update", "delete", "archive", "adopt", "rename")
+_RISK_ORDER = {"destructive": 0, "review": 1, "low": 2}
+_TAIL_RESERVE = 600
+TABLE_ROWS = 100
+"""Organizations listed one per row at most; the rest are summed in one row (details get the room)."""
+
+
+def _org_row(org: OrgPlan) -> str:
+    counts = dict.fromkeys(ACTION_NAMES, 0)
+    for change in org.changes:
+        counts[change.action.value] += 1
+    drift = sum(1 for c in org.changes if c.cause == "drift")
+    review = sum(1 for c in org.changes if c.risk != "low")
+    status = "error" if org.problems else ("review" if review else "")
+    cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
+    return f"| {code_span(org.slug)} | {cells} | {drift} | {review} | {status} |"
+
+
+def _errors(out: _Budget, plan: Plan, omitted: list[str]) -> None:
     problems = [(o.slug, p) for o in plan.organizations for p in o.problems]
-    body: list[str] = [""]
-    if problems:
-        body.append("**Errors: these organizations cannot be applied as configured**")
-        body.append("")
-        body.extend(f"- {code_span(slug)}: {escape_markdown(p.message)}" for slug, p in problems)
-        body.append("")
-    if risky:
-        body.append("**Changes that need a careful look**")
-        body.append("")
-        for change in risky:
-            why = "; ".join(change.notes) or change.action.value
-            body.append(
-                f"- **{change.action.value}** `{escape_markdown(change.address)}`: {escape_markdown(why)}"
-            )
-        body.append("")
-    details: list[str] = []
-    for org in plan.organizations:
-        if not org.changes:
-            continue
-        details.append(
-            f"<details><summary>{escape_markdown(org.slug)}: {escape_markdown(_org_counts(org))}</summary>"
-        )
-        details.append("")
-        details.append("```diff")
-        for change in org.changes:
-            details.extend(line.replace("```", "'''") for line in _diff_line(change))
-        details.append("```")
-        details.append("</details>")
-        details.append("")
-    text = "\n".join(head + body + details) + "\n"
-    if len(text) <= budget:
-        return text
-    shortened = "\n".join(head + body[: max(1, len(body))])
-    tail = (
-        "\n\n_The full plan is longer than a comment allows: download the plan artifact or run "
-        "`nexus plan --format text` to see every change._\n"
+    if not problems:
+        return
+    out.add("")
+    out.add("#### Errors: these organizations cannot be applied as configured")
+    out.add("")
+    for i, (slug, problem) in enumerate(problems):
+        where = f" ({code_span(f'{problem.file}:{problem.line}')})" if problem.file else ""
+        line = f"- {code_span(slug)}: {escape_markdown(problem.message)}{where}"
+        if not out.fits(line, _TAIL_RESERVE * 4):
+            omitted.append(f"{len(problems) - i} more errors")
+            return
+        out.add(line)
+
+
+def _risky(out: _Budget, plan: Plan, omitted: list[str]) -> None:
+    risky = sorted(
+        (c for c in plan.changes if c.risk != "low"), key=lambda c: (_RISK_ORDER[c.risk], c.address)
     )
-    if len(shortened) + len(tail) > budget:
-        shortened = shortened[: budget - len(tail) - 200].rsplit("\n", 1)[0] + "\n\n_(list cut short)_"
-    return shortened + tail
+    if not risky:
+        return
+    out.add("")
+    out.add("#### Changes that need a careful look")
+    out.add("")
+    for i, change in enumerate(risky):
+        why = "; ".join(change.notes)
+        line = f"- **{change.action.value}** {escape_markdown(sentence(change))}"
+        line += f" ({escape_markdown(why)})" if why else ""
+        line += " — changed in the database outside nexus (drift)" if change.cause == "drift" else ""
+        line += f" {code_span(change.address)}"
+        if not out.fits(line, _TAIL_RESERVE * 3):
+            omitted.append(f"{len(risky) - i} more changes that need a careful look")
+            return
+        out.add(line)
+
+
+def _table(out: _Budget, changed: list[OrgPlan], omitted: list[str]) -> None:
+    if not changed:
+        return
+    out.add("")
+    out.add("| organization | create | update | delete | archive | adopt | rename | drift | review | |")
+    out.add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    ranked = sorted(
+        changed, key=lambda o: (not o.problems, -sum(c.risk != "low" for c in o.changes), -len(o.changes), o.slug)
+    )
+    for i, org in enumerate(ranked):
+        row = _org_row(org)
+        if i >= TABLE_ROWS or not out.fits(row, _TAIL_RESERVE * 2):
+            rest = ranked[i:]
+            counts = {a: sum(1 for o in rest for c in o.changes if c.action.value == a) for a in ACTION_NAMES}
+            cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
+            out.add(f"| … and {len(rest)} more | {cells} | | | |")
+            omitted.append(f"{len(rest)} organizations' rows (their totals are in the last row)")
+            return
+        out.add(row)
+
+
+def _details(out: _Budget, changed: list[OrgPlan], omitted: list[str]) -> None:
+    with_changes = [o for o in changed if o.changes]
+    for i, org in enumerate(with_changes):
+        block = [
+            "",
+            f"<details><summary>{escape_markdown(org.slug)}: {escape_markdown(_org_counts(org))}</summary>",
+            "",
+            FENCE + "diff",
+            *(_fenced(line) for change in org.changes for line in _diff_line(change)),
+            FENCE,
+            "</details>",
+        ]
+        text = "\n".join(block)
+        if not out.fits(text, _TAIL_RESERVE):
+            omitted.append(f"the details of {len(with_changes) - i} organization(s)")
+            return
+        out.add(text)
+
+
+def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET) -> str:
+    """A pull-request comment: a hidden marker (so CI updates one comment), the totals, errors and risky
+    changes in words, a table per organization, then collapsible details; cut to `budget` characters,
+    always keeping the summary and saying what was left out."""
+    out = _Budget(budget)
+    out.add("<!-- nexus-plan -->")
+    out.add("### nexus plan")
+    out.add("")
+    out.add(f"**{summary_line(plan)}**")
+    shown = [o for o in plan.organizations if not o.skipped]
+    changed = [o for o in shown if o.changes or o.problems]
+    facts = [f"{len(changed)} organization(s) with changes or errors"]
+    if len(shown) > len(changed):
+        facts.append(f"{len(shown) - len(changed)} without")
+    if len(shown) < len(plan.organizations):
+        facts.append(
+            f"{len(plan.organizations) - len(shown)} unchanged since their last apply (not compared)"
+        )
+    out.add("")
+    out.add(", ".join(facts) + ".")
+    omitted: list[str] = []
+    _errors(out, plan, omitted)
+    _risky(out, plan, omitted)
+    _table(out, changed, omitted)
+    _details(out, changed, omitted)
+    if omitted:
+        out.add("")
+        out.add(
+            "_Cut to fit a pull-request comment: "
+            + escape_markdown("; ".join(omitted))
+            + " not shown here. The full plan is in the plan artifact, or run `nexus plan --format text`._"
+        )
+    return out.text()
