@@ -270,8 +270,11 @@ def _risky(out: _Budget, plan: Plan, omitted: list[str]) -> None:
     out.add("")
     for i, change in enumerate(risky):
         why = "; ".join(change.notes)
-        line = f"- **{change.action.value}** {escape_markdown(sentence(change))}"
-        line += f" ({escape_markdown(why)})" if why else ""
+        if change.action in (Action.ARCHIVE, Action.DELETE) and why:
+            line = f"- **{change.action.value}** {escape_markdown(change.title or change.address)}: {escape_markdown(why)}"
+        else:
+            line = f"- **{change.action.value}** {escape_markdown(sentence(change))}"
+            line += f" ({escape_markdown(why)})" if why else ""
         line += " — changed in the database outside nexus (drift)" if change.cause == "drift" else ""
         line += f" {code_span(change.address)}"
         if not out.fits(line, _TAIL_RESERVE * 3):
@@ -287,7 +290,8 @@ def _table(out: _Budget, changed: list[OrgPlan], omitted: list[str]) -> None:
     out.add("| organization | create | update | delete | archive | adopt | rename | drift | review | |")
     out.add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     ranked = sorted(
-        changed, key=lambda o: (not o.problems, -sum(c.risk != "low" for c in o.changes), -len(o.changes), o.slug)
+        changed,
+        key=lambda o: (not o.problems, -sum(c.risk != "low" for c in o.changes), -len(o.changes), o.slug),
     )
     for i, org in enumerate(ranked):
         row = _org_row(org)
