@@ -137,16 +137,16 @@ def _read_batch(connection: Connection, slugs: Sequence[str]) -> dict[str, Actua
     rows_by_slug = {row.slug: row for row in org_rows}
     result = {}
     for slug in slugs:
-        row = rows_by_slug.get(slug)
+        org_row = rows_by_slug.get(slug)
         org_records = records.get(slug, [])
         result[slug] = ActualOrganization(
             slug,
-            row.id if row is not None else None,
+            org_row.id if org_row is not None else None,
             {r.address: r for r in org_records},
             fingerprint_of(slug, org_records),
-            int(row.revision) if row is not None else 0,
-            row.config_hash if row is not None else None,
-            row.applied_revision if row is not None else None,
+            int(org_row.revision) if org_row is not None else 0,
+            org_row.config_hash if org_row is not None else None,
+            org_row.applied_revision if org_row is not None else None,
         )
     return result
 

@@ -322,7 +322,7 @@ def output_options(function: F) -> F:
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
 @click.pass_obj
-def plan(obj: dict[str, Any], **options: Any) -> int:
+def plan(obj: dict[str, Any], /, **options: Any) -> int:
     """Show what apply would change in the database. Writes nothing to the database."""
     fmt, out = options["fmt"], options["out"]
     the_plan = _make_plan(_request(options))
@@ -426,7 +426,7 @@ def _default_jobs(url: str) -> int:
     help="Organizations applied in parallel (default: the number of CPUs on PostgreSQL, 1 on SQLite).",
 )
 @click.pass_obj
-def apply(obj: dict[str, Any], **options: Any) -> int:
+def apply(obj: dict[str, Any], /, **options: Any) -> int:
     """Make the database match the configuration: plan, confirm, then apply per organization."""
     import sqlalchemy as sa
 

@@ -61,8 +61,8 @@ def _renamed_from(
     want: Record, actual: Mapping[str, Record], desired: Mapping[str, Record], moved: Mapping[str, str]
 ) -> Record | None:
     prefix = want.address[: -len(want.key)]
-    if want.parent in moved:
-        prefix = moved[want.parent] + prefix[len(want.parent or "") :]
+    if want.parent is not None and want.parent in moved:
+        prefix = moved[want.parent] + prefix[len(want.parent) :]
     for old_key in want.previous_keys:
         old_address = prefix + old_key
         old = actual.get(old_address)

@@ -157,10 +157,10 @@ def _refresh_ids(ctx: WriteContext, type_: str, addresses: Sequence[str]) -> Non
                 table.c.service_id.in_(list(by_service))
             )
         )
-        for row in rows:
-            address = wanted.get((row.service_id, row.key))
-            if address is not None:
-                ctx.ids[address] = row.id
+        for found in rows:
+            inserted = wanted.get((found.service_id, found.key))
+            if inserted is not None:
+                ctx.ids[inserted] = found.id
         return
     keys = {_key_of(a): a for a in addresses}
     key_column = table.c.school_key if type_ == "school" else table.c.key
