@@ -298,3 +298,21 @@ def test_history_lists_applies_with_commit_and_actor(
 def test_examples_first_command_of_the_readme_works(nexus: Run) -> None:
     assert nexus("apply", str(EXAMPLES), "--auto-approve") == 0
     assert nexus("plan", str(EXAMPLES), "--detailed-exitcode") == 0
+
+
+def test_history_filters_by_date(nexus: Run, config: Callable[..., Path]) -> None:
+    assert nexus("apply", str(config()), "--auto-approve") == 0
+    assert nexus("history", "--since", "2000-01-01", "--format", "json") == 0
+    assert len(json.loads(nexus.out)) == 2
+    assert nexus("history", "--until", "2000-01-01", "--format", "json") == 0
+    assert json.loads(nexus.out) == []
+    assert nexus("history", "--since", "yesterday") == 1
+    assert "YYYY-MM-DD" in nexus.err
+
+
+def test_history_table_on_a_terminal_names_who_and_what(nexus: Run, config: Callable[..., Path]) -> None:
+    assert nexus("apply", str(config()), "--auto-approve") == 0
+    assert nexus("history") == 0
+    header = nexus.out.splitlines()[0]
+    assert header.split() == ["WHEN", "(UTC)", "ORGANIZATION", "WHO", "COMMIT", "CHANGES"]
+    assert "create" in nexus.out
