@@ -16,6 +16,7 @@ from pathlib import Path
 from nexus_config.attachments import attached_document
 from nexus_config.desired import DesiredOrganization, DesiredState
 from nexus_config.discovery import discover
+from nexus_config.headers import FileHeader, file_header
 from nexus_config.locations import Locator, locate
 from nexus_config.merge import LocatedDocument, merged_organizations
 from nexus_config.models import CURRENT_VERSION
@@ -43,12 +44,22 @@ def paused_gc() -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class ScannedFile:
-    """A configuration file's bytes and content hash, read once."""
+    """A configuration file's content hash, what it declares, and (unless dropped) its bytes."""
 
     path: str
     root: str
-    data: bytes
+    data: bytes | None
     sha256: str
+    header: FileHeader | None = None
+
+    def content(self) -> bytes:
+        """The bytes, read again when the scan kept only hashes (they are re-hashed: same or refused)."""
+        if self.data is not None:
+            return self.data
+        data = Path(self.path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise OSError(f"{self.path} changed while nexus was reading the configuration")
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +74,10 @@ class Scan:
         return {f.path: f.sha256 for f in self.files}
 
 
-def scan_configuration(paths: Sequence[str | Path]) -> Scan:
-    """Discover and read the files (hashing their bytes): what an incremental plan decides on."""
+def scan_configuration(paths: Sequence[str | Path], *, keep_data: bool = True) -> Scan:
+    """Discover and read the files: their hashes (what an incremental plan decides on) and what
+    organizations each declares (to load a fleet in batches). `keep_data=False` drops the bytes,
+    which are read again when a batch is loaded: memory then stays flat however large the fleet."""
     found, problems = discover([str(p) for p in paths])
     files = []
     for f in found:
@@ -73,7 +86,12 @@ def scan_configuration(paths: Sequence[str | Path]) -> Scan:
         except OSError as exc:
             problems.append(Problem(f.path, f"cannot read: {exc.strerror}", code="file"))
             continue
-        files.append(ScannedFile(f.path, f.root, data, hashlib.sha256(data).hexdigest()))
+        try:
+            header = file_header(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            header = None
+        digest = hashlib.sha256(data).hexdigest()
+        files.append(ScannedFile(f.path, f.root, data if keep_data else None, digest, header))
     return Scan(tuple(files), tuple(problems))
 
 
@@ -107,7 +125,12 @@ class LoadResult:
 def _documents(
     found: ScannedFile, locator: Locator, problems: list[Problem], failed_slugs: set[str]
 ) -> Iterator[LocatedDocument]:
-    text, decode_problems = decode_text(found.path, found.data)
+    try:
+        content = found.content()
+    except OSError as exc:
+        problems.append(Problem(found.path, f"cannot read: {exc}", code="file"))
+        return
+    text, decode_problems = decode_text(found.path, content)
     problems.extend(decode_problems)
     if text is None:
         return
@@ -179,7 +202,11 @@ def _parse(
 
 
 def _parsed_subset(
-    scan: Scan, skip: Mapping[str, frozenset[str]], locator: Locator, problems: list[Problem], failed: set[str]
+    scan: Scan,
+    skip: Mapping[str, frozenset[str]],
+    locator: Locator,
+    problems: list[Problem],
+    failed: set[str],
 ) -> tuple[list[LocatedDocument], frozenset[str]]:
     """Parse every file except those that only hold organizations declared unchanged, and the files of
     any unchanged organization that turns out to be needed (a changed file names it, or it is the parent
@@ -228,7 +255,9 @@ def load_configuration(
         orgs, merge_problems = merged_organizations(documents)
         complete = {slug: org for slug, org in orgs.items() if slug not in failed}
         problems.extend(
-            p for p in merge_problems if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
+            p
+            for p in merge_problems
+            if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
         )
         problems.extend(
             p

@@ -255,42 +255,33 @@ class PlanRequest:
 
 
 def _make_plan(request: PlanRequest) -> Any:
-    """Scan the files, skip what is unchanged since its last apply (unless --full), load, plan."""
-    from nexus_config.loader import scan_configuration
-
-    from plan_apply.actual import read_applied_configurations
+    """Plan the configuration against the database (incrementally unless --full); print its problems."""
     from plan_apply.database.engine import redact
     from plan_apply.diff import PlanOptions
-    from plan_apply.planning import (
-        build_plan,
-        clean_organizations,
-        located_plan,
-        parse_shard,
-        selected_organizations,
-    )
+    from plan_apply.pipeline import Selection, plan_tree
+    from plan_apply.planning import parse_shard
 
-    scan = scan_configuration(request.paths)
+    selection = Selection(request.orgs, request.selectors, parse_shard(request.shard))
     with (
         _database(request.database_url, request.lock_timeout) as (engine, url),
         engine.connect() as connection,
     ):
-        with connection.begin():
-            applied = read_applied_configurations(connection)
-        skip = {} if request.full else clean_organizations(applied, scan.hashes)
-        result, locator = _load(request.paths, request.fmt, scan=scan, skip=skip)
-        skipped = {slug: applied[slug] for slug in result.skipped}
-        selected = selected_organizations(
-            result.state, request.orgs, request.selectors, skipped, parse_shard(request.shard)
-        )
-        plan = build_plan(
+        result = plan_tree(
+            request.paths,
             connection,
-            result.state,
-            selected,
             database=redact(url),
+            selection=selection,
             options=PlanOptions(allow_mass_delete=request.allow_mass_delete),
-            file_hashes=result.file_hashes,
+            full=request.full,
         )
-    return located_plan(plan, locator)
+    if result.problems:
+        if request.fmt == "json" and result.plan is None:
+            click.echo(problems_to_json(result.problems), nl=False)
+        else:
+            click.echo(problems_to_text(result.problems), err=True, nl=False)
+    if result.plan is None:
+        raise ConfigurationInvalid("the configuration has errors; nothing was planned or applied")
+    return result.plan
 
 
 def output_options(function: F) -> F:

@@ -19,7 +19,7 @@ from plan_apply.planning import build_plan, selected_organizations
 from .test_cli_plan_apply import Run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fleet import write_fleet  # noqa: E402  (the benchmark's generator, shared with the scale tests)
+from fleet import write_fleet
 
 
 @pytest.fixture(scope="module")

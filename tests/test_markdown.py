@@ -16,7 +16,7 @@ from plan_apply.plan import Action, Change, OrgPlan, Plan
 from plan_apply.render import MARKDOWN_BUDGET, render_markdown, render_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fleet import write_fleet  # noqa: E402
+from fleet import write_fleet
 
 GOLDENS = Path(__file__).parent / "goldens"
 

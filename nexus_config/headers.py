@@ -1,0 +1,125 @@
+"""Which organizations a file declares, read from its text without parsing it: to load a fleet in
+batches of whole families instead of all at once (memory stays flat as the fleet grows).
+
+A cheap look at `metadata` (block or flow style) in each document; when a file is written in a way this
+does not understand, the answer is "unknown" and the caller loads everything together. The loader checks
+the guess against what it then parses, so a wrong guess can cost time, never correctness.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["Batch", "FileHeader", "batches", "file_header"]
+
+_DOCUMENT = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
+_FLOW = re.compile(r"^metadata:[ \t]*\{([^{}\n]*)\}", re.MULTILINE)
+_BLOCK = re.compile(r"^metadata:[ \t]*(?:#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
+_FIELD = r"(?:^|[,{\s])NAME:[ \t]*['\"]?([a-z0-9][a-z0-9-]*)['\"]?[ \t]*(?:#.*)?(?:,|$)"
+_SLUG = re.compile(_FIELD.replace("NAME", "slug"), re.MULTILINE)
+_PARENT = re.compile(_FIELD.replace("NAME", "parent"), re.MULTILINE)
+_CONTENT = re.compile(r"^[^\s#]", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class FileHeader:
+    """The (slug, parent) of each document of a file that has content."""
+
+    organizations: tuple[tuple[str, str | None], ...]
+
+
+def _metadata(document: str) -> str | None:
+    flow = _FLOW.search(document)
+    if flow:
+        return flow.group(1)
+    block = _BLOCK.search(document + "\n")
+    if block:
+        first_indent = re.match(r"[ \t]*", block.group(1))
+        indent = first_indent.group(0) if first_indent else ""
+        # Only the keys at the block's own indentation (not labels' values, say).
+        return "\n".join(
+            line
+            for line in block.group(1).splitlines()
+            if line.startswith(indent) and not line.startswith(indent + " ")
+        )
+    return None
+
+
+def file_header(text: str) -> FileHeader | None:
+    """The organizations of a file's documents, or None when the text is not understood this way."""
+    organizations = []
+    for document in _DOCUMENT.split(text.lstrip("\ufeff")):
+        if not _CONTENT.search(document):
+            continue  # empty or comment-only
+        metadata = _metadata(document)
+        if metadata is None:
+            return None
+        slugs = _SLUG.findall(metadata)
+        parents = _PARENT.findall(metadata)
+        if len(slugs) != 1 or len(parents) > 1:
+            return None
+        organizations.append((slugs[0], parents[0] if parents else None))
+    return FileHeader(tuple(organizations))
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Organizations to plan together, and the files to load for them: their own files and their
+    ancestors' (loaded for what the members inherit; an ancestor is planned in its own batch)."""
+
+    members: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
+    """The organizations of a tree in batches of about `size`, parents before children, in a stable
+    order; every file is loaded with every organization it declares."""
+    parent_of: dict[str, str | None] = {}
+    files_of: dict[str, set[str]] = {}
+    for path, header in sorted(headers.items()):
+        for slug, parent in header.organizations:
+            files_of.setdefault(slug, set()).add(path)
+            if parent is not None or slug not in parent_of:
+                parent_of[slug] = parent if parent is not None else parent_of.get(slug)
+
+    def chain(slug: str) -> list[str]:
+        seen = [slug]
+        while (parent := parent_of.get(seen[-1])) and parent in parent_of and parent not in seen:
+            seen.append(parent)
+        return seen
+
+    order = sorted(parent_of, key=lambda slug: (len(chain(slug)), slug))
+    # Organizations that share a file must be planned together: union them first.
+    group_of = {slug: slug for slug in order}
+
+    def find(slug: str) -> str:
+        while group_of[slug] != slug:
+            group_of[slug] = group_of[group_of[slug]]
+            slug = group_of[slug]
+        return slug
+
+    for header in headers.values():
+        slugs = [slug for slug, _ in header.organizations]
+        for other in slugs[1:]:
+            group_of[find(other)] = find(slugs[0])
+    groups: dict[str, list[str]] = {}
+    for slug in order:
+        groups.setdefault(find(slug), []).append(slug)
+    result: list[Batch] = []
+    members: list[str] = []
+    for group in sorted(groups.values(), key=lambda g: (min(len(chain(s)) for s in g), g[0])):
+        members.extend(group)
+        if len(members) >= size:
+            result.append(_batch(members, chain, files_of))
+            members = []
+    if members:
+        result.append(_batch(members, chain, files_of))
+    return result
+
+
+def _batch(members: list[str], chain: Callable[[str], list[str]], files_of: Mapping[str, set[str]]) -> Batch:
+    needed = {ancestor for slug in members for ancestor in chain(slug)}
+    files = sorted({path for slug in needed for path in files_of.get(slug, ())})
+    return Batch(tuple(members), tuple(files))

@@ -1,0 +1,247 @@
+"""From configuration paths and a database to one plan: what `plan` and `apply` share.
+
+Files are hashed first; organizations unchanged since their last apply are skipped without parsing
+(unless `full`); the rest are loaded, checked and planned in batches of a few hundred organizations (each
+with the ancestors it inherits from), so memory does not grow with the fleet. When a file's organizations
+cannot be told without parsing it, everything is loaded at once instead, which is slower, never wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy.engine import Connection
+
+from nexus_config import LoadResult, Problem, load_configuration
+from nexus_config.headers import Batch, FileHeader, batches
+from nexus_config.loader import Scan, scan_configuration
+from nexus_config.locations import Locator
+from nexus_config.suggest import did_you_mean
+from plan_apply.actual import AppliedConfiguration, read_applied_configurations
+from plan_apply.diff import PlanOptions
+from plan_apply.errors import UsageProblem
+from plan_apply.plan import Plan
+from plan_apply.planning import (
+    build_plan,
+    clean_organizations,
+    located_plan,
+    parse_selectors,
+    shard_of,
+    utc_now,
+)
+
+__all__ = ["BATCH_ORGANIZATIONS", "Selection", "TreePlan", "plan_tree"]
+
+BATCH_ORGANIZATIONS = 200
+"""Organizations loaded and planned together: big enough to amortize the batched reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    orgs: Sequence[str] = ()
+    selectors: Sequence[str] = ()
+    shard: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TreePlan:
+    """The plan, or the configuration's problems (errors stop the plan; warnings do not)."""
+
+    plan: Plan | None
+    problems: tuple[Problem, ...]
+
+
+class _HeadersWrong(Exception):
+    """A batch loaded organizations the text-only look did not predict: load everything at once."""
+
+
+def _headers(scan: Scan) -> dict[str, FileHeader] | None:
+    headers = {}
+    for f in scan.files:
+        if f.header is None:
+            return None
+        headers[f.path] = f.header
+    return headers
+
+
+def _root(slug: str, parents: dict[str, str | None]) -> str:
+    seen = {slug}
+    while (parent := parents.get(slug)) and parent not in seen:
+        seen.add(parent)
+        slug = parent
+    return slug
+
+
+def _chosen(
+    members: Sequence[str],
+    result: LoadResult,
+    applied: dict[str, AppliedConfiguration],
+    selection: Selection,
+    parents: dict[str, str | None],
+) -> list[str]:
+    wanted = parse_selectors(selection.selectors)
+    chosen = []
+    for slug in members:
+        if slug in result.state.organizations:
+            labels = result.state.organizations[slug].labels
+        elif slug in result.skipped and slug in applied:
+            labels = applied[slug].labels
+        else:
+            continue  # failed to load: its problems are reported
+        if selection.orgs and slug not in selection.orgs:
+            continue
+        if not all(labels.get(k) == v for k, v in wanted.items()):
+            continue
+        if selection.shard and shard_of(_root(slug, parents), selection.shard[1]) != selection.shard[0]:
+            continue
+        chosen.append(slug)
+    return chosen
+
+
+def _loaded(scan: Scan, batch: Batch, skip: dict[str, frozenset[str]], locator: Locator) -> LoadResult:
+    files = set(batch.files)
+    subset = Scan(tuple(f for f in scan.files if f.path in files), ())
+    result = load_configuration([], locator, scan=subset, skip={k: v for k, v in skip.items() if v <= files})
+    expected = {slug for f in subset.files if f.header for slug, _ in f.header.organizations}
+    loaded = set(result.state.organizations) | set(result.skipped)
+    if not loaded <= expected:
+        raise _HeadersWrong
+    return result
+
+
+def _batches(scan: Scan) -> list[Batch] | None:
+    headers = _headers(scan)
+    return batches(headers, BATCH_ORGANIZATIONS) if headers is not None else None
+
+
+def plan_tree(
+    paths: Sequence[str | Path],
+    connection: Connection,
+    *,
+    database: str,
+    selection: Selection = Selection(),
+    options: PlanOptions | None = None,
+    full: bool = False,
+    created_at: Callable[[], str] = utc_now,
+) -> TreePlan:
+    """Plan a configuration tree against the database, incrementally and in batches."""
+    scan = scan_configuration(paths, keep_data=False)
+    with connection.begin():
+        applied = read_applied_configurations(connection)
+    skip = {} if full else clean_organizations(applied, scan.hashes)
+    planned_at = created_at()
+    try:
+        parts = list(_batched(scan, skip, applied, connection, database, selection, options, planned_at))
+    except _HeadersWrong:
+        parts = []
+    if not parts:
+        parts = [_at_once(scan, skip, applied, connection, database, selection, options, planned_at)]
+    problems = sorted({p for part in parts for p in part.problems}, key=lambda p: p.sort_key)
+    problems = list(scan.problems) + problems
+    if any(p.severity == "error" for p in problems):
+        return TreePlan(None, tuple(problems))
+    organizations = tuple(org for part in parts if part.plan for org in part.plan.organizations)
+    every = {org.slug for org in organizations} | _all_slugs(parts)
+    unknown = [slug for slug in selection.orgs if slug not in every]
+    if unknown:
+        raise UsageProblem(
+            f'organization "{unknown[0]}" is not in the configuration{did_you_mean(unknown[0], every)}'
+        )
+    if not organizations and selection.shard is None:
+        raise UsageProblem("no organization matches the given --org/--selector")
+    plan = Plan(created_at=planned_at, database=database, organizations=organizations)
+    return TreePlan(plan, tuple(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    plan: Plan | None
+    problems: tuple[Problem, ...]
+    slugs: frozenset[str]
+
+
+def _all_slugs(parts: Sequence[_Part]) -> set[str]:
+    return {slug for part in parts for slug in part.slugs}
+
+
+def _plan_part(
+    result: LoadResult,
+    members: Sequence[str],
+    locator: Locator,
+    applied: dict[str, AppliedConfiguration],
+    connection: Connection,
+    database: str,
+    selection: Selection,
+    options: PlanOptions | None,
+    planned_at: str,
+    parents: dict[str, str | None],
+) -> _Part:
+    slugs = frozenset(result.state.organizations) | result.skipped
+    if not result.ok:
+        return _Part(None, result.problems, slugs)
+    chosen = _chosen(members, result, applied, selection, parents)
+    plan = build_plan(
+        connection,
+        result.state,
+        chosen,
+        database=database,
+        options=options,
+        created_at=lambda: planned_at,
+        file_hashes=result.file_hashes,
+    )
+    return _Part(located_plan(plan, locator), result.problems, slugs)
+
+
+def _batched(
+    scan: Scan,
+    skip: dict[str, frozenset[str]],
+    applied: dict[str, AppliedConfiguration],
+    connection: Connection,
+    database: str,
+    selection: Selection,
+    options: PlanOptions | None,
+    planned_at: str,
+) -> Iterator[_Part]:
+    plan_batches = _batches(scan)
+    if plan_batches is None or len(plan_batches) < 2:
+        return
+    parents = {
+        slug: parent for f in scan.files if f.header for slug, parent in f.header.organizations if parent
+    }
+    for batch in plan_batches:
+        locator = Locator()
+        result = _loaded(scan, batch, skip, locator)
+        yield _plan_part(
+            result,
+            batch.members,
+            locator,
+            applied,
+            connection,
+            database,
+            selection,
+            options,
+            planned_at,
+            parents,
+        )
+
+
+def _at_once(
+    scan: Scan,
+    skip: dict[str, frozenset[str]],
+    applied: dict[str, AppliedConfiguration],
+    connection: Connection,
+    database: str,
+    selection: Selection,
+    options: PlanOptions | None,
+    planned_at: str,
+) -> _Part:
+    locator = Locator()
+    result = load_configuration([], locator, scan=replace(scan, problems=()), skip=skip)
+    parents: dict[str, str | None] = {slug: org.parent for slug, org in result.state.organizations.items()}
+    parents.update({slug: applied[slug].parent for slug in result.skipped if slug in applied})
+    members = [*result.state.organizations, *sorted(result.skipped)]
+    return _plan_part(
+        result, members, locator, applied, connection, database, selection, options, planned_at, parents
+    )

@@ -1,0 +1,81 @@
+"""A fleet is loaded and planned in batches of whole organizations (with their ancestors), and the plan
+is the same as when everything is loaded at once."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nexus_config.headers import file_header
+from plan_apply import pipeline
+from plan_apply.database.engine import engine_for
+from plan_apply.pipeline import Selection, plan_tree
+
+from .conftest import EXAMPLES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from fleet import write_fleet  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fleet") / "fleet"
+    write_fleet(out, 12, seed=11, systems=3)
+    return out
+
+
+def _plan_json(url: str, folder: Path, batch: int, monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> str:
+    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", batch)
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            result = plan_tree(
+                [folder], connection, database="db", created_at=lambda: "2026-11-28T12:00:00Z", **kwargs
+            )
+    finally:
+        engine.dispose()
+    assert result.plan is not None, [p.as_text() for p in result.problems][:5]
+    return result.plan.to_json()
+
+
+@pytest.mark.parametrize("folder_name", ["fleet", "examples"])
+def test_batched_plan_equals_the_plan_loaded_at_once(
+    database_url: str, folder_name: str, fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = fleet if folder_name == "fleet" else EXAMPLES
+    at_once = _plan_json(database_url, folder, 10_000, monkeypatch)
+    batched = _plan_json(database_url, folder, 2, monkeypatch)
+    assert batched == at_once
+
+
+def test_batched_selection_by_shard_and_org(database_url: str, fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = _plan_json(database_url, fleet, 10_000, monkeypatch, selection=Selection(shard=(1, 2)))
+    parts = _plan_json(database_url, fleet, 3, monkeypatch, selection=Selection(shard=(1, 2)))
+    assert whole == parts
+
+
+def test_every_generated_file_is_understood_without_parsing(fleet: Path) -> None:
+    for path in sorted(fleet.rglob("*.yaml")):
+        assert file_header(path.read_text()) is not None, path
+
+
+def test_a_file_the_quick_look_cannot_read_makes_everything_load_at_once(
+    database_url: str, write_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Flow-style metadata over two lines: organizations of this file are only known by parsing it.
+    tree = write_tree(
+        {
+            "a.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: alpha}\nprofile: {name: A, type: clinic}\n",
+            "b.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: bravo,\n  parent: alpha}\n"
+            "profile: {name: B, type: clinic}\n",
+            "c.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: charlie, parent: bravo}\n"
+            "profile: {name: C, type: clinic}\n",
+        }
+    )
+    assert file_header((tree / "b.yaml").read_text()) is None
+    batched = _plan_json(database_url, tree, 1, monkeypatch)
+    assert batched == _plan_json(database_url, tree, 10_000, monkeypatch)
+    assert '"slug": "charlie"' in batched
