@@ -25,13 +25,13 @@ from plan_apply.plan import OrgPlan, Plan, PlanProblem
 
 __all__ = [
     "build_plan",
-    "parse_shard",
-    "shard_of",
     "clean_organizations",
     "config_hash_of",
     "located_plan",
     "parse_selectors",
+    "parse_shard",
     "selected_organizations",
+    "shard_of",
     "utc_now",
 ]
 

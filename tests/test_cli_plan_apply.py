@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
