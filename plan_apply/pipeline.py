@@ -28,6 +28,7 @@ from plan_apply.planning import (
     clean_organizations,
     located_plan,
     parse_selectors,
+    root_of,
     shard_of,
     utc_now,
 )
@@ -66,14 +67,6 @@ def _headers(scan: Scan) -> dict[str, FileHeader] | None:
     return headers
 
 
-def _root(slug: str, parents: dict[str, str | None]) -> str:
-    seen = {slug}
-    while (parent := parents.get(slug)) and parent not in seen:
-        seen.add(parent)
-        slug = parent
-    return slug
-
-
 def _chosen(
     members: Sequence[str],
     result: LoadResult,
@@ -94,7 +87,7 @@ def _chosen(
             continue
         if not all(labels.get(k) == v for k, v in wanted.items()):
             continue
-        if selection.shard and shard_of(_root(slug, parents), selection.shard[1]) != selection.shard[0]:
+        if selection.shard and shard_of(root_of(slug, parents), selection.shard[1]) != selection.shard[0]:
             continue
         chosen.append(slug)
     return chosen
@@ -131,13 +124,13 @@ def plan_tree(
     with connection.begin():
         applied = read_applied_configurations(connection)
     skip = {} if full else clean_organizations(applied, scan.hashes)
-    planned_at = created_at()
+    planning = _Planning(scan, skip, applied, connection, database, selection, options, created_at())
     try:
-        parts = list(_batched(scan, skip, applied, connection, database, selection, options, planned_at))
+        parts = list(planning.batched())
     except _HeadersWrong:
         parts = []
     if not parts:
-        parts = [_at_once(scan, skip, applied, connection, database, selection, options, planned_at)]
+        parts = [planning.at_once()]
     problems = sorted({p for part in parts for p in part.problems}, key=lambda p: p.sort_key)
     problems = list(scan.problems) + problems
     if any(p.severity == "error" for p in problems):
@@ -151,7 +144,7 @@ def plan_tree(
         )
     if not organizations and selection.shard is None:
         raise UsageProblem("no organization matches the given --org/--selector")
-    plan = Plan(created_at=planned_at, database=database, organizations=organizations)
+    plan = Plan(created_at=planning.planned_at, database=database, organizations=organizations)
     return TreePlan(plan, tuple(problems))
 
 
@@ -166,82 +159,57 @@ def _all_slugs(parts: Sequence[_Part]) -> set[str]:
     return {slug for part in parts for slug in part.slugs}
 
 
-def _plan_part(
-    result: LoadResult,
-    members: Sequence[str],
-    locator: Locator,
-    applied: dict[str, AppliedConfiguration],
-    connection: Connection,
-    database: str,
-    selection: Selection,
-    options: PlanOptions | None,
-    planned_at: str,
-    parents: dict[str, str | None],
-) -> _Part:
-    slugs = frozenset(result.state.organizations) | result.skipped
-    if not result.ok:
-        return _Part(None, result.problems, slugs)
-    chosen = _chosen(members, result, applied, selection, parents)
-    plan = build_plan(
-        connection,
-        result.state,
-        chosen,
-        database=database,
-        options=options,
-        created_at=lambda: planned_at,
-        file_hashes=result.file_hashes,
-    )
-    return _Part(located_plan(plan, locator), result.problems, slugs)
+@dataclass(frozen=True, slots=True)
+class _Planning:
+    """What every batch is planned with."""
 
+    scan: Scan
+    skip: dict[str, frozenset[str]]
+    applied: dict[str, AppliedConfiguration]
+    connection: Connection
+    database: str
+    selection: Selection
+    options: PlanOptions | None
+    planned_at: str
 
-def _batched(
-    scan: Scan,
-    skip: dict[str, frozenset[str]],
-    applied: dict[str, AppliedConfiguration],
-    connection: Connection,
-    database: str,
-    selection: Selection,
-    options: PlanOptions | None,
-    planned_at: str,
-) -> Iterator[_Part]:
-    plan_batches = _batches(scan)
-    if plan_batches is None or len(plan_batches) < 2:
-        return
-    parents = {
-        slug: parent for f in scan.files if f.header for slug, parent in f.header.organizations if parent
-    }
-    for batch in plan_batches:
-        locator = Locator()
-        result = _loaded(scan, batch, skip, locator)
-        yield _plan_part(
-            result,
-            batch.members,
-            locator,
-            applied,
-            connection,
-            database,
-            selection,
-            options,
-            planned_at,
-            parents,
+    def part(
+        self, result: LoadResult, members: Sequence[str], locator: Locator, parents: dict[str, str | None]
+    ) -> _Part:
+        slugs = frozenset(result.state.organizations) | result.skipped
+        if not result.ok:
+            return _Part(None, result.problems, slugs)
+        chosen = _chosen(members, result, self.applied, self.selection, parents)
+        plan = build_plan(
+            self.connection,
+            result.state,
+            chosen,
+            database=self.database,
+            options=self.options,
+            created_at=lambda: self.planned_at,
+            file_hashes=result.file_hashes,
         )
+        return _Part(located_plan(plan, locator), result.problems, slugs)
 
+    def batched(self) -> Iterator[_Part]:
+        """One part per batch, or nothing when the tree is small or not understood without parsing."""
+        plan_batches = _batches(self.scan)
+        if plan_batches is None or len(plan_batches) < 2:
+            return
+        parents: dict[str, str | None] = {
+            slug: parent
+            for f in self.scan.files
+            if f.header
+            for slug, parent in f.header.organizations
+            if parent
+        }
+        for batch in plan_batches:
+            locator = Locator()
+            yield self.part(_loaded(self.scan, batch, self.skip, locator), batch.members, locator, parents)
 
-def _at_once(
-    scan: Scan,
-    skip: dict[str, frozenset[str]],
-    applied: dict[str, AppliedConfiguration],
-    connection: Connection,
-    database: str,
-    selection: Selection,
-    options: PlanOptions | None,
-    planned_at: str,
-) -> _Part:
-    locator = Locator()
-    result = load_configuration([], locator, scan=replace(scan, problems=()), skip=skip)
-    parents: dict[str, str | None] = {slug: org.parent for slug, org in result.state.organizations.items()}
-    parents.update({slug: applied[slug].parent for slug in result.skipped if slug in applied})
-    members = [*result.state.organizations, *sorted(result.skipped)]
-    return _plan_part(
-        result, members, locator, applied, connection, database, selection, options, planned_at, parents
-    )
+    def at_once(self) -> _Part:
+        locator = Locator()
+        result = load_configuration([], locator, scan=replace(self.scan, problems=()), skip=self.skip)
+        parents = {slug: org.parent for slug, org in result.state.organizations.items()}
+        parents.update({slug: self.applied[slug].parent for slug in result.skipped if slug in self.applied})
+        members = [*result.state.organizations, *sorted(result.skipped)]
+        return self.part(result, members, locator, parents)

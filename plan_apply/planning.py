@@ -30,6 +30,7 @@ __all__ = [
     "located_plan",
     "parse_selectors",
     "parse_shard",
+    "root_of",
     "selected_organizations",
     "shard_of",
     "utc_now",
@@ -92,7 +93,8 @@ def shard_of(root: str, count: int) -> int:
     return int.from_bytes(hashlib.sha256(root.encode()).digest()[:8], "big") % count + 1
 
 
-def _root(slug: str, parents: Mapping[str, str | None]) -> str:
+def root_of(slug: str, parents: Mapping[str, str | None]) -> str:
+    """The top of an organization's parent chain (a cycle stops the walk)."""
     seen = {slug}
     while (parent := parents.get(slug)) and parent not in seen:
         seen.add(parent)
@@ -130,7 +132,7 @@ def selected_organizations(
         if (not orgs or slug in orgs) and all(labels.get(k) == v for k, v in wanted.items())
     ]
     if shard is not None:
-        chosen = [slug for slug in chosen if shard_of(_root(slug, parents), shard[1]) == shard[0]]
+        chosen = [slug for slug in chosen if shard_of(root_of(slug, parents), shard[1]) == shard[0]]
         return chosen  # a shard may be empty: another job covers those organizations
     if not chosen:
         raise UsageProblem("no organization matches the given --org/--selector")
