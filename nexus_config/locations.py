@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml import _yaml as _libyaml
 
 from nexus_config.problems import Problem
 from nexus_config.yaml_reader import compose_nodes, decode_text
@@ -52,14 +51,14 @@ class Locator:
         tokens = split_pointer(pointer)
         for position, token in enumerate(tokens):
             last = position == len(tokens) - 1
-            if isinstance(node, _libyaml.MappingNode):
+            if isinstance(node, yaml.nodes.MappingNode):
                 for key_node, value_node in node.value:
-                    if isinstance(key_node, _libyaml.ScalarNode) and key_node.value == token:
+                    if isinstance(key_node, yaml.nodes.ScalarNode) and key_node.value == token:
                         node = key_node if (last and at_key) else value_node
                         break
                 else:
                     return node
-            elif isinstance(node, _libyaml.SequenceNode) and token.isdigit():
+            elif isinstance(node, yaml.nodes.SequenceNode) and token.isdigit():
                 index = int(token)
                 if index >= len(node.value):
                     return node
@@ -78,7 +77,7 @@ class Locator:
     def scalar_text(self, file: str, document: int, pointer: str) -> str | None:
         """The scalar exactly as written in the file (to say `quote it: "02115"`)."""
         node = self.node(file, document, pointer)
-        if isinstance(node, _libyaml.ScalarNode):
+        if isinstance(node, yaml.nodes.ScalarNode):
             return str(node.value)
         return None
 

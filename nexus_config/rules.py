@@ -36,7 +36,7 @@ def parent_problems(orgs: Organizations) -> list[Problem]:
             )
             continue
         seen = [slug]
-        current = org.parent
+        current: str | None = org.parent
         while current is not None and current in orgs:
             if current in seen:
                 cycle = " → ".join([*seen[seen.index(current) :], current])

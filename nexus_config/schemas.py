@@ -32,8 +32,8 @@ class _NexusSchema(GenerateJsonSchema):
     """Pydantic's generator without auto-titles (hover text comes from descriptions)."""
 
     def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
-        result = super().generate(schema, mode)
-        return _without_titles(result)
+        result: JsonSchemaValue = _without_titles(super().generate(schema, mode))
+        return result
 
 
 def _without_titles(node: Any) -> Any:

@@ -13,13 +13,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from nexus_config.desired import PointerMap
+from nexus_config.models.common import Stage
 from nexus_config.models.v1 import Capacity, DocumentV1, Service, Step
 from nexus_config.models.v1beta1 import CapacityV1beta1, DocumentV1beta1, StepsByStage
 from nexus_config.problems import join_pointer
 
 __all__ = ["LooseCapacity", "Upgraded", "downgrade", "upgrade"]
 
-_STAGES = ("application", "onboarding", "offboarding")
+STAGES: tuple[Stage, ...] = ("application", "onboarding", "offboarding")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ def upgrade(document: BaseModel) -> Upgraded:
     steps: list[Step] | None = None
     if document.steps is not None:
         steps = []
-        for stage in _STAGES:
+        for stage in STAGES:
             for j, body in enumerate(getattr(document.steps, stage) or ()):
                 values = _fields(body)
                 prefixes.append((join_pointer("steps", len(steps)), join_pointer("steps", stage, j)))
@@ -82,27 +83,29 @@ def upgrade(document: BaseModel) -> Upgraded:
             capacity: list[Capacity] | None = None
             if document.capacity is not None:
                 capacity = []
-                for c, (k, window) in enumerate(nested):
-                    capacity.append(window)
-                    v1 = join_pointer("services", s, "capacity", c)
-                    prefixes.append((v1, join_pointer("capacity", k)))
-                    prefixes.append((v1 + "/workflow", join_pointer("capacity", k, "workflow_type")))
+                for c, (k, nested_window) in enumerate(nested):
+                    capacity.append(nested_window)
+                    at = join_pointer("services", s, "capacity", c)
+                    prefixes.append((at, join_pointer("capacity", k)))
+                    prefixes.append((at + "/workflow", join_pointer("capacity", k, "workflow_type")))
                 prefixes.append((join_pointer("services", s, "capacity"), "/capacity"))
                 values["capacity"] = capacity
             services.append(Service.model_construct(_fields_set=set(values), **values))
     loose = tuple(
-        LooseCapacity(service, window, join_pointer("capacity", k))
+        LooseCapacity(service, loose_window, join_pointer("capacity", k))
         for service, items in windows.items()
-        for k, window in items
+        for k, loose_window in items
     )
     values = _fields(document, drop=("apiVersion", "steps", "services", "capacity"))
     if steps is not None:
         values["steps"] = steps
     if services is not None:
         values["services"] = services
-    v1 = DocumentV1.model_construct(_fields_set=set(values) | {"apiVersion"}, apiVersion="nexus/v1", **values)
+    upgraded = DocumentV1.model_construct(
+        _fields_set=set(values) | {"apiVersion"}, apiVersion="nexus/v1", **values
+    )
     return Upgraded(
-        v1,
+        upgraded,
         PointerMap(tuple(prefixes)),
         "nexus/v1beta1",
         loose,

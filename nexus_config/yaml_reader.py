@@ -9,6 +9,7 @@ core schema ourselves, so `NO`, `off`, `1:20` and `2026-01-02` stay strings.
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from yaml import _yaml as _libyaml  # the C extension; PyYAML wheels always ship it
+_libyaml: Any = importlib.import_module("yaml._yaml")  # the C extension; PyYAML wheels always ship it
 
 from nexus_config.problems import Problem
 
@@ -50,7 +51,7 @@ class RawDocument:
     data: Any
 
 
-class _Parser(_libyaml.CParser):  # type: ignore[misc]
+class _Parser(_libyaml.CParser):  # type: ignore[misc]  # an untyped C extension class
     """libyaml's composer with resolution switched off: every implicit node gets one marker tag.
 
     A node whose tag is anything else carried an explicit tag in the source, which we refuse.
@@ -127,7 +128,7 @@ class _Builder:
                 node.start_mark,
                 "yaml.tag",
             )
-        if isinstance(node, _libyaml.ScalarNode):
+        if isinstance(node, yaml.nodes.ScalarNode):
             return (_plain_scalar(node.value) if node.style == "" else node.value), 1
         seen = self.built.get(id(node))
         if seen is not None:
@@ -139,7 +140,7 @@ class _Builder:
                     "yaml.alias_budget",
                 )
             return seen
-        if isinstance(node, _libyaml.SequenceNode):
+        if isinstance(node, yaml.nodes.SequenceNode):
             items = []
             size = 1
             for item in node.value:
@@ -176,7 +177,7 @@ class _Builder:
                 node.start_mark,
                 "yaml.tag",
             )
-        if not isinstance(node, _libyaml.ScalarNode):
+        if not isinstance(node, yaml.nodes.ScalarNode):
             raise _InputError("mapping keys must be strings", node.start_mark, "yaml.key_type")
         key = _plain_scalar(node.value) if node.style == "" else node.value
         if not isinstance(key, str):
@@ -224,9 +225,10 @@ def _mark_problem(file: str, index: int, message: str, mark: Any, code: str) -> 
 
 
 def _char_at(text: str, mark: Any) -> str:
-    lines = text.split("\n", mark.line + 1)
-    if mark.line < len(lines) and mark.column < len(lines[mark.line]):
-        return lines[mark.line][mark.column]
+    line, column = int(mark.line), int(mark.column)
+    lines = text.split("\n", line + 1)
+    if line < len(lines) and column < len(lines[line]):
+        return lines[line][column]
     return ""
 
 
