@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-_libyaml: Any = importlib.import_module("yaml._yaml")  # the C extension; PyYAML wheels always ship it
 
 from nexus_config.problems import Problem
+
+_libyaml: Any = importlib.import_module("yaml._yaml")  # the C extension; PyYAML wheels always ship it
 
 __all__ = [
     "ALIAS_BUDGET",

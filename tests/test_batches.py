@@ -17,7 +17,7 @@ from plan_apply.pipeline import Selection, plan_tree
 from .conftest import EXAMPLES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fleet import write_fleet  # noqa: E402
+from fleet import write_fleet
 
 
 @pytest.fixture(scope="module")
