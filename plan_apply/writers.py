@@ -314,13 +314,14 @@ def _none(change: Change) -> dict[str, Any]:
 
 
 def _after_rename(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    """A renamed row keeps its id under its new address (and so do the children of a service)."""
+    """A renamed row is found under its new address (and so are the children of a service); removals
+    planned under the old address (a window of a renamed service) still find it there."""
     for change in changes:
         if change.action is not Action.RENAME:
             continue
         old = _row_address(ctx, change)
         for address in [a for a in ctx.ids if a == old or a.startswith(old + "/")]:
-            ctx.ids[change.address + address[len(old) :]] = ctx.ids.pop(address)
+            ctx.ids[change.address + address[len(old) :]] = ctx.ids[address]  # the old address stays valid too
 
 
 def _keyed(
