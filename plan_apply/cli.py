@@ -195,6 +195,14 @@ def cli(ctx: click.Context, color: str, debug: bool) -> None:
     ctx.obj = {"color": color, "debug": debug}
 
 
+@cli.result_callback()
+@click.pass_context
+def _exit_with(ctx: click.Context, code: Any, **_: Any) -> None:
+    """A command returns its exit code; this makes it the process's (also under click's CliRunner)."""
+    if isinstance(code, int) and code:
+        ctx.exit(code)
+
+
 @cli.command()
 @paths_argument()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
