@@ -1,9 +1,285 @@
-"""Commands that read or write configuration files: fmt, migrate, export, completion."""
+"""Commands that read or write configuration files: fmt, migrate, export, completion.
+
+Thin: parse, call `nexus_config.rewrite` / `nexus_config.migrate` / `plan_apply.export`, print, write,
+exit. Their modules (and ruamel.yaml) are imported inside the commands, never on validate/plan's path.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import click
+
+from nexus_config.problems import Problem, problems_to_text
 
 __all__ = ["COMMANDS"]
 
 COMMANDS: list[click.Command] = []
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _paths(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))(function)
+
+
+def _dry_run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--diff",
+        "show_diff",
+        is_flag=True,
+        help="Write nothing; print what would change as a unified diff (exit 1 if anything would).",
+    )(function)
+    return click.option(
+        "--check",
+        is_flag=True,
+        help="Write nothing; list the files that would change on stderr and exit 1 if there are any.",
+    )(function)
+
+
+def _colored_diff(diff: str, color: bool) -> str:
+    if not color:
+        return diff
+    lines = []
+    for line in diff.splitlines(keepends=True):
+        if line.startswith(("+++", "---")):
+            lines.append(click.style(line, bold=True))
+        elif line.startswith("+"):
+            lines.append(click.style(line, fg="green"))
+        elif line.startswith("-"):
+            lines.append(click.style(line, fg="red"))
+        elif line.startswith("@@"):
+            lines.append(click.style(line, fg="cyan"))
+        else:
+            lines.append(line)
+    return "".join(lines)
+
+
+def _report(problems: Sequence[Problem]) -> None:
+    if problems:
+        click.echo(problems_to_text(sorted(problems, key=lambda p: p.sort_key)), err=True, nl=False)
+
+
+def _apply_rewrites(
+    rewrites: Sequence[Any],
+    roots: Mapping[str, str],
+    problems: list[Problem],
+    *,
+    check: bool,
+    show_diff: bool,
+    all_or_nothing: bool,
+) -> list[Any]:
+    """Print, check or write the changed files; returns those that changed (written unless dry)."""
+    from nexus_config.rewrite import symlink_in_path, unified_diff, write_atomically
+    from plan_apply.cli import _color_enabled
+
+    changed = [r for r in rewrites if r.changed]
+    if show_diff:
+        color = _color_enabled(sys.stdout, (click.get_current_context().obj or {}).get("color", "auto"))
+        for rewrite in changed:
+            click.echo(
+                _colored_diff(unified_diff(rewrite.file, rewrite.before, rewrite.after), color), nl=False
+            )
+    if check:
+        for rewrite in changed:
+            _say(f"would rewrite {rewrite.file}")
+    if check or show_diff:
+        return changed
+    refused = set()
+    for rewrite in changed:
+        link = symlink_in_path(rewrite.file, roots.get(rewrite.file, os.path.dirname(rewrite.file) or "."))
+        if link is not None:
+            refused.add(rewrite.file)
+            problems.append(
+                Problem(
+                    rewrite.file,
+                    f"not rewritten: {link} is a symlink and nexus never writes through one "
+                    "(run it on the file the link points to)",
+                    code="file",
+                )
+            )
+    if all_or_nothing and (refused or any(p.severity == "error" for p in problems)):
+        return []
+    written = []
+    for rewrite in changed:
+        if rewrite.file in refused:
+            continue
+        try:
+            write_atomically(rewrite.file, rewrite.after)
+        except (OSError, ValueError) as exc:
+            problems.append(
+                Problem(rewrite.file, f"cannot write: {getattr(exc, 'strerror', None) or exc}", code="file")
+            )
+            continue
+        written.append(rewrite)
+    return written
+
+
+@click.command("fmt")
+@_paths
+@_dry_run_options
+def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> int:
+    """Rewrite YAML files in canonical form, keeping comments and key order.
+
+    \b
+    Only *.yaml/*.yml files under PATHS. A file with YAML errors is reported and left alone.
+    Exit codes: 0 done (or, with --check/--diff, nothing to change); 1 a file would change or has errors.
+    """
+    from nexus_config.discovery import discover
+    from nexus_config.rewrite import format_text, read_text
+
+    found, problems = discover(list(paths))
+    rewrites = []
+    for file in found:
+        text, read_problems = read_text(file.path)
+        problems.extend(read_problems)
+        if text is not None:
+            rewrite = format_text(file.path, text)
+            problems.extend(rewrite.problems)
+            rewrites.append(rewrite)
+    roots = {file.path: file.root for file in found}
+    changed = _apply_rewrites(
+        rewrites, roots, problems, check=check, show_diff=show_diff, all_or_nothing=False
+    )
+    _report(problems)
+    unchanged = len(rewrites) - sum(1 for r in rewrites if r.changed)
+    if check or show_diff:
+        _say(f"{_plural(len(changed), 'file')} would be reformatted, {unchanged} already formatted")
+    else:
+        _say(f"{_plural(len(changed), 'file')} reformatted, {unchanged} left unchanged")
+    return 1 if problems or ((check or show_diff) and changed) else 0
+
+
+@click.command("migrate")
+@_paths
+@_dry_run_options
+def migrate(paths: tuple[str, ...], check: bool, show_diff: bool) -> int:
+    """Rewrite nexus/v1beta1 documents as nexus/v1 in place, keeping comments.
+
+    \b
+    The whole tree is checked first: nothing is written if any file has errors, or if the rewritten
+    files would not load to exactly the same configuration. Rewritten files are in canonical form.
+    """
+    from nexus_config.migrate import migrate_tree
+
+    migration = migrate_tree(paths)
+    problems = list(migration.problems)
+    if not migration.ok:
+        _report(problems)
+        _say("nothing was migrated: fix the errors above first")
+        return 1
+    written = _apply_rewrites(
+        migration.rewrites, migration.roots, problems, check=check, show_diff=show_diff, all_or_nothing=True
+    )
+    _report(problems)
+    if problems:
+        _say("nothing was migrated")
+        return 1
+    if not migration.rewrites:
+        _say("nothing to migrate: every document is nexus/v1")
+        return 0
+    if check or show_diff:
+        _say(f"{_plural(len(written), 'file')} would be migrated to nexus/v1")
+        return 1
+    for rewrite in written:
+        _say(f"migrated {rewrite.file}")
+    _say(f"{_plural(len(written), 'file')} migrated to nexus/v1")
+    return 0
+
+
+@click.command("export")
+@click.option(
+    "--org",
+    "orgs",
+    multiple=True,
+    required=True,
+    metavar="SLUG",
+    help="Export this organization (repeatable).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Write DIR/SLUG/organization.yaml (and its documents) here.",
+)
+@click.option(
+    "--database-url", metavar="URL", help="Database URL (else $NEXUS_DATABASE_URL, else sqlite:///nexus.db)."
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist (a previous export).")
+def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force: bool) -> int:
+    """Write what the database holds for organizations as nexus/v1 files.
+
+    \b
+    Managed and unmanaged (web UI) rows alike; archived rows are history and are left out. Parents are
+    exported with their children (a child's configuration needs its parent in the same tree). Planning
+    the written files against the same database creates, updates or deletes nothing.
+    """
+    from nexus_config import load_configuration
+    from nexus_config.schemas import json_schema
+    from plan_apply.cli import _database
+    from plan_apply.export import read_export, render_export, schema_reference, write_export
+
+    with _database(database_url) as (engine, _url), engine.connect() as connection:
+        state, contents, added = read_export(connection, orgs)
+    for slug in added:
+        _say(f"also exporting {slug}: a parent of an organization asked for")
+    slugs = [*dict.fromkeys(orgs), *added]
+    reference = schema_reference(out_dir, json_schema("nexus/v1")["$id"])
+    exported = render_export(state, slugs, contents, reference)
+    written = write_export(out_dir, exported.files, force=force)
+    for note in exported.notes:
+        _say(f"note: {note}")
+    org_dirs = [os.path.join(out_dir, slug) for slug in slugs]
+    ours = {os.path.normpath(p) for p in written}
+    for directory in org_dirs:
+        for name in sorted(os.listdir(directory)):
+            path = os.path.normpath(os.path.join(directory, name))
+            if name.endswith((".yaml", ".yml")) and path not in ours:
+                _say(f"note: {path} was already there and is not part of this export: plans will read it too")
+    yaml_files = sum(1 for f in exported.files if f.path[-1] == "organization.yaml")
+    _say(
+        f"exported {_plural(len(slugs), 'organization')} to {out_dir} "
+        f"({_plural(yaml_files, 'file')}, {_plural(len(exported.files) - yaml_files, 'document')})"
+    )
+    loaded = load_configuration(org_dirs)
+    if not loaded.ok:
+        _report(loaded.errors)
+        _say(
+            "error: the database holds what a configuration cannot say (listed above): fix those files "
+            "before planning them"
+        )
+        return 1
+    return 0
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@click.pass_context
+def completion(ctx: click.Context, shell: str) -> int:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash:  eval "$(nexus completion bash)"        (in ~/.bashrc; bash 4.4 or later)
+    zsh:   eval "$(nexus completion zsh)"         (in ~/.zshrc)
+    fish:  nexus completion fish > ~/.config/fish/completions/nexus.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    shell_class = get_completion_class(shell)
+    assert shell_class is not None  # every choice is a shell click knows
+    root = ctx.find_root().command
+    click.echo(shell_class(root, {}, "nexus", "_NEXUS_COMPLETE").source())
+    return 0
+
+
+COMMANDS.extend([fmt, migrate, export, completion])

@@ -51,7 +51,9 @@ def test_batched_plan_equals_the_plan_loaded_at_once(
     assert batched == at_once
 
 
-def test_batched_selection_by_shard_and_org(database_url: str, fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batched_selection_by_shard_and_org(
+    database_url: str, fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     whole = _plan_json(database_url, fleet, 10_000, monkeypatch, selection=Selection(shard=(1, 2)))
     parts = _plan_json(database_url, fleet, 3, monkeypatch, selection=Selection(shard=(1, 2)))
     assert whole == parts

@@ -70,7 +70,10 @@ def test_planning_50_organizations_reads_with_as_many_statements_as_5(
         loaded = load_configuration([folder])
         with engine.connect() as connection:
             plan = build_plan(
-                connection, loaded.state, list(loaded.state.organizations), database="db",
+                connection,
+                loaded.state,
+                list(loaded.state.organizations),
+                database="db",
                 options=PlanOptions(allow_mass_delete=True),
             )
         assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok

@@ -93,7 +93,9 @@ def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
     return rows
 
 
-def test_plan_detailed_exitcode_is_2_with_changes_and_0_without(nexus: Run, config: Callable[..., Path]) -> None:
+def test_plan_detailed_exitcode_is_2_with_changes_and_0_without(
+    nexus: Run, config: Callable[..., Path]
+) -> None:
     tree = config()
     assert nexus("plan", str(tree), "--detailed-exitcode") == 2
     assert nexus("apply", str(tree), "--auto-approve") == 0
@@ -186,8 +188,15 @@ def test_deletes_never_reach_organizations_outside_the_selection(
     nexus: Run, config: Callable[..., Path], write_tree: Callable[..., Path]
 ) -> None:
     assert nexus("apply", str(config()), "--auto-approve") == 0
-    emptied = write_tree({"lakeview.yaml": ORG.replace(", PROTECT", ""), "hillcrest.yaml": OTHER.replace(
-        "services: [{key: fm, name: Family Medicine, disciplines: [medicine]}]", "services: []")}, root="emptied")
+    emptied = write_tree(
+        {
+            "lakeview.yaml": ORG.replace(", PROTECT", ""),
+            "hillcrest.yaml": OTHER.replace(
+                "services: [{key: fm, name: Family Medicine, disciplines: [medicine]}]", "services: []"
+            ),
+        },
+        root="emptied",
+    )
     assert nexus("apply", str(emptied), "--org", "lakeview", "--auto-approve") == 0
     assert _rows(nexus.url, "SELECT key FROM services WHERE key = 'fm'") == [("fm",)]
 
@@ -204,7 +213,9 @@ def test_fail_on_drift_exits_1_when_the_database_was_edited_outside_nexus(
     engine.dispose()
     assert nexus("plan", str(tree), "--fail-on-drift", "--format", "json") == 1
     changes = [c for o in json.loads(nexus.out)["organizations"] for c in o["changes"]]
-    assert [(c["address"], c["cause"]) for c in changes] == [("lakeview/services/er/capacity/spring", "drift")]
+    assert [(c["address"], c["cause"]) for c in changes] == [
+        ("lakeview/services/er/capacity/spring", "drift")
+    ]
 
 
 def test_protected_item_is_refused_until_released(
@@ -230,7 +241,8 @@ def test_mass_delete_needs_allow_mass_delete(
 ) -> None:
     assert nexus("apply", str(config()), "--auto-approve") == 0
     emptied = write_tree(
-        {"lakeview.yaml": ORG.split("schools:")[0] + "schools: []\nagreements: []\nservices: []\n"}, root="empty"
+        {"lakeview.yaml": ORG.split("schools:")[0] + "schools: []\nagreements: []\nservices: []\n"},
+        root="empty",
     )
     assert nexus("plan", str(emptied), "--detailed-exitcode") == 1
     assert "--allow-mass-delete" in nexus.out
@@ -249,8 +261,10 @@ def test_counter_propose_overwrites_a_schools_proposal(
             {"p": json.dumps({"start_date": "2027-03-01"})},
         )
     engine.dispose()
-    edited = write_tree({"lakeview.yaml": ORG.replace(", PROTECT", "").replace("name: State nursing", "name: State")},
-                        root="edited")
+    edited = write_tree(
+        {"lakeview.yaml": ORG.replace(", PROTECT", "").replace("name: State nursing", "name: State")},
+        root="edited",
+    )
     assert nexus("apply", str(edited), "--auto-approve") == 0
     assert "left alone" in nexus.err
     assert _rows(nexus.url, "SELECT name, status FROM agreements") == [("State nursing", "changes_proposed")]

@@ -19,11 +19,15 @@ def test_examples_validate_without_errors() -> None:
 def test_examples_apply_then_plan_reports_no_changes(database_url: str) -> None:
     runner = CliRunner()
     applied = runner.invoke(
-        cli, ["apply", str(EXAMPLES), "--auto-approve", "--database-url", database_url], catch_exceptions=False
+        cli,
+        ["apply", str(EXAMPLES), "--auto-approve", "--database-url", database_url],
+        catch_exceptions=False,
     )
     assert applied.exit_code == 0, applied.output
     planned = runner.invoke(
-        cli, ["plan", str(EXAMPLES), "--detailed-exitcode", "--database-url", database_url], catch_exceptions=False
+        cli,
+        ["plan", str(EXAMPLES), "--detailed-exitcode", "--database-url", database_url],
+        catch_exceptions=False,
     )
     assert planned.exit_code == 0, planned.output
     assert "No changes" in planned.output

@@ -98,10 +98,17 @@ def _org(slug: str, parent: str = "") -> str:
 
 def test_one_failing_organization_never_stops_the_others(nexus: Run, write_tree: Callable[..., Path]) -> None:
     tree = write_tree(
-        {"a.yaml": _org("alpha"), "p.yaml": _org("papa"), "c.yaml": _org("child", "papa"), "z.yaml": _org("zulu")}
+        {
+            "a.yaml": _org("alpha"),
+            "p.yaml": _org("papa"),
+            "c.yaml": _org("child", "papa"),
+            "z.yaml": _org("zulu"),
+        }
     )
     # The child is applied without its parent, which is not in the database yet: that organization fails.
-    assert nexus("apply", str(tree), "--org", "child", "--org", "alpha", "--org", "zulu", "--auto-approve") == 1
+    assert (
+        nexus("apply", str(tree), "--org", "child", "--org", "alpha", "--org", "zulu", "--auto-approve") == 1
+    )
     assert "child" in nexus.err and "apply it first" in nexus.err
     engine = sa.create_engine(nexus.url)
     with engine.connect() as connection:
@@ -112,7 +119,12 @@ def test_one_failing_organization_never_stops_the_others(nexus: Run, write_tree:
 
 def test_fail_fast_stops_at_the_first_failure(nexus: Run, write_tree: Callable[..., Path]) -> None:
     tree = write_tree(
-        {"p.yaml": _org("papa"), "c.yaml": _org("child", "papa"), "z.yaml": _org("zulu"), "k.yaml": _org("kid", "zulu")}
+        {
+            "p.yaml": _org("papa"),
+            "c.yaml": _org("child", "papa"),
+            "z.yaml": _org("zulu"),
+            "k.yaml": _org("kid", "zulu"),
+        }
     )
     assert nexus("apply", str(tree), "--org", "zulu", "--auto-approve") == 0
     # child (fails: its parent is not applied) comes before kid in plan order; --fail-fast stops there.

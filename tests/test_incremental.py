@@ -77,7 +77,9 @@ def test_a_write_that_bypasses_nexus_is_never_hidden(nexus: Run, tree: Path) -> 
     assert _skipped(nexus, str(tree)) == {"hillcrest", "valley-health", "valley-east"}
     plan = json.loads(nexus.out)
     changes = [c for o in plan["organizations"] for c in o["changes"]]
-    assert [(c["address"], c["cause"]) for c in changes] == [("lakeview/services/er/capacity/spring", "drift")]
+    assert [(c["address"], c["cause"]) for c in changes] == [
+        ("lakeview/services/er/capacity/spring", "drift")
+    ]
 
 
 def test_a_booked_rotation_makes_the_organization_compared_again(nexus: Run, tree: Path) -> None:

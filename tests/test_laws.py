@@ -28,7 +28,9 @@ from plan_apply.planning import build_plan
 from .strategies import organization
 
 SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
@@ -100,7 +102,9 @@ def test_apply_then_plan_is_empty(tmp_path: Path, document: dict[str, Any]) -> N
 
 @SETTINGS
 @given(before=organization(), after=organization())
-def test_any_edit_applied_then_planned_is_empty(tmp_path: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
+def test_any_edit_applied_then_planned_is_empty(
+    tmp_path: Path, before: dict[str, Any], after: dict[str, Any]
+) -> None:
     engine = _fresh_engine(tmp_path, "edit")
     try:
         _apply(engine, _write(tmp_path / "before", before))
@@ -120,7 +124,9 @@ def test_no_plan_deletes_or_orphans_a_rotation(
     try:
         _apply(engine, _write(tmp_path / "before", before))
         with engine.begin() as connection:
-            windows = connection.execute(sa.text("SELECT id FROM capacity_windows ORDER BY id")).scalars().all()
+            windows = (
+                connection.execute(sa.text("SELECT id FROM capacity_windows ORDER BY id")).scalars().all()
+            )
             for i, pick in enumerate(booked):
                 if windows:
                     connection.execute(

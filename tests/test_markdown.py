@@ -70,8 +70,13 @@ def test_a_1000_organization_first_apply_fits_in_one_comment(thousand: Plan) -> 
 def test_risky_changes_come_before_everything_else_even_when_cut(thousand: Plan) -> None:
     last = thousand.organizations[-1]
     doomed = Change(
-        f"{last.slug}/services/emergency", "service", Action.DELETE, {"name": "Emergency"}, {},
-        risk="destructive", title="Emergency",
+        f"{last.slug}/services/emergency",
+        "service",
+        Action.DELETE,
+        {"name": "Emergency"},
+        {},
+        risk="destructive",
+        title="Emergency",
     )
     plan = replace(
         thousand, organizations=(*thousand.organizations[:-1], replace(last, changes=(*last.changes, doomed)))
@@ -86,8 +91,14 @@ HOSTILE = "Bad </details><img src=x onerror=alert(1)> [x](javascript:alert(1)) @
 
 def _hostile_plan() -> Plan:
     change = Change(
-        "site/services/bad", "service", Action.UPDATE, {"name": "Old"}, {"name": HOSTILE},
-        risk="review", notes=(HOSTILE,), title=HOSTILE,
+        "site/services/bad",
+        "service",
+        Action.UPDATE,
+        {"name": "Old"},
+        {"name": HOSTILE},
+        risk="review",
+        notes=(HOSTILE,),
+        title=HOSTILE,
     )
     return Plan("2026-11-28T12:00:00Z", "sqlite:///nexus.db", (OrgPlan("site", "sha256:x", (change,)),))
 

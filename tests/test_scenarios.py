@@ -89,7 +89,9 @@ def test_scenario_plan_matches_golden_files(
         seed = scenario / "seed.sql"
         if seed.exists():
             with engine.begin() as connection:
-                lines = [ln for ln in seed.read_text(encoding="utf-8").splitlines() if not ln.startswith("--")]
+                lines = [
+                    ln for ln in seed.read_text(encoding="utf-8").splitlines() if not ln.startswith("--")
+                ]
                 for statement in "\n".join(lines).split(";\n"):
                     if statement.strip():
                         connection.exec_driver_sql(statement)
