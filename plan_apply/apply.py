@@ -208,7 +208,7 @@ def apply_plan(
     in plan order, so output never depends on scheduling.
     """
     options = options or ApplyOptions()
-    plan_hash = str(plan.to_json_dict()["integrity"])
+    plan_hash = plan.identity
     stop = threading.Event()
     futures: dict[str, Future[OrgResult]] = {org.slug: Future() for org in plan.organizations}
 

@@ -35,7 +35,7 @@ from plan_apply.planning import (
 
 __all__ = ["BATCH_ORGANIZATIONS", "Selection", "TreePlan", "plan_tree"]
 
-BATCH_ORGANIZATIONS = 200
+BATCH_ORGANIZATIONS = 100
 """Organizations loaded and planned together: big enough to amortize the batched reads."""
 
 

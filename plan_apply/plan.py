@@ -171,6 +171,15 @@ class Plan:
         return any(org.changes for org in self.organizations)
 
     @property
+    def identity(self) -> str:
+        """A short, cheap identity of this plan for the apply log: when it was made, against what state.
+        (The integrity hash of the whole JSON is for saved plans; encoding a big plan costs seconds.)"""
+        states = json.dumps(
+            [self.created_at, self.database, [(o.slug, o.state_fingerprint) for o in self.organizations]]
+        )
+        return "sha256:" + hashlib.sha256(states.encode()).hexdigest()
+
+    @property
     def skipped(self) -> tuple[str, ...]:
         return tuple(o.slug for o in self.organizations if o.skipped)
 
