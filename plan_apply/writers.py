@@ -321,7 +321,8 @@ def _after_rename(ctx: WriteContext, changes: Sequence[Change]) -> None:
             continue
         old = _row_address(ctx, change)
         for address in [a for a in ctx.ids if a == old or a.startswith(old + "/")]:
-            ctx.ids[change.address + address[len(old) :]] = ctx.ids[address]  # the old address stays valid too
+            # The old address stays valid too: removals planned under it still find the row.
+            ctx.ids[change.address + address[len(old) :]] = ctx.ids[address]
 
 
 def _keyed(
