@@ -197,7 +197,7 @@ def cli(ctx: click.Context, color: str, debug: bool) -> None:
 
 @cli.result_callback()
 @click.pass_context
-def _exit_with(ctx: click.Context, code: Any, **_: Any) -> None:
+def _exit_with(ctx: click.Context, /, code: Any, **_: Any) -> None:
     """A command returns its exit code; this makes it the process's (also under click's CliRunner)."""
     if isinstance(code, int) and code:
         ctx.exit(code)

@@ -151,7 +151,7 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> int:
         rewrites, roots, problems, check=check, show_diff=show_diff, all_or_nothing=False
     )
     _report(problems)
-    unchanged = len(rewrites) - sum(1 for r in rewrites if r.changed)
+    unchanged = sum(1 for r in rewrites if r.after == r.before)
     if check or show_diff:
         _say(f"{_plural(len(changed), 'file')} would be reformatted, {unchanged} already formatted")
     else:
