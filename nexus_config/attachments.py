@@ -31,6 +31,13 @@ _MEDIA_TYPES = {
 _CHUNK = 1 << 20
 
 
+def _quoted(reference: str) -> str:
+    """The path as written, in quotes (a Windows path keeps single backslashes; invisible characters
+    are escaped so the message shows what is there)."""
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in reference)
+    return f"'{shown}'"
+
+
 def _refusal(source: Source, message: str) -> tuple[None, list[Problem]]:
     return None, [source.problem(message, "document", code="document")]
 
@@ -49,36 +56,42 @@ def attached_document(
     if "\x00" in reference or "\n" in reference or "\r" in reference:
         return _refusal(source, "document path contains a control character")
     if "://" in reference or reference.startswith("~"):
-        return _refusal(source, f"document must be a path inside the configuration tree, not {reference!r}")
+        return _refusal(
+            source, f"document must be a path inside the configuration tree, not {_quoted(reference)}"
+        )
     pure = PurePosixPath(reference.replace("\\", "/"))
     if pure.is_absolute() or (len(reference) > 1 and reference[1] == ":"):
-        return _refusal(source, f"document path {reference!r} is absolute; make it relative to {yaml_file}")
+        return _refusal(
+            source, f"document path {_quoted(reference)} is absolute; make it relative to {yaml_file}"
+        )
     if ".." in pure.parts:
-        return _refusal(source, f"document path {reference!r} leaves its directory ('..' is not allowed)")
+        return _refusal(
+            source, f"document path {_quoted(reference)} leaves its directory ('..' is not allowed)"
+        )
     suffix = pure.suffix.lower()
     if suffix not in _MEDIA_TYPES:
-        return _refusal(source, f"document {reference!r} must be a .pdf or .docx file")
+        return _refusal(source, f"document {_quoted(reference)} must be a .pdf or .docx file")
     real_root = Path(os.path.realpath(root))
     candidate = Path(os.path.dirname(os.path.abspath(yaml_file))) / pure
     real = Path(os.path.realpath(candidate))
     if not _inside(real, real_root):
-        return _refusal(source, f"document {reference!r} resolves outside the configuration tree")
+        return _refusal(source, f"document {_quoted(reference)} resolves outside the configuration tree")
     try:
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        return _refusal(source, f"document {reference!r} does not exist (looked for {candidate})")
+        return _refusal(source, f"document {_quoted(reference)} does not exist (looked for {candidate})")
     except OSError as exc:
-        return _refusal(source, f"document {reference!r} cannot be read: {exc.strerror}")
+        return _refusal(source, f"document {_quoted(reference)} cannot be read: {exc.strerror}")
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return _refusal(source, f"document {reference!r} is not a regular file")
+            return _refusal(source, f"document {_quoted(reference)} is not a regular file")
         if info.st_size == 0:
-            return _refusal(source, f"document {reference!r} is empty")
+            return _refusal(source, f"document {_quoted(reference)} is empty")
         if info.st_size > MAX_DOCUMENT_BYTES:
             return _refusal(
                 source,
-                f"document {reference!r} is {info.st_size:,} bytes; the limit is {MAX_DOCUMENT_BYTES:,} (20 MB)",
+                f"document {_quoted(reference)} is {info.st_size:,} bytes; the limit is {MAX_DOCUMENT_BYTES:,} (20 MB)",
             )
         media_type, magic, what = _MEDIA_TYPES[suffix]
         digest = hashlib.sha256()
@@ -89,7 +102,7 @@ def attached_document(
                     head = chunk[: len(magic)]
                 digest.update(chunk)
         if head != magic:
-            return _refusal(source, f"document {reference!r} is not {what}")
+            return _refusal(source, f"document {_quoted(reference)} is not {what}")
         return AttachedDocument(str(real), pure.name, info.st_size, digest.hexdigest(), media_type), []
     finally:
         os.close(fd)

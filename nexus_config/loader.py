@@ -180,18 +180,22 @@ def _with_documents(
 
 
 def _parents_first(orgs: dict[str, DesiredOrganization]) -> list[str]:
-    """Slugs ordered so every parent precedes its children (ties by slug); cycles go last."""
+    """Slugs ordered so every parent precedes its children (level by level, ties by slug); cycles go
+    last. Breadth-first from the roots: linear in the tree, also for a 1,000-deep chain."""
+    children: dict[str, list[str]] = {}
+    level = []
+    for slug in sorted(orgs):
+        parent = orgs[slug].parent
+        if parent is None or parent not in orgs:
+            level.append(slug)
+        else:
+            children.setdefault(parent, []).append(slug)
     order: list[str] = []
-    placed: set[str] = set()
-    remaining = sorted(orgs)
-    while remaining:
-        ready = [s for s in remaining if orgs[s].parent in (None, *placed) or orgs[s].parent not in orgs]
-        if not ready:
-            order.extend(remaining)
-            break
-        order.extend(ready)
-        placed.update(ready)
-        remaining = [s for s in remaining if s not in placed]
+    while level:
+        order.extend(level)
+        level = sorted(child for slug in level for child in children.get(slug, ()))
+    placed = set(order)
+    order.extend(slug for slug in sorted(orgs) if slug not in placed)
     return order
 
 

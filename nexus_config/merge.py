@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nexus_config.desired import SECTIONS, DesiredOrganization, PointerMap, Source
+from nexus_config.models import CURRENT_VERSION
 from nexus_config.models.common import Profile
 from nexus_config.models.v1 import Capacity, Service
 from nexus_config.problems import Problem, join_pointer
@@ -78,6 +79,10 @@ def _add_item(
     return True
 
 
+def _parent_shown(parent: str | None) -> str:
+    return "null (no parent)" if parent is None else f'"{parent}"'
+
+
 _NOUNS = {
     "staff": "staff",
     "steps": "step",
@@ -96,7 +101,8 @@ def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Pro
         if org.parent is not None and org.parent[0] != meta.parent:
             problems.append(
                 meta_source.problem(
-                    f'parent "{meta.parent}" disagrees with "{org.parent[0]}" for organization "{org.slug}"',
+                    f"parent {_parent_shown(meta.parent)} disagrees with {_parent_shown(org.parent[0])} "
+                    f'for organization "{org.slug}"',
                     "parent",
                     code="merge.parent",
                     related=(org.parent[1].place("parent"),),
@@ -116,16 +122,10 @@ def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Pro
             )
         elif org.labels is None:
             org.labels = (dict(meta.labels), meta_source)
-    for section in SECTIONS:
-        if section in v1.model_fields_set and getattr(v1, section) is None:
-            problems.append(
-                doc.source().problem(
-                    f"{section} is null: write `{section}: []` to manage none, or remove the key "
-                    "to leave the section unmanaged",
-                    section,
-                    code="merge.null_section",
-                )
-            )
+    nulls = [s for s in SECTIONS if s in v1.model_fields_set and getattr(v1, s) is None]
+    for section in [*nulls, *(["capacity"] if doc.upgraded.null_capacity else [])]:
+        by_stage = section == "steps" and doc.upgraded.version != CURRENT_VERSION  # v1beta1: a mapping
+        problems.append(_null_section(doc.source(), section, "{}" if by_stage else "[]"))
     if v1.profile is not None:
         source = doc.source("profile")
         if org.profile is not None:
@@ -156,10 +156,22 @@ def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Pro
     org.beta_capacity = org.beta_capacity or doc.upgraded.declares_capacity
 
 
+def _null_section(source: Source, section: str, empty: str = "[]") -> Problem:
+    """`section: null` is refused: "absent" (not managed here) and "empty" (manage none) differ."""
+    advice = (
+        "write its fields (name, type, ...) or remove the key"
+        if section == "profile"
+        else f"write `{section}: {empty}` to manage none, or remove the key to leave the section unmanaged"
+    )
+    return source.problem(f"{section} is null: {advice}", section, code="merge.null_section")
+
+
 def _merge_capacity(
     org: _Organization, service: Service, doc: LocatedDocument, index: int, problems: list[Problem]
 ) -> None:
     if service.capacity is None:
+        if "capacity" in service.model_fields_set:
+            problems.append(_null_section(doc.source("services", index), "capacity"))
         return
     org.capacity_declared.add(service.key)
     windows = org.capacity.setdefault(service.key, [])

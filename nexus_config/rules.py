@@ -21,6 +21,7 @@ Organizations = Mapping[str, DesiredOrganization]
 def parent_problems(orgs: Organizations) -> list[Problem]:
     """Parents exist in the same tree and parent chains have no cycles (walked iteratively)."""
     problems = []
+    acyclic: set[str] = set()
     for slug, org in orgs.items():
         if org.parent is None:
             continue
@@ -35,17 +36,21 @@ def parent_problems(orgs: Organizations) -> list[Problem]:
                 )
             )
             continue
-        seen = [slug]
+        path = [slug]
+        seen = {slug: 0}
         current: str | None = org.parent
-        while current is not None and current in orgs:
+        while current is not None and current in orgs and current not in acyclic:
             if current in seen:
-                cycle = " → ".join([*seen[seen.index(current) :], current])
+                cycle = " → ".join([*path[seen[current] :], current])
                 problems.append(
                     source.problem(f"parent chain has a cycle: {cycle}", "parent", code="ref.cycle")
                 )
                 break
-            seen.append(current)
+            seen[current] = len(path)
+            path.append(current)
             current = orgs[current].parent
+        else:
+            acyclic.update(path)  # a chain already walked is not walked again: linear for long chains
     return problems
 
 
@@ -278,7 +283,14 @@ def _rename_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[
         for key, previous in items:
             source = _src(org, f"{scope}/{key}")
             for i, old in enumerate(previous or ()):
-                if old in current:
+                if old == key:
+                    yield source.problem(
+                        f'previous key "{old}" is this item\'s own key; list only keys it used to have',
+                        "previous_keys",
+                        i,
+                        code="rule.rename",
+                    )
+                elif old in current:
                     yield source.problem(
                         f'previous key "{old}" is still the key of another item; a rename needs the old key gone',
                         "previous_keys",

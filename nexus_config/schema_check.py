@@ -6,8 +6,10 @@ document that fails is explained in detail, so the fast path stays fast.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
+import unicodedata
 from collections.abc import Callable
 from typing import Any, Union, get_args, get_origin
 
@@ -32,6 +34,7 @@ _PATTERN_MEANINGS = {
     r"^[A-Z]{2}$": "a two-letter ISO 3166-1 country code such as US",
     r"^https://[^\s/?#]+\.[^\s]*$": "an https:// URL",
 }
+_NON_DECIMAL = re.compile(r"0x[0-9a-fA-F]+\Z|0o[0-7]+\Z")
 _TYPE_NAMES = {
     "string_type": "a string",
     "int_type": "a whole number",
@@ -44,9 +47,31 @@ _TYPE_NAMES = {
 }
 
 
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _visible(text: str) -> str:
+    """The text with invisible characters escaped (`e\\u200br`), so a message shows what is there."""
+    return "".join(
+        c
+        if c.isprintable()
+        else _ESCAPES.get(c, f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}")
+        for c in text
+    )
+
+
+def _unusual(text: str) -> str:
+    """` (it contains U+0435 CYRILLIC SMALL LETTER IE)`: names look-alike or invisible characters."""
+    odd = list(dict.fromkeys(c for c in text if not c.isascii() or not c.isprintable()))
+    if not odd:
+        return ""
+    named = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed character')}" for c in odd[:3])
+    return f" (it contains {named})"
+
+
 def _shown(value: Any) -> str:
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{_visible(value)}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -100,7 +125,8 @@ def _message(
         allowed = (
             parent.model_fields.keys() if isinstance(parent, type) and issubclass(parent, BaseModel) else []
         )
-        return f'unknown field "{loc[-1]}"{did_you_mean(str(loc[-1]), allowed)}', "schema.unknown_field", True
+        name = str(loc[-1])
+        return f'unknown field "{_visible(name)}"{did_you_mean(name, allowed)}', "schema.unknown_field", True
     if kind == "missing":
         return f'missing required field "{loc[-1]}"', "schema.required", False
     if kind in ("literal_error", "enum"):
@@ -114,6 +140,12 @@ def _message(
         return f'must be a string; quote it: "{text}"', "schema.type", False
     if kind == "bool_type" and isinstance(value, str):
         return f"must be true or false (found {_shown(value)}, a string)", "schema.type", False
+    if kind == "int_type" and isinstance(value, str) and _NON_DECIMAL.match(value):
+        return (
+            f'must be a whole number written in decimal, such as {int(value, 0)} (found "{value}")',
+            "schema.type",
+            False,
+        )
     if kind == "int_type" and isinstance(value, float):
         return (
             f"must be a whole number (found {scalar_text(raw.file, raw.index, pointer) or value})",
@@ -125,7 +157,8 @@ def _message(
     if kind == "string_pattern_mismatch":
         pattern = error.get("ctx", {}).get("pattern", "")
         meaning = _PATTERN_MEANINGS.get(pattern, f"matching {pattern}")
-        return f"{_shown(value)} is not {meaning}", "schema.pattern", False
+        unusual = _unusual(value) if isinstance(value, str) else ""
+        return f"{_shown(value)} is not {meaning}{unusual}", "schema.pattern", False
     if kind in ("too_short", "string_too_short"):
         if isinstance(value, list):
             return "must not be empty", "schema.length", False

@@ -20,7 +20,7 @@ __all__ = ["SCHEMA_DIALECT", "json_schema", "schema_path", "schema_text"]
 
 SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 """Draft-07: the dialect yaml-language-server (VS Code, JetBrains) implements fully. Only draft-07
-keywords are generated; `$defs` references are plain JSON pointers, which draft-07 resolves."""
+keywords are generated: pydantic's `$defs` (a 2019-09 keyword) become draft-07 `definitions`."""
 
 _DESCRIPTIONS = {
     "nexus/v1": "A nexus organization document (apiVersion nexus/v1): some or all sections of one organization.",
@@ -29,10 +29,13 @@ _DESCRIPTIONS = {
 
 
 class _NexusSchema(GenerateJsonSchema):
-    """Pydantic's generator without auto-titles (hover text comes from descriptions)."""
+    """Pydantic's generator without auto-titles (hover text comes from descriptions), its shared
+    definitions under draft-07's `definitions`."""
 
     def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
         result: JsonSchemaValue = _without_titles(super().generate(schema, mode))
+        if "$defs" in result:
+            result["definitions"] = result.pop("$defs")
         return result
 
 
@@ -46,7 +49,9 @@ def _without_titles(node: Any) -> Any:
 
 def json_schema(version: str) -> dict[str, Any]:
     """The JSON Schema of one apiVersion (`nexus/v1`, `nexus/v1beta1`)."""
-    body = MODELS[version].model_json_schema(schema_generator=_NexusSchema)
+    body = MODELS[version].model_json_schema(
+        ref_template="#/definitions/{model}", schema_generator=_NexusSchema
+    )
     slug = version.split("/", 1)[1]
     return {
         "$schema": SCHEMA_DIALECT,

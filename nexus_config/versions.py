@@ -41,6 +41,7 @@ class Upgraded:
     version: str
     loose_capacity: tuple[LooseCapacity, ...] = ()
     declares_capacity: bool = False  # v1beta1 only: the document has a top-level `capacity:` key
+    null_capacity: bool = False  # v1beta1 only: it says `capacity: null` (refused like any null section)
 
 
 def _fields(model: BaseModel, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -97,10 +98,9 @@ def upgrade(document: BaseModel) -> Upgraded:
         for k, loose_window in items
     )
     values = _fields(document, drop=("apiVersion", "steps", "services", "capacity"))
-    if steps is not None:
-        values["steps"] = steps
-    if services is not None:
-        values["services"] = services
+    for name, section in (("steps", steps), ("services", services)):
+        if section is not None or name in document.model_fields_set:  # keep an explicit null: refused later
+            values[name] = section
     upgraded = DocumentV1.model_construct(
         _fields_set=set(values) | {"apiVersion"}, apiVersion="nexus/v1", **values
     )
@@ -110,6 +110,7 @@ def upgrade(document: BaseModel) -> Upgraded:
         "nexus/v1beta1",
         loose,
         declares_capacity=document.capacity is not None,
+        null_capacity="capacity" in document.model_fields_set and document.capacity is None,
     )
 
 

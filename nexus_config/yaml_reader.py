@@ -4,7 +4,7 @@ Why not `yaml.safe_load` or ruamel: PyYAML resolves scalars by YAML 1.1 (`NO` â†
 ruamel's round-trip loader is ~12Ã— slower than libyaml. libyaml's composer is YAML-version neutral: we
 let it build the node tree (in C), refuse anything a configuration never needs (directives, explicit
 tags, non-string or duplicate keys, alias bombs, deep nesting) and resolve plain scalars by the YAML 1.2
-core schema ourselves, so `NO`, `off`, `1:20` and `2026-01-02` stay strings.
+core schema ourselves, so `NO`, `off`, `1:20`, `0o17` and `2026-01-02` stay strings.
 """
 
 from __future__ import annotations
@@ -81,8 +81,6 @@ class _InputError(Exception):
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"[-+]?[0-9]+\Z")
-_OCT = re.compile(r"0o[0-7]+\Z")
-_HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)\Z")
 _NAN = re.compile(r"\.(nan|NaN|NAN)\Z")
@@ -90,7 +88,8 @@ _NUMERIC_START = frozenset("0123456789+-.")
 
 
 def _plain_scalar(text: str) -> Any:
-    """Resolve a plain (unquoted) scalar by the YAML 1.2 core schema."""
+    """Resolve a plain (unquoted) scalar by the YAML 1.2 core schema, except that numbers are decimal
+    only (FORMAT.md: never octal): `0o17` and `0x10` stay strings, which a whole-number field refuses."""
     if text in _NULLS:
         return None
     if text in _BOOLS:
@@ -99,10 +98,6 @@ def _plain_scalar(text: str) -> Any:
         return text
     if _INT.match(text):
         return int(text, 10)
-    if _OCT.match(text):
-        return int(text[2:], 8)
-    if _HEX.match(text):
-        return int(text[2:], 16)
     if _FLOAT.match(text):
         return float(text)
     if _INF.match(text):
@@ -145,7 +140,8 @@ class _Builder:
             items = []
             size = 1
             for item in node.value:
-                v, n = self.value(item, item.start_mark if item.start_mark is not None else at)
+                # An alias item is the anchored node itself (its mark is the anchor's): blame this list.
+                v, n = self.value(item, node.start_mark if id(item) in self.built else item.start_mark)
                 items.append(v)
                 size += n
             result: tuple[Any, int] = (items, size)
@@ -291,6 +287,18 @@ def read_documents(file: str, text: str) -> tuple[list[RawDocument], list[Proble
                 code="yaml.directive",
             )
         ]
+    next_line = text.find("\x85")
+    if next_line >= 0:  # libyaml treats U+0085 as a line break (YAML 1.1) and folds it away silently
+        line, column = _position(text, next_line)
+        return [], [
+            Problem(
+                file,
+                "character U+0085 (NEXT LINE) is not allowed in YAML; write it as \\N in double quotes",
+                line=line,
+                column=column,
+                code="yaml.character",
+            )
+        ]
     documents: list[RawDocument] = []
     problems: list[Problem] = []
     parser = _Parser(text)
@@ -313,6 +321,17 @@ def read_documents(file: str, text: str) -> tuple[list[RawDocument], list[Proble
             else:
                 if value is not None:
                     documents.append(RawDocument(file, index, value))
+                elif node.value:  # `~` or `null` written as the whole document (an empty one is skipped)
+                    problems.append(
+                        _mark_problem(
+                            file,
+                            index,
+                            "a document must be a mapping with apiVersion, kind and metadata (found null); "
+                            "delete it, or leave the document empty",
+                            node.start_mark,
+                            "yaml.null_document",
+                        )
+                    )
             index += 1
     finally:
         parser.dispose()

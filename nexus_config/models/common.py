@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime
 import functools
 import zoneinfo
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "DISCIPLINES",
+    "NOT_NULL",
     "Address",
     "CompletedBy",
     "Date",
@@ -45,6 +46,18 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+
+def _not_null(schema: dict[str, Any]) -> None:
+    """Leave `null` (and `default: null`) out of a section's JSON Schema."""
+    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    schema.pop("default", None)
+
+
+NOT_NULL = Field(json_schema_extra=_not_null)
+"""On sections: `section: null` parses (so the loader can explain why it is refused: write `[]` or leave
+the key out), but the JSON Schema leaves null out, so editors flag it as the loader does."""
 
 Key = Annotated[
     str,

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from nexus_config.models.common import (
+    NOT_NULL,
     CompletedBy,
     Date,
     Discipline,
@@ -30,10 +31,13 @@ __all__ = [
     "Agreement",
     "AppliesTo",
     "Capacity",
+    "CapacityBody",
     "DocumentV1",
     "Metadata",
     "Service",
+    "ServiceBody",
     "Step",
+    "StepBody",
 ]
 
 PreviousKeys = Annotated[
@@ -130,7 +134,7 @@ class ServiceBody(Strict):
 
 
 class Service(ServiceBody):
-    capacity: list[Capacity] | None = None
+    capacity: Annotated[list[Capacity] | None, NOT_NULL] = None
 
 
 class Agreement(Strict):
@@ -158,9 +162,9 @@ class DocumentV1(Strict):
     apiVersion: Literal["nexus/v1"]
     kind: Literal["Organization"]
     metadata: Metadata
-    profile: Profile | None = None
-    staff: list[Staff] | None = None
-    steps: list[Step] | None = None
-    services: list[Service] | None = None
-    schools: list[School] | None = None
-    agreements: list[Agreement] | None = None
+    profile: Annotated[Profile | None, NOT_NULL] = None
+    staff: Annotated[list[Staff] | None, NOT_NULL] = None
+    steps: Annotated[list[Step] | None, NOT_NULL] = None
+    services: Annotated[list[Service] | None, NOT_NULL] = None
+    schools: Annotated[list[School] | None, NOT_NULL] = None
+    agreements: Annotated[list[Agreement] | None, NOT_NULL] = None

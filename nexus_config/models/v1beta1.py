@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from nexus_config.models.common import Key, Profile, School, Staff, Strict, Workflow
+from nexus_config.models.common import NOT_NULL, Key, Profile, School, Staff, Strict, Workflow
 from nexus_config.models.v1 import Agreement, CapacityBody, Metadata, ServiceBody, StepBody
 
 __all__ = ["CapacityV1beta1", "DocumentV1beta1", "StepsByStage"]
@@ -29,10 +29,10 @@ class DocumentV1beta1(Strict):
     apiVersion: Literal["nexus/v1beta1"]
     kind: Literal["Organization"]
     metadata: Metadata
-    profile: Profile | None = None
-    staff: list[Staff] | None = None
-    steps: StepsByStage | None = None
-    services: list[ServiceBody] | None = None
-    capacity: list[CapacityV1beta1] | None = None
-    schools: list[School] | None = None
-    agreements: list[Agreement] | None = None
+    profile: Annotated[Profile | None, NOT_NULL] = None
+    staff: Annotated[list[Staff] | None, NOT_NULL] = None
+    steps: Annotated[StepsByStage | None, NOT_NULL] = None
+    services: Annotated[list[ServiceBody] | None, NOT_NULL] = None
+    capacity: Annotated[list[CapacityV1beta1] | None, NOT_NULL] = None
+    schools: Annotated[list[School] | None, NOT_NULL] = None
+    agreements: Annotated[list[Agreement] | None, NOT_NULL] = None
