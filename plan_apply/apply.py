@@ -1,9 +1,12 @@
 """apply_plan: Plan → database, one transaction per organization, exactly as planned or not at all.
 
 Each organization is locked first (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped
-advisory lock on its slug), its state re-read and fingerprinted under the lock and compared with the
-plan's, then written through the writers registry in plan order, then logged. A failure rolls that
-organization back completely; the others go on, and the result says which failed and why.
+advisory lock on its slug, never a session lock, which a pooled connection could keep), its state re-read
+and fingerprinted under the lock and compared with the plan's, then written through the writers registry
+in plan order, then logged. Applies of one organization therefore serialize and never lose an update;
+applies of different organizations run side by side. A failure rolls that organization back completely;
+the others go on, and the result says which failed and why: a lock not had within `--lock-timeout` (naming
+its holder where PostgreSQL can tell), a lost connection (and whether the outcome is unknown).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import hashlib
 import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -24,12 +27,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from plan_apply.actual import read_actual_state
 from plan_apply.database import tables as t
-from plan_apply.database.engine import write_transaction
+from plan_apply.database.engine import (
+    LOCK_TIMEOUT_OPTION,
+    CommitOutcomeUnknown,
+    is_disconnect,
+    lock_milliseconds,
+    write_transaction,
+)
 from plan_apply.plan import Change, OrgPlan, Plan
 from plan_apply.planning import config_hash_of
 from plan_apply.writers import WRITERS, WriteContext
 
-__all__ = ["ApplyOptions", "ApplyResult", "OrgResult", "apply_plan", "lock_key"]
+__all__ = ["ApplyOptions", "ApplyResult", "OrgResult", "apply_plan", "lock_holder", "lock_key"]
 
 Status = Literal["applied", "unchanged", "failed", "stale", "refused", "skipped"]
 
@@ -68,15 +77,137 @@ class _Stale(Exception):
     pass
 
 
+class _Locked(Exception):
+    """The organization's lock was not had within the lock timeout (another apply holds it)."""
+
+    def __init__(self, slug: str, timeout: float) -> None:
+        super().__init__(slug)
+        self.slug, self.timeout = slug, timeout
+
+
 def lock_key(slug: str) -> int:
     """A stable signed 64-bit advisory-lock key for an organization."""
     return int.from_bytes(hashlib.sha256(b"nexus:" + slug.encode()).digest()[:8], "big", signed=True)
 
 
-def _lock(connection: Connection, slug: str) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(slug)})
-    # SQLite: BEGIN IMMEDIATE (write_transaction) already holds the database's write lock.
+def _lock_timeout(connection: Connection) -> float:
+    return float(connection.get_execution_options().get(LOCK_TIMEOUT_OPTION, 60.0))
+
+
+def _lock(connection: Connection, slugs: Iterable[str]) -> None:
+    """Take the organizations' locks for the rest of this transaction, waiting at most the lock timeout.
+
+    PostgreSQL: `pg_advisory_xact_lock` per slug, in sorted order (two applies of overlapping sets can
+    never deadlock), released by COMMIT or ROLLBACK, so no pooled connection keeps one. `lock_timeout`
+    stays set for the transaction, so a row lock held elsewhere is not waited for forever either; a
+    timeout of 0 means "do not wait". SQLite: BEGIN IMMEDIATE (write_transaction) already holds the
+    database's write lock, waited for up to the same timeout (busy_timeout)."""
+    if connection.dialect.name != "postgresql":
+        return
+    timeout = _lock_timeout(connection)
+    milliseconds = lock_milliseconds(timeout)
+    if milliseconds != 0:  # PostgreSQL's lock_timeout 0 means "no limit", which None stands for here
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds or 0}")
+    for slug in sorted(set(slugs)):
+        key = {"key": lock_key(slug)}
+        try:
+            if milliseconds != 0:
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), key)
+            elif not connection.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
+                raise _Locked(slug, timeout)
+        except sa.exc.OperationalError as exc:
+            if _sqlstate(exc) == "55P03":  # lock_not_available: lock_timeout expired
+                raise _Locked(slug, timeout) from None
+            raise
+
+
+def _sqlstate(exc: BaseException) -> str:
+    return str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+
+
+_HOLDER = sa.text(
+    """
+    SELECT a.application_name, host(a.client_addr) AS client, a.usename, a.pid,
+           a.backend_start, a.xact_start
+    FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.classid::bigint = CAST(:high AS bigint) AND l.objid::bigint = CAST(:low AS bigint)
+    """
+)
+
+
+def _utc(moment: datetime.datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def lock_holder(engine: Engine, slug: str) -> str | None:
+    """Who holds the organization's apply lock, as far as PostgreSQL tells (pg_locks ⋈ pg_stat_activity):
+    its application_name (`nexus apply alice@ci-7 pid 42`), client address, user and since when; None
+    when nobody holds it (any more) or the database cannot tell."""
+    if engine.dialect.name != "postgresql":
+        return None
+    key = lock_key(slug)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                _HOLDER, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}
+            ).first()
+    except sa.exc.SQLAlchemyError:
+        return None
+    if row is None:
+        return None
+    parts = [row.application_name or f"PostgreSQL backend pid {row.pid}"]
+    if row.client:
+        parts.append(f"from {row.client}")
+    if row.usename:
+        parts.append(f"as {row.usename}")
+    if row.xact_start is not None:
+        parts.append(f"holding it since {_utc(row.xact_start)}")
+    elif row.backend_start is not None:
+        parts.append(f"connected since {_utc(row.backend_start)}")
+    return ", ".join(parts)
+
+
+def _locked_message(engine: Engine, locked: _Locked) -> str:
+    waited = (
+        "did not wait (--lock-timeout 0)"
+        if lock_milliseconds(locked.timeout) == 0
+        else f"gave up after {locked.timeout:g}s (--lock-timeout)"
+    )
+    holder = lock_holder(engine, locked.slug)
+    who = f"held by {holder}" if holder else "which has finished since: apply again"
+    return f"{locked.slug} is being applied by another session ({who}); {waited}; nothing was written to it"
+
+
+def _failure_message(
+    engine: Engine, slug: str, exc: BaseException, describe_error: Callable[[BaseException], str]
+) -> str:
+    """What to tell about an organization whose transaction failed (it was rolled back)."""
+    reason = describe_error(exc)
+    if isinstance(exc, CommitOutcomeUnknown) and exc.__cause__ is not None:
+        return (
+            f"the connection was lost while committing {slug}: whether it was applied is unknown "
+            f"(not retried); run `nexus plan` to see: {describe_error(exc.__cause__)}"
+        )
+    if is_disconnect(exc):
+        return f"the connection was lost while applying {slug}; nothing of it was written (rolled back): {reason}"
+    if _sqlstate(exc) == "55P03":
+        return (
+            f"waited longer than {_lock_timeout_of(engine):g}s (--lock-timeout) for a lock another session holds "
+            f"on {slug}'s rows; nothing was written to it: {reason}"
+        )
+    if engine.dialect.name == "sqlite" and "database is locked" in str(getattr(exc, "orig", exc)):
+        return (
+            f"the SQLite database is locked by another process; gave up after {_lock_timeout_of(engine):g}s "
+            f"(--lock-timeout); nothing was written to {slug}"
+        )
+    return reason
+
+
+def _lock_timeout_of(engine: Engine) -> float:
+    return float(engine.get_execution_options().get(LOCK_TIMEOUT_OPTION, 60.0))
 
 
 def default_actor() -> str:
@@ -130,7 +261,7 @@ def _apply_org(
     connection: Connection, org: OrgPlan, plan_hash: str, options: ApplyOptions, now: datetime.datetime
 ) -> OrgResult:
     with write_transaction(connection) as tx:
-        _lock(tx, org.slug)
+        _lock(tx, [org.slug])
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         state = read_actual_state(tx, [org.slug], school_keys)
         actual = state.organizations[org.slug]
@@ -269,7 +400,11 @@ def _apply_one(
         return OrgResult(
             org.slug, "stale", message="the database changed since this plan was made: run plan again"
         )
-    except (sa.exc.SQLAlchemyError, LookupError, ValueError, OSError) as exc:
+    except _Locked as locked:
+        return OrgResult(org.slug, "failed", message=_locked_message(engine, locked))
+    except (sa.exc.SQLAlchemyError, CommitOutcomeUnknown) as exc:
+        return OrgResult(org.slug, "failed", message=_failure_message(engine, org.slug, exc, describe_error))
+    except (LookupError, ValueError, OSError) as exc:
         return OrgResult(org.slug, "failed", message=describe_error(exc))
 
 
@@ -302,5 +437,5 @@ def _record_unchanged(engine: Engine, plan: Plan, results: Sequence[OrgResult]) 
     try:
         with engine.connect() as connection, write_transaction(connection) as tx:
             tx.execute(statement, rows)
-    except sa.exc.SQLAlchemyError:
+    except (sa.exc.SQLAlchemyError, CommitOutcomeUnknown):
         pass  # only an optimization for the next incremental plan; the next apply records it again

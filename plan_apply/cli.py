@@ -157,11 +157,12 @@ def _database(url_option: str | None, lock_timeout: float = 60.0) -> Iterator[tu
     )
 
     url = database_url(url_option)
-    engine = engine_for(url, lock_timeout)
+    context = click.get_current_context(silent=True)
+    engine = engine_for(url, lock_timeout, purpose=context.info_name if context else None)
     try:
         with engine.connect() as connection:
             if is_embedded_default(url):
-                upgrade_schema(connection)
+                upgrade_schema(connection, url)
             else:
                 require_current_schema(connection, url)
         yield engine, url
@@ -501,10 +502,10 @@ def db_upgrade(database_url: str | None) -> int:
     from plan_apply.database.engine import describe_failure, engine_for, redact, upgrade_schema
 
     url = resolve_url(database_url)
-    engine = engine_for(url)
+    engine = engine_for(url, purpose="db upgrade")
     try:
         with engine.connect() as connection:
-            before, after = upgrade_schema(connection)
+            before, after = upgrade_schema(connection, url)
     except sa.exc.DBAPIError as exc:
         raise DatabaseError(describe_failure(exc, url)) from None
     finally:

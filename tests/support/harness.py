@@ -1,0 +1,334 @@
+"""What the subprocess tests share: running the real `nexus` with the fault injector, throwaway PostgreSQL
+databases, a barrier that releases workers together, and per-organization snapshots of every row.
+
+A snapshot replaces surrogate ids by natural keys (so a row created again after a rollback compares
+equal even though a PostgreSQL sequence moved on), inlines the shared rows an organization points at
+(the person behind a staff row), and reduces timestamps to "set" (they differ between runs).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from plan_apply.database import tables as t
+from plan_apply.database.engine import engine_for, upgrade_schema
+
+__all__ = [
+    "FAULTS",
+    "NEXUS",
+    "Barrier",
+    "Finished",
+    "ForkServer",
+    "Snapshot",
+    "base_rows",
+    "fault_env",
+    "postgres_database",
+    "restore_rows",
+    "run_nexus",
+    "snapshot",
+    "start_nexus",
+    "without_history",
+]
+
+FAULTS = Path(__file__).resolve().parent / "faults"
+NEXUS = str(Path(sys.executable).with_name("nexus"))
+
+Snapshot = Mapping[str, tuple[str, ...]]
+"""Per organization slug: its rows (every table, history included) as sorted canonical JSON lines."""
+
+# How a row is known without its surrogate id: its natural key (foreign keys resolved recursively).
+_NATURAL: dict[str, tuple[str, ...]] = {
+    "organizations": ("slug",),
+    "people": ("email",),
+    "schools": ("slug",),
+    "documents": ("sha256",),
+    "profiles": ("org_id",),
+    "staff": ("org_id", "person_id"),
+    "steps": ("org_id", "key"),
+    "services": ("org_id", "key"),
+    "service_steps": ("service_id", "step_id"),
+    "partnerships": ("org_id", "school_key"),
+    "invitations": ("org_id", "school_key", "email"),
+    "agreements": ("org_id", "key"),
+    "agreement_services": ("agreement_id", "service_id"),
+    "capacity_windows": ("service_id", "key"),
+    "rotations": ("capacity_window_id", "student", "start_date"),
+}
+_SHARED = {"people", "schools", "documents"}  # not an organization's own: inlined where referenced
+_VOLATILE = {("apply_log", "plan_hash")}  # differs between two runs of the same apply (created_at)
+
+
+def fault_env(**faults: str | int | float) -> dict[str, str]:
+    """The environment of a `nexus` process with the fault injector on PYTHONPATH and `faults` armed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_FAULT_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FAULTS), os.environ.get("PYTHONPATH", "")) if p)
+    env.pop("NEXUS_DATABASE_URL", None)
+    env.update(GITHUB_SHA="0" * 40, NEXUS_ACTOR="harness")  # history rows alike wherever nexus runs
+    env.update({f"NEXUS_FAULT_{name.upper()}": str(value) for name, value in faults.items()})
+    return env
+
+
+@dataclass(frozen=True)
+class Finished:
+    args: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_nexus(args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 120) -> Finished:
+    """Run the installed `nexus` console script (a real process) and wait for it."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [NEXUS, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(env or fault_env()),
+        check=False,
+    )
+    return Finished(args, done.returncode, done.stdout, done.stderr, time.perf_counter() - started)
+
+
+def start_nexus(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [NEXUS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(env)
+    )
+
+
+def finish(process: subprocess.Popen[str], started: float, timeout: float = 180) -> Finished:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return Finished(process.args[1:], process.returncode, stdout, stderr, time.perf_counter() - started)  # type: ignore[index]
+
+
+class ForkServer:
+    """`nexus` runs forked from one process that imported everything once (tests/support/faults/
+    forkserver.py): real processes, a fraction of the start-up time. One command at a time."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(FAULTS / "forkserver.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=fault_env(),
+            cwd=workdir,
+        )
+
+    def run(self, args: Sequence[str], **faults: str | int | float) -> Finished:
+        out, err = self.workdir / "stdout", self.workdir / "stderr"
+        request = {
+            "args": list(args),
+            "env": {f"NEXUS_FAULT_{k.upper()}": str(v) for k, v in faults.items()},
+            "stdout": str(out),
+            "stderr": str(err),
+        }
+        started = time.perf_counter()
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        return Finished(
+            args, reply["returncode"], out.read_text(), err.read_text(), time.perf_counter() - started
+        )
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_database(admin_url: str, migrate: bool = True) -> Iterator[str]:
+    """A fresh database on the server of `admin_url` (migrated to head unless `migrate` is false)."""
+    name = f"nexus_harness_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        if migrate:
+            engine = engine_for(url)
+            with engine.connect() as connection:
+                upgrade_schema(connection)
+            engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+class Barrier:
+    """Releases N `nexus` workers at once: each waits (NEXUS_FAULT_BARRIER) on an advisory lock the test
+    holds; `release()` returns once all N are seen waiting, then lets go."""
+
+    def __init__(self, url: str) -> None:
+        self.key = int.from_bytes(uuid.uuid4().bytes[:7], "big")
+        self.engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        self.connection = self.engine.connect()
+        self.connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+        libpq = sa.engine.make_url(url).set(drivername="postgresql")
+        self.env_value = f"{libpq.render_as_string(hide_password=False)}|{self.key}"
+
+    def release(self, workers: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND ((classid::bigint << 32) | objid::bigint) = :k"
+        )
+        while self.connection.execute(waiting, {"k": self.key}).scalar_one() < workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError("workers never reached the barrier")
+            time.sleep(0.02)
+        self.connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+
+    def close(self) -> None:
+        self.connection.close()
+        self.engine.dispose()
+
+
+# --- rows ---------------------------------------------------------------------------------------------------
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def base_rows(url: str) -> Rows:
+    """Every row of every nexus table, as the database holds it (to restore it later)."""
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        rows = {
+            table.name: [dict(r._mapping) for r in connection.execute(sa.select(table))]
+            for table in t.metadata.sorted_tables
+        }
+    engine.dispose()
+    return rows
+
+
+def restore_rows(engine: sa.Engine, rows: Rows) -> None:
+    """Make a PostgreSQL database hold exactly `rows` again, fast (no DROP/CREATE DATABASE, which
+    checkpoints): triggers off, delete, insert, sequences reset."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        for table in t.metadata.sorted_tables:  # DELETE: cheaper than TRUNCATE for a few rows
+            connection.execute(sa.delete(table))
+        for table in t.metadata.sorted_tables:
+            if rows[table.name]:
+                connection.execute(sa.insert(table), rows[table.name])
+            if "id" in table.c:
+                connection.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    f'coalesce((SELECT max(id) FROM "{table.name}"), 1), '
+                    f'(SELECT max(id) FROM "{table.name}") IS NOT NULL)'
+                )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return "<set>"
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def snapshot(url: str) -> Snapshot:
+    """Per organization, every row that is its own (history included), ids replaced by natural keys."""
+    engine = engine_for(url)
+    with engine.connect() as connection:
+        raw = {
+            table.name: {
+                r._mapping.get("id", i): dict(r._mapping)
+                for i, r in enumerate(connection.execute(sa.select(table)))
+            }
+            for table in t.metadata.sorted_tables
+        }
+    engine.dispose()
+    referenced = {
+        (table.name, column.name): next(iter(column.foreign_keys)).column.table.name
+        for table in t.metadata.sorted_tables
+        for column in table.c
+        if column.foreign_keys
+    }
+
+    def identity(table: str, key: Any) -> Any:
+        row = raw[table].get(key)
+        if row is None:
+            return ["<missing>", table, key]
+        if table in _SHARED:
+            return {c: _plain(v) for c, v in row.items() if c != "id"}
+        return [table, *(resolve(table, c, row[c]) for c in _NATURAL[table])]
+
+    def resolve(table: str, column: str, value: Any) -> Any:
+        target = referenced.get((table, column))
+        if target is None or value is None:
+            return _plain(value)
+        return identity(target, value)
+
+    def owner(table: str, row: Mapping[str, Any]) -> str | None:
+        if table == "organizations":
+            return str(row["slug"])
+        if table == "apply_log":
+            return str(row["org_slug"])
+        if "org_id" in row:
+            return str(raw["organizations"][row["org_id"]]["slug"])
+        for column in ("service_id", "agreement_id", "capacity_window_id"):
+            if column in row:
+                target = referenced[(table, column)]
+                return owner(target, raw[target][row[column]])
+        return None
+
+    by_org: dict[str, list[str]] = defaultdict(list)
+    history: dict[str, int] = defaultdict(int)
+    for table in t.metadata.sorted_tables:
+        if table.name in _SHARED:
+            continue
+        for key in sorted(raw[table.name], key=lambda k: (str(type(k)), k)):
+            row = raw[table.name][key]
+            org = owner(table.name, row)
+            assert org is not None, (table.name, row)
+            shown: dict[str, Any] = {}
+            for column, value in row.items():
+                if column == "id" and table.name != "apply_log":
+                    continue
+                if (table.name, column) in _VOLATILE or (table.name, column) == ("apply_log", "id"):
+                    value = "<set>" if value is not None else None
+                    if column == "id":
+                        history[org] += 1
+                        value = history[org]  # the n-th apply of this organization
+                shown[column] = resolve(table.name, column, value) if column != "id" else value
+            by_org[org].append(json.dumps([table.name, shown], sort_keys=True, default=str))
+    return {org: tuple(sorted(lines)) for org, lines in by_org.items()}
+
+
+def without_history(state: Snapshot) -> Snapshot:
+    return {
+        org: tuple(line for line in lines if not line.startswith('["apply_log"'))
+        for org, lines in state.items()
+    }
