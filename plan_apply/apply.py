@@ -184,7 +184,8 @@ def _locked_message(engine: Engine, locked: _Locked) -> str:
 def _failure_message(
     engine: Engine, slug: str, exc: BaseException, describe_error: Callable[[BaseException], str]
 ) -> str:
-    """What to tell about an organization whose transaction failed (it was rolled back)."""
+    """What to tell about an organization whose transaction failed: rolled back, or (a COMMIT whose
+    connection was lost) with an unknown outcome."""
     reason = describe_error(exc)
     if isinstance(exc, CommitOutcomeUnknown) and exc.__cause__ is not None:
         return (

@@ -535,3 +535,14 @@ def test_an_infinite_lock_timeout_is_accepted(
         nexus("apply", str(tree()), "--auto-approve", "--lock-timeout", "inf", "--database-url", sqlite_url)
         == 0
     )
+
+
+@pytest.mark.postgres
+def test_an_application_name_in_the_url_is_kept(pg_url: str) -> None:
+    engine = engine_for(f"{pg_url}?application_name=deploy-bot")
+    with engine.connect() as connection:
+        shown = connection.execute(
+            sa.text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+        ).scalar()
+    engine.dispose()
+    assert shown == "deploy-bot"

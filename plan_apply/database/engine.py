@@ -54,7 +54,7 @@ apply waits for another apply's lock (`--lock-timeout`)."""
 _SECRET_PAIR = re.compile(
     r"""(?i)\b([\w.-]*(?:pass|pwd|secret|token)[\w.-]*)\s*=\s*('[^']*'|"[^"]*"|[^&;\s]*)"""
 )
-_POSTGRES_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "postgresql+psycopg": "psycopg"}
+_POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})  # all meaning psycopg 3
 
 
 def database_url(option: str | None) -> str:
@@ -206,7 +206,9 @@ def engine_for(url: str, lock_timeout: float = 60.0, *, purpose: str | None = No
         "execution_options": {LOCK_TIMEOUT_OPTION: float(lock_timeout)},
     }
     if parsed.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10, "application_name": application_name(purpose)}
+        kwargs["connect_args"] = {"connect_timeout": 10}
+        if "application_name" not in parsed.query:  # the URL's own name wins: someone chose it
+            kwargs["connect_args"]["application_name"] = application_name(purpose)
         kwargs["pool_pre_ping"] = False
     else:
         database = parsed.database or ""
