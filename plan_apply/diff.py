@@ -112,10 +112,20 @@ def org_plan(
                         {"key": renamed.key, **{n: renamed.fields.get(n) for n in changed}},
                         {"key": want.key, **{n: want.fields[n] for n in changed}},
                         notes=(f"renamed from {renamed.address}; the row (and its history) is kept",),
+                        title=_title(want.address, want.type, desired, have),
                     )
                 )
                 continue
-            changes.append(Change(want.address, want.type, Action.CREATE, {}, dict(want.fields)))
+            changes.append(
+                Change(
+                    want.address,
+                    want.type,
+                    Action.CREATE,
+                    {},
+                    dict(want.fields),
+                    title=_title(want.address, want.type, desired, have),
+                )
+            )
             continue
         consumed.add(lookup)
         changed = changed_fields(want, current)
@@ -131,6 +141,7 @@ def org_plan(
                     {n: current.fields.get(n) for n in changed},
                     {n: want.fields[n] for n in changed},
                     notes=("adopts an item created outside nexus: from now on the configuration owns it",),
+                    title=_title(want.address, want.type, desired, have),
                 )
             )
             continue
@@ -171,6 +182,7 @@ def org_plan(
                 cause="drift" if drifted(current, changed) else "config",
                 risk=risk,  # type: ignore[arg-type]
                 notes=tuple(notes),
+                title=_title(want.address, want.type, desired, have),
             )
         )
 
@@ -207,6 +219,7 @@ def org_plan(
                 {},
                 risk="destructive",
                 notes=(reason,) if reason else (),
+                title=_title(address, current.type, desired, have),
             )
         )
     managed_items = sum(1 for r in have.values() if r.managed and r.type not in ("organization", "profile"))
@@ -223,11 +236,10 @@ def org_plan(
             )
         )
     forward = sorted(changes, key=lambda c: (_ORDER[c.type], _FORWARD[c.action], c.address))
-    titled = tuple(replace(c, title=_title(c, desired, have)) for c in forward + removals)
     return OrgPlan(
         slug=slug,
         state_fingerprint=actual.fingerprint,
-        changes=titled,
+        changes=(*forward, *removals),
         unmanaged=dict(sorted(unmanaged.items())),
         problems=tuple(problems),
         notes=tuple(org_notes),
@@ -243,22 +255,19 @@ def _name(address: str, desired: Mapping[str, Record], have: Mapping[str, Record
     return str(name) if name else record.key or address
 
 
-def _title(change: Change, desired: Mapping[str, Record], have: Mapping[str, Record]) -> str:
+def _title(address: str, type_: str, desired: Mapping[str, Record], have: Mapping[str, Record]) -> str:
     """The item as a coordinator would say it: "Emergency Medicine › Spring nursing block"."""
-    if change.type == "organization":
-        return change.address
-    if change.type == "profile":
+    if type_ == "organization":
+        return address
+    if type_ == "profile":
         return "Profile"
-    name = _name(change.address, desired, have)
-    if change.type == "capacity":
-        service = change.address.split("/capacity/", 1)[0]
+    name = _name(address, desired, have)
+    if type_ == "capacity":
+        service = address.split("/capacity/", 1)[0]
         return f"{_name(service, desired, have)} › {name}"
-    if change.type == "staff":
-        return (
-            f"{name} ({change.address.rsplit('/', 1)[-1]})"
-            if name != change.address.rsplit("/", 1)[-1]
-            else name
-        )
+    if type_ == "staff":
+        key = address.rsplit("/", 1)[-1]
+        return f"{name} ({key})" if name != key else name
     return name
 
 

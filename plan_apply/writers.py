@@ -144,30 +144,17 @@ def _columns(type_: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return {mapping[k][0]: mapping[k][1](v) for k, v in values.items() if k in mapping}
 
 
+_REFERENCED = frozenset({"service", "agreement"})
+"""Types whose new rows later writes of the same apply point at (windows, step and service links);
+steps are found by `_step_ids`, and nothing refers to a new window, school or membership."""
+
+
 def _refresh_ids(ctx: WriteContext, type_: str, addresses: Sequence[str]) -> None:
     """Learn the ids of rows just inserted: one SELECT per batch (no RETURNING round trips)."""
     table = _TABLES[type_]
-    if type_ == "capacity":
-        by_service: dict[int, list[str]] = {}
-        for address in addresses:
-            by_service.setdefault(ctx.row_id(_service_address(address)), []).append(address)
-        wanted = {(sid, _key_of(a)): a for sid, items in by_service.items() for a in items}
-        rows = ctx.connection.execute(
-            sa.select(table.c.id, table.c.service_id, table.c.key).where(
-                table.c.service_id.in_(list(by_service))
-            )
-        )
-        for found in rows:
-            inserted = wanted.get((found.service_id, found.key))
-            if inserted is not None:
-                ctx.ids[inserted] = found.id
-        return
     keys = {_key_of(a): a for a in addresses}
-    key_column = table.c.school_key if type_ == "school" else table.c.key
     for row in ctx.connection.execute(
-        sa.select(table.c.id, key_column.label("key")).where(
-            table.c.org_id == ctx.org_id, key_column.in_(list(keys))
-        )
+        sa.select(table.c.id, table.c.key).where(table.c.org_id == ctx.org_id, table.c.key.in_(list(keys)))
     ):
         ctx.ids[keys[row.key]] = row.id
 
@@ -257,7 +244,8 @@ def _insert_rows(
     ctx.connection.execute(
         sa.insert(table), [{k: row.get(k, defaults.get(k)) for k in columns} for row in rows]
     )
-    _refresh_ids(ctx, type_, [c.address for c in changes])
+    if type_ in _REFERENCED:
+        _refresh_ids(ctx, type_, [c.address for c in changes])
 
 
 def _update_rows(
@@ -363,8 +351,11 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
         return
     wanted = {a for c in relinked for a in c.after["steps"]}
     step_ids = _step_ids(ctx.connection, wanted)
-    service_ids = [ctx.row_id(c.address) for c in relinked]
-    ctx.connection.execute(sa.delete(t.service_steps).where(t.service_steps.c.service_id.in_(service_ids)))
+    service_ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
+    if service_ids:  # a new service has no links yet
+        ctx.connection.execute(
+            sa.delete(t.service_steps).where(t.service_steps.c.service_id.in_(service_ids))
+        )
     rows = [
         {"service_id": ctx.row_id(c.address), "step_id": step_ids[a]}
         for c in relinked
@@ -505,10 +496,11 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
     relinked = [c for c in changes if "services" in c.after]
     if not relinked:
         return
-    ids = [ctx.row_id(c.address) for c in relinked]
-    ctx.connection.execute(
-        sa.delete(t.agreement_services).where(t.agreement_services.c.agreement_id.in_(ids))
-    )
+    ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
+    if ids:  # a new agreement has no links yet
+        ctx.connection.execute(
+            sa.delete(t.agreement_services).where(t.agreement_services.c.agreement_id.in_(ids))
+        )
     rows = [
         {"agreement_id": ctx.row_id(c.address), "service_id": ctx.row_id(f"{ctx.slug}/services/{key}")}
         for c in relinked
