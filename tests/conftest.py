@@ -20,7 +20,9 @@ import sqlalchemy as sa
 
 from plan_apply.database.engine import engine_for, upgrade_schema
 
-POSTGRES_ADMIN_URL = os.environ.get("NEXUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "NEXUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REQUIRE_POSTGRES = os.environ.get("NEXUS_REQUIRE_POSTGRES") == "1"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "orgs"
 
@@ -88,9 +90,7 @@ def _truncate_postgres(url: str) -> None:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         upgrade_schema(connection)  # a test may have dropped or downgraded it
-        names = [
-            n for n in sa.inspect(connection).get_table_names() if n != "alembic_version"
-        ]
+        names = [n for n in sa.inspect(connection).get_table_names() if n != "alembic_version"]
         if names:
             connection.exec_driver_sql(
                 "TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"
@@ -136,4 +136,6 @@ def write_tree(tmp_path: Path) -> Callable[..., Path]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-goldens", action="store_true", help="rewrite tests/scenarios/*/expected.* files")
+    parser.addoption(
+        "--update-goldens", action="store_true", help="rewrite tests/scenarios/*/expected.* files"
+    )

@@ -31,7 +31,9 @@ def organization(draw: st.DrawFn, slug: str = "generated-org") -> dict[str, Any]
         for step_type in [draw(st.sampled_from(["form", "upload", "checkbox"]))]
     ]
     school_keys = draw(st.lists(st.sampled_from(["north-u", "south-u", "east-u"]), unique=True, max_size=3))
-    schools = [{"key": k, "name": draw(names), "contact_email": f"{k}@schools.example.edu"} for k in school_keys]
+    schools = [
+        {"key": k, "name": draw(names), "contact_email": f"{k}@schools.example.edu"} for k in school_keys
+    ]
     service_keys = draw(st.lists(keys, unique=True, min_size=0, max_size=4))
     services = []
     for key in service_keys:
@@ -79,7 +81,11 @@ def organization(draw: st.DrawFn, slug: str = "generated-org") -> dict[str, Any]
                 window["agreement"] = draw(st.sampled_from(covering))["key"]
             service["capacity"].append(window)
     staff = [
-        {"email": f"{who}@site.example.org", "name": draw(names), "role": draw(st.sampled_from(["admin", "coordinator", "viewer"]))}
+        {
+            "email": f"{who}@site.example.org",
+            "name": draw(names),
+            "role": draw(st.sampled_from(["admin", "coordinator", "viewer"])),
+        }
         for who in draw(st.lists(st.sampled_from(["ann", "bo", "cy", "di"]), unique=True, max_size=3))
     ]
     return {

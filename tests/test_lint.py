@@ -33,7 +33,7 @@ def test_ruff_finds_nothing() -> None:
 
 
 def test_code_is_ruff_formatted() -> None:
-    result = _run(_tool("ruff"), "format", "--check", *PACKAGES)
+    result = _run(_tool("ruff"), "format", "--check", *PACKAGES, "tests", "bench")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
