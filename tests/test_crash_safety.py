@@ -346,9 +346,9 @@ def test_sigkill_at_every_statement_and_commit_leaves_each_organization_before_o
 
 
 def test_sigkill_through_the_installed_script_behaves_like_the_fork_server(bench: Bench) -> None:
-    """The first kill point, one in the middle and the last, with `nexus` started from scratch."""
+    """A kill point in the middle and the last one, with `nexus` started from scratch."""
     lane = bench.lanes[0]
-    for k in sorted({1, bench.statements // 2, bench.statements}):
+    for k in (bench.statements // 2, bench.statements):
         lane.reset()
         killed = run_nexus(bench.apply_args(lane.url), fault_env(kill_at=k))
         assert killed.returncode == -signal.SIGKILL, (k, killed.stderr[-500:])
