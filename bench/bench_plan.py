@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def _yaml_files(fleet_dir: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def _gc_paused(paused: bool) -> Iterator[None]:
-    """The same pause nexus_config.loader.paused_gc makes around loading."""
+    """The same pause nexus_config.heap.paused_gc makes around loading."""
     enabled = gc.isenabled()
     if paused:
         gc.disable()
@@ -403,7 +403,7 @@ def _preimport(kind: str, urls: list[str]) -> None:
 
 
 def _work(
-    kind: str, fleet_dir: Path, urls: list[str], gc_all: bool, apply_options: tuple[str, ...] = ()
+    kind: str, fleet_dir: Path, urls: list[str], gc_all: bool, nexus_options: Sequence[str] = ()
 ) -> Callable[[int], dict[str, Any]]:
     """The measured work of one kind; its argument is the run number (apply: which fresh database)."""
     if kind == "validate":
@@ -417,13 +417,13 @@ def _work(
         return parse
     if kind == "apply":  # one fresh database per run
         apply = ["--color", "never", "apply", str(fleet_dir), "--auto-approve", "-q", "--no-progress"]
-        return lambda n: _nexus([*apply, *apply_options, "--database-url", urls[n]])
+        return lambda n: _nexus([*apply, *nexus_options, "--database-url", urls[n]])
     if kind == "floor-apply":
         return lambda n: _floor_apply(fleet_dir, urls[n], gc_all)
     if kind in ("plan", "plan-full"):
         plan = ["--color", "never", "plan", str(fleet_dir), "--detailed-exitcode"]
         plan += ["--full"] if kind == "plan-full" else []
-        return lambda n: _nexus([*plan, "--database-url", urls[0]])
+        return lambda n: _nexus([*plan, *nexus_options, "--database-url", urls[0]])
     if kind == "floor-read":
         return lambda n: _floor_read(fleet_dir, urls[0], gc_all)
     raise ValueError(f"unknown kind {kind}")
@@ -436,7 +436,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     report: dict[str, Any] = {"kind": kind}
     try:
         _preimport(kind, urls)
-        work = _work(kind, fleet_dir, urls, spec.get("floor_gc") == "all")
+        work = _work(kind, fleet_dir, urls, spec.get("floor_gc") == "all", spec.get("nexus_options", ()))
         report["rss_before_mb"] = _peak_rss_mb()
         times, cpu, details = [], [], {}
         for n in range(runs):
@@ -580,7 +580,14 @@ def _median(report: dict[str, Any] | None) -> float | None:
 
 def measure(label: str, kind: str, fleet_dir: Path, runs: int, urls: list[str], args: Any) -> dict[str, Any]:
     print(f"  {label} ({runs} run(s)) ...", end="", flush=True)
-    spec = {"kind": kind, "fleet": str(fleet_dir), "runs": runs, "urls": urls, "floor_gc": args.floor_gc}
+    spec = {
+        "kind": kind,
+        "fleet": str(fleet_dir),
+        "runs": runs,
+        "urls": urls,
+        "floor_gc": args.floor_gc,
+        "nexus_options": ["--jobs", str(args.jobs)] if args.jobs else [],
+    }
     started = time.perf_counter()
     report = _in_child(spec)
     seconds = _median(report)
@@ -764,6 +771,12 @@ def print_table(backend: str, r: dict[str, Any], manifest: dict[str, Any], args:
         "(not the PostgreSQL server's, not waits; a busy machine inflates it too, less than wall time); RSS: each "
         "child's peak; load: 1-minute load average after the nexus/floor measurement)"
     )
+    if args.jobs != 1:
+        print(
+            f"(nexus ran with --jobs {args.jobs or 'default: ' + str(os.cpu_count())}: it loads and plans in "
+            "worker processes, whose CPU time and memory the cpu and RSS columns leave out; measure with "
+            "--jobs 1 for one process doing everything)"
+        )
     print(f"(engine measured: {args.code}; Python {sys.version.split()[0]})")
     loads = [v["load_average"] for v in r.values() if isinstance(v, dict) and "load_average" in v]
     if loads:
@@ -813,8 +826,8 @@ def profile(args: argparse.Namespace) -> int:
             changed = changed_in_place(fleet_dir, args.facilities, args.seed)
         with changed:
             _preimport(kind, urls)
-            # cProfile sees only this thread: apply's worker threads (--jobs > 1, PostgreSQL) would be missed
-            jobs = ("--jobs", "1") if kind == "apply" and backend == "postgresql" else ()
+            # cProfile sees only this thread: planning's worker processes and apply's threads would be missed
+            jobs = ("--jobs", "1") if kind in ("apply", "plan", "plan-full") else ()
             work = _work(kind, fleet_dir, urls, args.floor_gc == "all", jobs)
             profiler = cProfile.Profile()
             gc.collect()
@@ -827,7 +840,7 @@ def profile(args: argparse.Namespace) -> int:
     profiler.dump_stats(target)
     print(
         f"\n{kind} on {backend}, {args.facilities} facilities: {elapsed:.2f} s under cProfile"
-        + (" (apply with --jobs 1: cProfile follows one thread)" if jobs else "")
+        + (" (with --jobs 1: cProfile follows one thread of one process)" if jobs else "")
         + f"; {details}"
     )
     print(f"profile saved to {target} (python -m pstats {target})\n")
@@ -864,6 +877,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run this one scenario in-process under cProfile (first backend) and print its hotspots",
     )
     parser.add_argument("--profile-top", type=int, default=40, help="functions listed by --profile")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="passed to nexus plan/apply (default: nexus's own, the number of CPUs); with more than one, "
+        "the cpu and RSS columns are the main process's only: --jobs 1 measures everything in one process",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 

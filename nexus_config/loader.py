@@ -6,10 +6,8 @@ Every stage returns values and problems; nothing prints. The result is a checked
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from nexus_config.attachments import attached_document
 from nexus_config.desired import DesiredOrganization, DesiredState
 from nexus_config.discovery import discover
 from nexus_config.headers import FileHeader, file_header
+from nexus_config.heap import paused_gc
 from nexus_config.locations import Locator, locate
 from nexus_config.merge import LocatedDocument, merged_organizations
 from nexus_config.models import CURRENT_VERSION
@@ -26,20 +25,7 @@ from nexus_config.schema_check import checked_document
 from nexus_config.versions import upgrade
 from nexus_config.yaml_reader import decode_text, read_documents
 
-__all__ = ["LoadResult", "Scan", "ScannedFile", "load_configuration", "paused_gc", "scan_configuration"]
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic GC around bulk work: a parsed fleet is millions of containers, and every
-    generation-2 pass rescans them all (it doubles parse time). Reference counting still frees."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+__all__ = ["LoadResult", "Scan", "ScannedFile", "load_configuration", "scan_configuration"]
 
 
 @dataclass(frozen=True, slots=True)

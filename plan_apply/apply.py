@@ -25,6 +25,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from nexus_config.heap import settle
 from plan_apply.actual import read_actual_state
 from plan_apply.database import tables as t
 from plan_apply.database.engine import (
@@ -71,6 +72,10 @@ class ApplyResult:
     @property
     def applied_changes(self) -> int:
         return sum(r.changes for r in self.organizations if r.status == "applied")
+
+
+SETTLE_EVERY = 100
+"""Organizations applied between two `settle()`s of the paused collector (see nexus_config.heap)."""
 
 
 class _Stale(Exception):
@@ -369,11 +374,13 @@ def _in_order(
     plan: Plan, futures: dict[str, Future[OrgResult]], on_result: Callable[[OrgResult], None] | None
 ) -> list[OrgResult]:
     results = []
-    for org in plan.organizations:
+    for number, org in enumerate(plan.organizations, 1):
         result = futures[org.slug].result()
         results.append(result)
         if on_result is not None:
             on_result(result)
+        if number % SETTLE_EVERY == 0:
+            settle()
     return results
 
 

@@ -6,6 +6,7 @@ Exit codes (CLI.md): 0 success; 1 any error (usage errors too: 2 is reserved); `
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
@@ -261,6 +262,42 @@ class PlanRequest:
     fmt: str = "text"
     lock_timeout: float = 60.0
     shard: str | None = None
+    jobs: int | None = None
+
+
+def _bulk(command: F) -> F:
+    """Run a bulk command with the cyclic GC paused and settled between batches (nexus_config.heap)."""
+    from nexus_config.heap import bulk_heap
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with bulk_heap():
+            return command(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def jobs_option(function: F) -> F:
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        help="Processes loading and planning batches of organizations, and organizations applied in "
+        "parallel (default: the number of CPUs; on SQLite, which has one writer, applies run one at a time).",
+    )(function)
+
+
+def _planning_jobs(url: str, jobs: int | None) -> int:
+    """Worker processes for planning: each opens its own connection, so an in-memory SQLite database
+    (private to this process) is planned here."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+    ):
+        return 1
+    return jobs or max(1, os.cpu_count() or 1)
 
 
 def _make_plan(request: PlanRequest) -> Any:
@@ -282,6 +319,8 @@ def _make_plan(request: PlanRequest) -> Any:
             selection=selection,
             options=PlanOptions(allow_mass_delete=request.allow_mass_delete),
             full=request.full,
+            jobs=_planning_jobs(url, request.jobs),
+            url=url,
         )
     if result.problems:
         if request.fmt == "json" and result.plan is None:
@@ -321,7 +360,9 @@ def output_options(function: F) -> F:
     help="Exit 0 when there is nothing to do, 2 when changes are present.",
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
+@jobs_option
 @click.pass_obj
+@_bulk
 def plan(obj: dict[str, Any], /, **options: Any) -> int:
     """Show what apply would change in the database. Writes nothing to the database."""
     fmt, out = options["fmt"], options["out"]
@@ -349,6 +390,7 @@ def _request(options: dict[str, Any], fmt: str | None = None) -> PlanRequest:
         fmt=fmt or options.get("fmt", "text"),
         lock_timeout=options.get("lock_timeout", 60.0),
         shard=options["shard"],
+        jobs=options.get("jobs"),
     )
 
 
@@ -419,13 +461,9 @@ def _default_jobs(url: str) -> int:
 @click.option(
     "--fail-fast", is_flag=True, help="Stop at the first organization that fails (default: keep going)."
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    help="Organizations applied in parallel (default: the number of CPUs on PostgreSQL, 1 on SQLite).",
-)
+@jobs_option
 @click.pass_obj
+@_bulk
 def apply(obj: dict[str, Any], /, **options: Any) -> int:
     """Make the database match the configuration: plan, confirm, then apply per organization."""
     import sqlalchemy as sa

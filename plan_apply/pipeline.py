@@ -8,20 +8,24 @@ cannot be told without parsing it, everything is loaded at once instead, which i
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from nexus_config import LoadResult, Problem, load_configuration
 from nexus_config.headers import Batch, FileHeader, batches
+from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
 from nexus_config.suggest import did_you_mean
 from plan_apply.actual import AppliedConfiguration, read_applied_configurations
 from plan_apply.diff import PlanOptions
-from plan_apply.errors import UsageProblem
+from plan_apply.errors import DatabaseError, UsageProblem
 from plan_apply.plan import Plan
 from plan_apply.planning import (
     build_plan,
@@ -118,19 +122,26 @@ def plan_tree(
     options: PlanOptions | None = None,
     full: bool = False,
     created_at: Callable[[], str] = utc_now,
+    jobs: int = 1,
+    url: str | None = None,
 ) -> TreePlan:
-    """Plan a configuration tree against the database, incrementally and in batches."""
+    """Plan a configuration tree against the database, incrementally and in batches.
+
+    With `jobs` > 1 and the database's `url`, batches are loaded and planned by that many worker
+    processes (parsing is CPU-bound; threads would share one core), each with its own connection; the
+    parts come back in batch order, so the plan does not depend on scheduling."""
     scan = scan_configuration(paths, keep_data=False)
     with connection.begin():
         applied = read_applied_configurations(connection)
     skip = {} if full else clean_organizations(applied, scan.hashes)
-    planning = _Planning(scan, skip, applied, connection, database, selection, options, created_at())
+    planning = _Planning(scan, skip, applied, database, selection, options, created_at())
+    workers = _Workers(url, jobs) if url and jobs > 1 else None
     try:
-        parts = list(planning.batched())
+        parts = list(planning.batched(connection, workers))
     except _HeadersWrong:
         parts = []
     if not parts:
-        parts = [planning.at_once()]
+        parts = [planning.at_once(connection)]
     problems = sorted({p for part in parts for p in part.problems}, key=lambda p: p.sort_key)
     problems = list(scan.problems) + problems
     if any(p.severity == "error" for p in problems):
@@ -161,26 +172,30 @@ def _all_slugs(parts: Sequence[_Part]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class _Planning:
-    """What every batch is planned with."""
+    """What every batch is planned with (no connection: it travels to worker processes)."""
 
     scan: Scan
     skip: dict[str, frozenset[str]]
     applied: dict[str, AppliedConfiguration]
-    connection: Connection
     database: str
     selection: Selection
     options: PlanOptions | None
     planned_at: str
 
     def part(
-        self, result: LoadResult, members: Sequence[str], locator: Locator, parents: dict[str, str | None]
+        self,
+        connection: Connection,
+        result: LoadResult,
+        members: Sequence[str],
+        locator: Locator,
+        parents: dict[str, str | None],
     ) -> _Part:
         slugs = frozenset(result.state.organizations) | result.skipped
         if not result.ok:
             return _Part(None, result.problems, slugs)
         chosen = _chosen(members, result, self.applied, self.selection, parents)
         plan = build_plan(
-            self.connection,
+            connection,
             result.state,
             chosen,
             database=self.database,
@@ -190,7 +205,7 @@ class _Planning:
         )
         return _Part(located_plan(plan, locator), result.problems, slugs)
 
-    def batched(self) -> Iterator[_Part]:
+    def batched(self, connection: Connection, workers: _Workers | None) -> Iterator[_Part]:
         """One part per batch, or nothing when the tree is small or not understood without parsing."""
         plan_batches = _batches(self.scan)
         if plan_batches is None or len(plan_batches) < 2:
@@ -202,14 +217,85 @@ class _Planning:
             for slug, parent in f.header.organizations
             if parent
         }
+        if workers is not None:
+            yield from workers.parts(self, plan_batches, parents)
+            return
         for batch in plan_batches:
-            locator = Locator()
-            yield self.part(_loaded(self.scan, batch, self.skip, locator), batch.members, locator, parents)
+            yield self.batch_part(connection, batch, parents)
+            settle()  # the batch's files and records are gone; its plan stays, frozen
 
-    def at_once(self) -> _Part:
+    def batch_part(self, connection: Connection, batch: Batch, parents: dict[str, str | None]) -> _Part:
+        locator = Locator()
+        return self.part(
+            connection, _loaded(self.scan, batch, self.skip, locator), batch.members, locator, parents
+        )
+
+    def for_batch(self, batch: Batch) -> _Planning:
+        """This planning with only the batch's files: what a worker process is sent."""
+        files = set(batch.files)
+        return replace(self, scan=Scan(tuple(f for f in self.scan.files if f.path in files), ()))
+
+    def at_once(self, connection: Connection) -> _Part:
         locator = Locator()
         result = load_configuration([], locator, scan=replace(self.scan, problems=()), skip=self.skip)
         parents = {slug: org.parent for slug, org in result.state.organizations.items()}
         parents.update({slug: self.applied[slug].parent for slug in result.skipped if slug in self.applied})
         members = [*result.state.organizations, *sorted(result.skipped)]
-        return self.part(result, members, locator, parents)
+        return self.part(connection, result, members, locator, parents)
+
+
+@dataclass(frozen=True, slots=True)
+class _Workers:
+    """Worker processes that load and plan batches, each on its own connection to `url`.
+
+    They are started by a fork server (a clean interpreter with nexus imported), never forked from this
+    process, whose open connections and threads a child must not inherit."""
+
+    url: str
+    jobs: int
+
+    def parts(
+        self, planning: _Planning, plan_batches: Sequence[Batch], parents: dict[str, str | None]
+    ) -> Iterator[_Part]:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            context.set_forkserver_preload(["plan_apply.pipeline"])
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(plan_batches)),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.url,),
+        )
+        try:
+            tasks = [(planning.for_batch(batch), batch, parents) for batch in plan_batches]
+            for part in pool.map(_plan_batch, tasks):
+                yield part
+                settle()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker: tuple[Engine, str] | None = None
+
+
+def _start_worker(url: str) -> None:
+    global _worker
+    from plan_apply.database.engine import engine_for
+
+    _worker = (engine_for(url, purpose="plan"), url)
+
+
+def _plan_batch(task: tuple[_Planning, Batch, dict[str, str | None]]) -> _Part:
+    """In a worker process: load and plan one batch. Database failures come back as DatabaseError,
+    described (and any password scrubbed) here, since a driver's exception may not survive pickling."""
+    from plan_apply.database.engine import describe_failure
+
+    planning, batch, parents = task
+    assert _worker is not None
+    engine, url = _worker
+    try:
+        with engine.connect() as connection, paused_gc():
+            return planning.batch_part(connection, batch, parents)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(describe_failure(exc, url)) from None

@@ -3,8 +3,11 @@ and reads whose statement count does not grow with the fleet."""
 
 from __future__ import annotations
 
+import gc
 import json
+import shutil
 import sys
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from nexus_config import load_configuration
+from nexus_config.heap import bulk_heap, settle
+from plan_apply import apply, pipeline
 from plan_apply.database.engine import engine_for
 from plan_apply.planning import build_plan, selected_organizations
 
@@ -135,3 +140,87 @@ def test_fail_fast_stops_at_the_first_failure(nexus: Run, write_tree: Callable[.
         slugs = set(connection.execute(sa.text("SELECT slug FROM organizations")).scalars())
     engine.dispose()
     assert slugs == {"zulu"}
+
+
+def test_a_bulk_apply_hands_the_collector_back_as_it_found_it(
+    nexus: Run, fleet_20: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan and apply pause the cyclic GC and freeze what each batch leaves (nexus_config.heap); after
+    the command it runs again, and nothing stays frozen out of its reach."""
+    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)
+    monkeypatch.setattr(apply, "SETTLE_EVERY", 5)
+    settled: list[int] = []
+    counted = lambda: settled.append(1) or settle()  # noqa: E731
+    monkeypatch.setattr(pipeline, "settle", counted)
+    monkeypatch.setattr(apply, "settle", counted)
+    assert gc.isenabled()
+    assert nexus("apply", str(fleet_20), "--auto-approve", "--no-progress") == 0, nexus.err
+    assert nexus("plan", str(fleet_20), "--full") == 0, nexus.err
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    assert len(settled) >= 8  # between batches of the plans and of the apply
+
+
+def test_settling_a_bulk_run_collects_the_cycles_a_batch_left() -> None:
+    class Node:
+        peer: object = None
+
+    with bulk_heap():
+        a, b = Node(), Node()
+        a.peer, b.peer = b, a
+        gone = weakref.ref(a)
+        del a, b
+        assert gone() is not None  # a cycle: reference counting alone never frees it
+        settle()
+        assert gone() is None
+        survivor = Node()
+        settle()
+        assert gc.get_freeze_count() > 0  # what survived a batch is no longer rescanned
+    assert gc.get_freeze_count() == 0 and survivor.peer is None
+
+
+def test_settle_outside_a_bulk_run_leaves_the_collector_alone() -> None:
+    settle()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def _organizations(plan_json: str) -> list[dict[str, object]]:
+    return list(json.loads(plan_json)["organizations"])
+
+
+def test_planning_in_worker_processes_gives_the_plan_of_one_process(
+    nexus: Run, fleet_20: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)  # several batches, so workers take part
+    planned_by_workers = []
+    parts = pipeline._Workers.parts
+
+    def spied(self: pipeline._Workers, *args: object) -> object:
+        planned_by_workers.append(self.jobs)
+        return parts(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline._Workers, "parts", spied)
+    assert nexus("plan", str(fleet_20), "--format", "json", "--jobs", "1") == 0, nexus.err
+    alone = _organizations(nexus.out)
+    assert planned_by_workers == []
+    assert nexus("plan", str(fleet_20), "--format", "json", "--jobs", "3") == 0, nexus.err
+    assert _organizations(nexus.out) == alone
+    assert planned_by_workers == [3]
+    assert nexus("apply", str(fleet_20), "--auto-approve", "--no-progress", "--jobs", "3") == 0, nexus.err
+    assert nexus("plan", str(fleet_20), "--full", "--detailed-exitcode", "--jobs", "3") == 0, nexus.out
+
+
+def test_problems_found_by_worker_processes_are_reported_as_by_one(
+    nexus: Run, fleet_20: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)
+    broken = tmp_path / "fleet"
+    shutil.copytree(fleet_20, broken)
+    victims = sorted(broken.rglob("*.yaml"))
+    for victim in (victims[3], victims[-3]):  # two batches, far apart
+        victim.write_text(victim.read_text().replace("slots:", "slotz:", 1))
+    assert nexus("plan", str(broken), "--jobs", "1") == 1
+    alone = nexus.err
+    assert "slotz" in alone and alone.count("error:") >= 2
+    assert nexus("plan", str(broken), "--jobs", "3") == 1
+    assert nexus.err == alone
