@@ -63,9 +63,10 @@ def _check_file(path: str, root: str, real_root: str, problems: list[Problem]) -
     return FoundFile(path, root)
 
 
-def _walk(top: str, real_root: str, problems: list[Problem]) -> list[str]:
-    """YAML file paths under `top`, sorted, following in-tree directory symlinks once each."""
-    found: list[str] = []
+def _walk(top: str, real_root: str, problems: list[Problem]) -> list[tuple[str, str]]:
+    """YAML file paths under `top`, sorted, each with its real path (a file reached twice is read
+    once), following in-tree directory symlinks once each."""
+    found: list[tuple[str, str]] = []
     visited: set[str] = set()
     pending = [top]
     while pending:
@@ -95,9 +96,11 @@ def _walk(top: str, real_root: str, problems: list[Problem]) -> list[str]:
                     continue
                 subdirs.append(entry.path)
             elif entry.name.endswith(_SUFFIXES):
-                found.append(entry.path)
+                # The directory's real path is known: only a symlinked file needs resolving itself.
+                key = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real, entry.name)
+                found.append((os.path.normpath(entry.path), key))
         pending.extend(reversed(subdirs))
-    return sorted(os.path.normpath(f) for f in found)
+    return sorted(found)
 
 
 def discover(paths: list[str]) -> tuple[list[FoundFile], list[Problem]]:
@@ -120,9 +123,8 @@ def discover(paths: list[str]) -> tuple[list[FoundFile], list[Problem]]:
         else:
             root = os.path.dirname(path) or "."
             real_root = os.path.realpath(root)
-            candidates = [path]
-        for candidate in candidates:
-            key = os.path.realpath(candidate)
+            candidates = [(path, os.path.realpath(path))]
+        for candidate, key in candidates:
             if key in files:
                 continue
             found = _check_file(candidate, root, real_root, problems)

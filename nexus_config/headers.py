@@ -31,10 +31,15 @@ class FileHeader:
 
 
 def _metadata(document: str) -> str | None:
-    flow = _FLOW.search(document)
+    # str.find, not a MULTILINE regex search, takes the scan to the line: the same first `metadata:` at
+    # the start of a line, in a fraction of the time on a fleet's worth of files.
+    start = 0 if document.startswith("metadata:") else document.find("\nmetadata:") + 1
+    if start == 0 and not document.startswith("metadata:"):
+        return None
+    flow = _FLOW.match(document, start)
     if flow:
         return flow.group(1)
-    block = _BLOCK.search(document + "\n")
+    block = _BLOCK.match(document + "\n", start)
     if block:
         first_indent = re.match(r"[ \t]*", block.group(1))
         indent = first_indent.group(0) if first_indent else ""
@@ -50,7 +55,8 @@ def _metadata(document: str) -> str | None:
 def file_header(text: str) -> FileHeader | None:
     """The organizations of a file's documents, or None when the text is not understood this way."""
     organizations = []
-    for document in _DOCUMENT.split(text.lstrip("\ufeff")):
+    text = text.lstrip("\ufeff")
+    for document in _DOCUMENT.split(text) if "---" in text else (text,):
         if not _CONTENT.search(document):
             continue  # empty or comment-only
         metadata = _metadata(document)

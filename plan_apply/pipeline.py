@@ -30,10 +30,9 @@ from plan_apply.plan import Plan
 from plan_apply.planning import (
     build_plan,
     clean_organizations,
+    in_selection,
     located_plan,
     parse_selectors,
-    root_of,
-    shard_of,
     utc_now,
 )
 
@@ -87,13 +86,8 @@ def _chosen(
             labels = applied[slug].labels
         else:
             continue  # failed to load: its problems are reported
-        if selection.orgs and slug not in selection.orgs:
-            continue
-        if not all(labels.get(k) == v for k, v in wanted.items()):
-            continue
-        if selection.shard and shard_of(root_of(slug, parents), selection.shard[1]) != selection.shard[0]:
-            continue
-        chosen.append(slug)
+        if in_selection(slug, labels, selection.orgs, wanted, selection.shard, parents):
+            chosen.append(slug)
     return chosen
 
 
@@ -217,12 +211,18 @@ class _Planning:
             for slug, parent in f.header.organizations
             if parent
         }
-        if workers is not None:
+        if workers is not None and self.worth_workers(plan_batches):
             yield from workers.parts(self, plan_batches, parents)
             return
         for batch in plan_batches:
             yield self.batch_part(connection, batch, parents)
             settle()  # the batch's files and records are gone; its plan stays, frozen
+
+    def worth_workers(self, plan_batches: Sequence[Batch]) -> bool:
+        """Whether enough organizations need loading (not skipped as unchanged) to repay starting worker
+        processes, about a third of a second: a batch's worth, in at least two batches."""
+        loading = [sum(1 for m in b.members if m not in self.skip) for b in plan_batches]
+        return sum(loading) >= BATCH_ORGANIZATIONS and sum(1 for n in loading if n) >= 2
 
     def batch_part(self, connection: Connection, batch: Batch, parents: dict[str, str | None]) -> _Part:
         locator = Locator()

@@ -27,6 +27,7 @@ __all__ = [
     "build_plan",
     "clean_organizations",
     "config_hash_of",
+    "in_selection",
     "located_plan",
     "parse_selectors",
     "parse_shard",
@@ -102,6 +103,22 @@ def root_of(slug: str, parents: Mapping[str, str | None]) -> str:
     return slug
 
 
+def in_selection(
+    slug: str,
+    labels: Mapping[str, str],
+    orgs: Sequence[str],
+    wanted: Mapping[str, str],
+    shard: tuple[int, int] | None,
+    parents: Mapping[str, str | None],
+) -> bool:
+    """Whether --org, --selector (parsed: `wanted`) and --shard take this organization."""
+    if orgs and slug not in orgs:
+        return False
+    if not all(labels.get(k) == v for k, v in wanted.items()):
+        return False
+    return shard is None or shard_of(root_of(slug, parents), shard[1]) == shard[0]
+
+
 def selected_organizations(
     state: DesiredState,
     orgs: Sequence[str],
@@ -127,12 +144,9 @@ def selected_organizations(
         raise UsageProblem(f'organization "{unknown[0]}" is not in the configuration{hint}')
     wanted = parse_selectors(selectors)
     chosen = [
-        slug
-        for slug, labels in every.items()
-        if (not orgs or slug in orgs) and all(labels.get(k) == v for k, v in wanted.items())
+        slug for slug, labels in every.items() if in_selection(slug, labels, orgs, wanted, shard, parents)
     ]
     if shard is not None:
-        chosen = [slug for slug in chosen if shard_of(root_of(slug, parents), shard[1]) == shard[0]]
         return chosen  # a shard may be empty: another job covers those organizations
     if not chosen:
         raise UsageProblem("no organization matches the given --org/--selector")

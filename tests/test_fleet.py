@@ -208,6 +208,11 @@ def test_planning_in_worker_processes_gives_the_plan_of_one_process(
     assert planned_by_workers == [3]
     assert nexus("apply", str(fleet_20), "--auto-approve", "--no-progress", "--jobs", "3") == 0, nexus.err
     assert nexus("plan", str(fleet_20), "--full", "--detailed-exitcode", "--jobs", "3") == 0, nexus.out
+    assert planned_by_workers == [3, 3, 3]
+    # Nothing to load (every organization unchanged since the apply): no processes are started for it.
+    assert nexus("plan", str(fleet_20), "--detailed-exitcode", "--jobs", "3") == 0, nexus.out
+    assert "unchanged since the last apply" in nexus.out
+    assert planned_by_workers == [3, 3, 3]
 
 
 def test_problems_found_by_worker_processes_are_reported_as_by_one(
