@@ -421,7 +421,7 @@ def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
 
 def _saved_plan(plan_file: str, options: dict[str, Any]) -> Any:
     from plan_apply.database.engine import database_url as resolve_url
-    from plan_apply.database.engine import redact
+    from plan_apply.database.engine import redact, same_database
     from plan_apply.plan import Plan, PlanFileInvalid
 
     if options["paths"] or options["orgs"] or options["selectors"] or options["shard"]:
@@ -431,7 +431,7 @@ def _saved_plan(plan_file: str, options: dict[str, Any]) -> Any:
     except PlanFileInvalid as exc:
         raise NexusError(f"{plan_file}: {exc}") from None
     url = resolve_url(options["database_url"])
-    if the_plan.database != redact(url):
+    if not same_database(the_plan.database, url):
         raise UsageProblem(f"{plan_file} was made for database {the_plan.database}, not {redact(url)}")
     return the_plan
 
@@ -592,6 +592,22 @@ _register_file_commands()
 # --- entry point --------------------------------------------------------------------------------------
 
 
+def _hidden(text: str, args: Sequence[str]) -> str:
+    """`text` with the passwords of every database URL this run was given hidden: an unexpected error's
+    message may quote a URL, and it is printed whole."""
+    from plan_apply.database.engine import scrub
+
+    urls = [os.environ.get("NEXUS_DATABASE_URL", "")]
+    for i, arg in enumerate(args):
+        if arg == "--database-url" and i + 1 < len(args):
+            urls.append(args[i + 1])
+        elif arg.startswith("--database-url="):
+            urls.append(arg.partition("=")[2])
+    for url in filter(None, urls):
+        text = scrub(text, url)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI and exit with the contract's exit codes; no traceback for expected failures."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -618,7 +634,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # the unexpected: say so plainly, traceback only on request
         if debug:
             traceback.print_exc()
-        _say(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for details)")
+        _say(
+            f"internal error: {type(exc).__name__}: {_hidden(str(exc), args)} (re-run with --debug for details)"
+        )
         code = 1
     sys.exit(code if isinstance(code, int) else 0)
 

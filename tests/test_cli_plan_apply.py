@@ -161,6 +161,43 @@ def test_saved_plan_with_selection_flags_is_a_usage_error(
     assert nexus("apply", "--plan", str(saved), "--org", "lakeview") == 1
 
 
+def test_saved_plan_applies_through_another_spelling_of_the_same_database(
+    nexus: Run, config: Callable[..., Path], tmp_path: Path
+) -> None:
+    if not nexus.url.startswith("postgresql"):
+        pytest.skip("postgresql:// and postgresql+psycopg:// are two spellings of one PostgreSQL driver")
+    saved = tmp_path / "plan.json"
+    plain = nexus.url.replace("postgresql+psycopg://", "postgresql://")
+    psycopg = plain.replace("postgresql://", "postgresql+psycopg://")
+    assert nexus("plan", str(config()), "--out", str(saved), "--database-url", plain, database=False) == 0
+    assert nexus("apply", "--plan", str(saved), "--database-url", psycopg, database=False) == 0, nexus.err
+
+
+def test_saved_plan_for_another_database_is_refused(
+    nexus: Run, config: Callable[..., Path], tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert nexus("plan", str(config()), "--out", str(saved)) == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert nexus("db", "upgrade", "--database-url", other, database=False) == 0
+    assert nexus("apply", "--plan", str(saved), "--database-url", other, database=False) == 1
+    assert "was made for database" in nexus.err
+
+
+def test_an_unexpected_error_never_prints_a_database_password(
+    nexus: Run, config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql://nexus:s3cret-Pass@127.0.0.1:1/none"
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"could not use {url} (s3cret-Pass)")
+
+    monkeypatch.setattr("plan_apply.cli._make_plan", broken)
+    assert nexus("plan", str(config()), "--database-url", url, database=False) == 1
+    assert "internal error: RuntimeError" in nexus.err
+    assert "s3cret" not in nexus.err
+
+
 def test_tampered_saved_plan_is_refused(nexus: Run, config: Callable[..., Path], tmp_path: Path) -> None:
     saved = tmp_path / "plan.json"
     assert nexus("plan", str(config()), "--out", str(saved)) == 0

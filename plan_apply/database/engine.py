@@ -41,7 +41,9 @@ __all__ = [
     "lock_milliseconds",
     "redact",
     "require_current_schema",
+    "same_database",
     "schema_state",
+    "scrub",
     "upgrade_schema",
     "write_transaction",
 ]
@@ -115,13 +117,24 @@ def _secrets(url: str) -> list[str]:
     return sorted({*found, *(unquote(s) for s in found)}, key=len, reverse=True)
 
 
-def _scrub(text: str, url: str) -> str:
+def scrub(text: str, url: str) -> str:
+    """`text` with every password of `url` hidden, however it was written into it."""
     for secret in _secrets(url):
         if len(secret) >= 4:
             text = text.replace(secret, "***")
         else:  # a very short password is hidden only where it stands alone, not inside other words
             text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "***", text)
     return text
+
+
+def same_database(recorded: str, url: str) -> bool:
+    """Whether a URL recorded with its password hidden (a saved plan's `database`) names the database
+    `url` names: `postgresql://` and `postgresql+psycopg://` are the same, a password never counts."""
+    try:
+        a, b = _normalized(recorded), _normalized(url)
+    except DatabaseError:
+        return False
+    return redact(a.render_as_string(hide_password=False)) == redact(b.render_as_string(hide_password=False))
 
 
 def _normalized(url: str) -> URL:
@@ -235,7 +248,7 @@ def failure_reason(exc: BaseException, url: str) -> str:
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip()
     text = text.splitlines()[0].strip() if text else type(original).__name__
-    return _scrub(text, url)
+    return scrub(text, url)
 
 
 def is_disconnect(exc: BaseException) -> bool:
