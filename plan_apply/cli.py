@@ -6,12 +6,12 @@ Exit codes (CLI.md): 0 success; 1 any error (usage errors too: 2 is reserved); `
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,15 +31,10 @@ VERSION = "0.1.0"
 # --- output -----------------------------------------------------------------------------------------
 
 
-def _color_enabled(stream: Any, choice: str) -> bool:
-    """--color beats NO_COLOR beats FORCE_COLOR beats "is it a terminal" (and TERM=dumb)."""
-    if choice == "always":
-        return True
-    if choice == "never" or os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+def _command() -> str | None:
+    """The running command's name (`plan`, `apply`): how its connections show in pg_stat_activity."""
+    context = click.get_current_context(silent=True)
+    return context.info_name if context else None
 
 
 _STYLES = {"bold": {"bold": True}, "dim": {"dim": True}}
@@ -143,36 +138,6 @@ def _load(
     return result, locator
 
 
-@contextmanager
-def _database(url_option: str | None, lock_timeout: float = 60.0) -> Iterator[tuple[Any, str]]:
-    """An engine on a database with the current schema (the embedded default is created on first use)."""
-    import sqlalchemy as sa
-
-    from plan_apply.database.engine import (
-        database_url,
-        describe_failure,
-        engine_for,
-        is_embedded_default,
-        require_current_schema,
-        upgrade_schema,
-    )
-
-    url = database_url(url_option)
-    context = click.get_current_context(silent=True)
-    engine = engine_for(url, lock_timeout, purpose=context.info_name if context else None)
-    try:
-        with engine.connect() as connection:
-            if is_embedded_default(url):
-                upgrade_schema(connection, url)
-            else:
-                require_current_schema(connection, url)
-        yield engine, url
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(describe_failure(exc, url)) from None
-    finally:
-        engine.dispose()
-
-
 # --- commands -------------------------------------------------------------------------------------------
 
 
@@ -263,6 +228,7 @@ class PlanRequest:
     lock_timeout: float = 60.0
     shard: str | None = None
     jobs: int | None = None
+    progress: bool = True
 
 
 def _bulk(command: F) -> F:
@@ -302,15 +268,18 @@ def _planning_jobs(url: str, jobs: int | None) -> int:
 
 def _make_plan(request: PlanRequest) -> Any:
     """Plan the configuration against the database (incrementally unless --full); print its problems."""
-    from plan_apply.database.engine import redact
+    from plan_apply.database.engine import open_database, redact
     from plan_apply.diff import PlanOptions
     from plan_apply.pipeline import Selection, plan_tree
     from plan_apply.planning import parse_shard
+    from plan_apply.progress import planning_bar
 
     selection = Selection(request.orgs, request.selectors, parse_shard(request.shard))
+    bar = planning_bar(sys.stderr, enabled=request.progress and request.fmt == "text")
     with (
-        _database(request.database_url, request.lock_timeout) as (engine, url),
+        open_database(request.database_url, request.lock_timeout, purpose=_command()) as (engine, url),
         engine.connect() as connection,
+        contextlib.closing(bar) if bar else contextlib.nullcontext(),
     ):
         result = plan_tree(
             request.paths,
@@ -321,6 +290,7 @@ def _make_plan(request: PlanRequest) -> Any:
             full=request.full,
             jobs=_planning_jobs(url, request.jobs),
             url=url,
+            on_progress=bar.advance if bar else None,
         )
     if result.problems:
         if request.fmt == "json" and result.plan is None:
@@ -360,14 +330,19 @@ def output_options(function: F) -> F:
     help="Exit 0 when there is nothing to do, 2 when changes are present.",
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
+@click.option(
+    "--progress/--no-progress", default=True, help="A progress bar on a terminal (stderr, text format only)."
+)
 @jobs_option
 @click.pass_obj
 @_bulk
 def plan(obj: dict[str, Any], /, **options: Any) -> int:
     """Show what apply would change in the database. Writes nothing to the database."""
+    from plan_apply.render import color_enabled
+
     fmt, out = options["fmt"], options["out"]
     the_plan = _make_plan(_request(options))
-    click.echo(_render(the_plan, fmt, _color_enabled(sys.stdout, obj["color"])), nl=False)
+    click.echo(_render(the_plan, fmt, color_enabled(sys.stdout, obj["color"])), nl=False)
     if out:
         _write_file(out, the_plan.to_json())
         _say(f"plan saved to {out}: apply it with `nexus apply --plan {out}`")
@@ -391,6 +366,7 @@ def _request(options: dict[str, Any], fmt: str | None = None) -> PlanRequest:
         lock_timeout=options.get("lock_timeout", 60.0),
         shard=options["shard"],
         jobs=options.get("jobs"),
+        progress=options.get("progress", True) and not options.get("quiet", False),
     )
 
 
@@ -459,7 +435,10 @@ def _default_jobs(url: str) -> int:
 )
 @click.option("--counter-propose", is_flag=True, help="Overwrite agreements whose school proposed changes.")
 @click.option(
-    "--fail-fast", is_flag=True, help="Stop at the first organization that fails (default: keep going)."
+    "--fail-fast/--keep-going",
+    default=False,
+    help="Stop at the first organization that fails, or apply every other one and list the failures at the "
+    "end (the default).",
 )
 @jobs_option
 @click.pass_obj
@@ -469,10 +448,11 @@ def apply(obj: dict[str, Any], /, **options: Any) -> int:
     import sqlalchemy as sa
 
     from plan_apply.apply import ApplyOptions, apply_plan, default_actor, default_commit
-    from plan_apply.database.engine import describe_failure
+    from plan_apply.database.engine import describe_failure, open_database
     from plan_apply.progress import reporter, summary_lines
+    from plan_apply.render import color_enabled
 
-    color = _color_enabled(sys.stdout, obj["color"])
+    color = color_enabled(sys.stdout, obj["color"])
     plan_file = options["plan_file"]
     if plan_file:
         the_plan = _saved_plan(plan_file, options)
@@ -490,7 +470,7 @@ def apply(obj: dict[str, Any], /, **options: Any) -> int:
         return 0
     if not plan_file:
         _confirm(options["auto_approve"])
-    with _database(options["database_url"], options["lock_timeout"]) as (engine, url):
+    with open_database(options["database_url"], options["lock_timeout"], purpose=_command()) as (engine, url):
         if plan_file:
             stale = _stale_orgs(engine, the_plan)
             if stale:
@@ -571,9 +551,10 @@ def history(
     fmt: str,
 ) -> int:
     """List past applies: when, who, which commit, what changed."""
+    from plan_apply.database.engine import open_database
     from plan_apply.history import history_entries, render_history_json, render_history_text
 
-    with _database(database_url) as (engine, _url), engine.connect() as connection:
+    with open_database(database_url, purpose=_command()) as (engine, _url), engine.connect() as connection:
         entries = history_entries(connection, orgs=orgs, since=since, until=until, limit=limit)
     click.echo(render_history_json(entries) if fmt == "json" else render_history_text(entries), nl=False)
     return 0

@@ -102,6 +102,10 @@ def _loaded(scan: Scan, batch: Batch, skip: dict[str, frozenset[str]], locator: 
     return result
 
 
+def _header_slugs(scan: Scan) -> set[str]:
+    return {slug for f in scan.files if f.header for slug, _ in f.header.organizations}
+
+
 def _batches(scan: Scan) -> list[Batch] | None:
     headers = _headers(scan)
     return batches(headers, BATCH_ORGANIZATIONS) if headers is not None else None
@@ -118,8 +122,10 @@ def plan_tree(
     created_at: Callable[[], str] = utc_now,
     jobs: int = 1,
     url: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> TreePlan:
-    """Plan a configuration tree against the database, incrementally and in batches.
+    """Plan a configuration tree against the database, incrementally and in batches (`on_progress`
+    hears of each: organizations planned so far, and in all).
 
     With `jobs` > 1 and the database's `url`, batches are loaded and planned by that many worker
     processes (parsing is CPU-bound; threads would share one core), each with its own connection; the
@@ -130,8 +136,13 @@ def plan_tree(
     skip = {} if full else clean_organizations(applied, scan.hashes)
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
     workers = _Workers(url, jobs) if url and jobs > 1 else None
+    total = len(_header_slugs(scan))
     try:
-        parts = list(planning.batched(connection, workers))
+        parts = []
+        for part in planning.batched(connection, workers):
+            parts.append(part)
+            if on_progress is not None:
+                on_progress(min(len(_all_slugs(parts)), total), total)
     except _HeadersWrong:
         parts = []
     if not parts:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TextIO
 from plan_apply.apply import OrgResult
 from plan_apply.render import escape_terminal
 
-__all__ = ["Reporter", "reporter", "summary_lines"]
+__all__ = ["PlanningBar", "Reporter", "planning_bar", "reporter", "summary_lines"]
 
 
 class Reporter(Protocol):
@@ -85,6 +85,43 @@ class _Bar:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+class PlanningBar:
+    """A transient bar while a fleet is loaded and planned, batch by batch (a terminal only: in a log
+    the plan that follows is the per-organization output)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("planning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(file=stream, highlight=False),
+            transient=True,
+        )
+        self.task: Any = None
+
+    def advance(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("plan", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def planning_bar(stream: TextIO | None = None, *, enabled: bool = True) -> PlanningBar | None:
+    """A planning bar when `enabled` and `stream` is a terminal, else None (nothing is printed)."""
+    stream = stream or sys.stderr
+    if not enabled or not getattr(stream, "isatty", lambda: False)():
+        return None
+    return PlanningBar(stream)
 
 
 def reporter(stream: TextIO | None = None, *, bar: bool | None = None, quiet: bool = False) -> Reporter:

@@ -4,6 +4,7 @@ and reads whose statement count does not grow with the fleet."""
 from __future__ import annotations
 
 import gc
+import io
 import json
 import shutil
 import sys
@@ -20,6 +21,7 @@ from nexus_config.heap import bulk_heap, settle
 from plan_apply import apply, pipeline
 from plan_apply.database.engine import engine_for
 from plan_apply.planning import build_plan, selected_organizations
+from plan_apply.progress import planning_bar
 
 from .test_cli_plan_apply import Run
 
@@ -101,7 +103,10 @@ def _org(slug: str, parent: str = "") -> str:
     return ORG.format(slug=slug, parent=f", parent: {parent}" if parent else "")
 
 
-def test_one_failing_organization_never_stops_the_others(nexus: Run, write_tree: Callable[..., Path]) -> None:
+@pytest.mark.parametrize("flags", [(), ("--keep-going",)], ids=["by-default", "keep-going"])
+def test_one_failing_organization_never_stops_the_others(
+    nexus: Run, write_tree: Callable[..., Path], flags: tuple[str, ...]
+) -> None:
     tree = write_tree(
         {
             "a.yaml": _org("alpha"),
@@ -112,7 +117,10 @@ def test_one_failing_organization_never_stops_the_others(nexus: Run, write_tree:
     )
     # The child is applied without its parent, which is not in the database yet: that organization fails.
     assert (
-        nexus("apply", str(tree), "--org", "child", "--org", "alpha", "--org", "zulu", "--auto-approve") == 1
+        nexus(
+            "apply", str(tree), "--org", "child", "--org", "alpha", "--org", "zulu", "--auto-approve", *flags
+        )
+        == 1
     )
     assert "child" in nexus.err and "apply it first" in nexus.err
     engine = sa.create_engine(nexus.url)
@@ -229,3 +237,37 @@ def test_problems_found_by_worker_processes_are_reported_as_by_one(
     assert "slotz" in alone and alone.count("error:") >= 2
     assert nexus("plan", str(broken), "--jobs", "3") == 1
     assert nexus.err == alone
+
+
+def test_planning_reports_progress_batch_by_batch(
+    database_url: str, fleet_20: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)
+    heard: list[tuple[int, int]] = []
+    engine = engine_for(database_url)
+    with engine.connect() as connection:
+        result = pipeline.plan_tree(
+            [fleet_20], connection, database="db", on_progress=lambda done, total: heard.append((done, total))
+        )
+    engine.dispose()
+    assert result.plan is not None
+    total = len(result.plan.organizations)
+    assert len(heard) >= 4 and heard[-1] == (total, total)
+    assert [done for done, _ in heard] == sorted(done for done, _ in heard)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_planning_bar_is_drawn_on_a_terminal_only() -> None:
+    assert planning_bar(io.StringIO()) is None
+    assert planning_bar(_Terminal(), enabled=False) is None
+    terminal = _Terminal()
+    bar = planning_bar(terminal)
+    assert bar is not None
+    bar.advance(3, 10)
+    bar.advance(10, 10)
+    bar.close()
+    assert "planning" in terminal.getvalue()
