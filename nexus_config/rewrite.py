@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nexus_config.problems import Problem
-from nexus_config.yaml_reader import _plain_scalar, compose_nodes, decode_text, read_documents
+from nexus_config.yaml_reader import compose_nodes, decode_text, plain_scalar, read_documents
 
 __all__ = [
     "Located",
@@ -52,7 +52,7 @@ _TAG_PREFIX = "tag:yaml.org,2002:"
 
 def _tag_of(plain: str) -> str:
     """The YAML tag nexus's reader gives a plain scalar (null, bool, int, float or str)."""
-    value = _plain_scalar(plain)
+    value = plain_scalar(plain)
     if value is None:
         return _TAG_PREFIX + "null"
     for kind in (bool, int, float):  # bool before int: True is an int too

@@ -28,6 +28,7 @@ __all__ = [
     "RawDocument",
     "compose_nodes",
     "decode_text",
+    "plain_scalar",
     "read_documents",
 ]
 
@@ -87,7 +88,7 @@ _NAN = re.compile(r"\.(nan|NaN|NAN)\Z")
 _NUMERIC_START = frozenset("0123456789+-.")
 
 
-def _plain_scalar(text: str) -> Any:
+def plain_scalar(text: str) -> Any:
     """Resolve a plain (unquoted) scalar by the YAML 1.2 core schema, except that numbers are decimal
     only (FORMAT.md: never octal): `0o17` and `0x10` stay strings, which a whole-number field refuses."""
     if text in _NULLS:
@@ -125,7 +126,7 @@ class _Builder:
                 "yaml.tag",
             )
         if isinstance(node, yaml.nodes.ScalarNode):
-            return (_plain_scalar(node.value) if node.style == "" else node.value), 1
+            return (plain_scalar(node.value) if node.style == "" else node.value), 1
         seen = self.built.get(id(node))
         if seen is not None:
             self.expanded += seen[1]
@@ -176,7 +177,7 @@ class _Builder:
             )
         if not isinstance(node, yaml.nodes.ScalarNode):
             raise _InputError("mapping keys must be strings", node.start_mark, "yaml.key_type")
-        key = _plain_scalar(node.value) if node.style == "" else node.value
+        key = plain_scalar(node.value) if node.style == "" else node.value
         if not isinstance(key, str):
             raise _InputError(
                 f"mapping keys must be strings (found {node.value!r}); quote it",

@@ -80,11 +80,11 @@ def _apply_rewrites(
 ) -> list[Any]:
     """Print, check or write the changed files; returns those that changed (written unless dry)."""
     from nexus_config.rewrite import symlink_in_path, unified_diff, write_atomically
-    from plan_apply.cli import _color_enabled
+    from plan_apply.render import color_enabled
 
     changed = [r for r in rewrites if r.changed]
     if show_diff:
-        color = _color_enabled(sys.stdout, (click.get_current_context().obj or {}).get("color", "auto"))
+        color = color_enabled(sys.stdout, (click.get_current_context().obj or {}).get("color", "auto"))
         for rewrite in changed:
             click.echo(
                 _colored_diff(unified_diff(rewrite.file, rewrite.before, rewrite.after), color), nl=False
@@ -226,10 +226,10 @@ def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force:
     """
     from nexus_config import load_configuration
     from nexus_config.schemas import json_schema
-    from plan_apply.cli import _database
+    from plan_apply.database.engine import open_database
     from plan_apply.export import read_export, render_export, schema_reference, write_export
 
-    with _database(database_url) as (engine, _url), engine.connect() as connection:
+    with open_database(database_url, purpose="export") as (engine, _url), engine.connect() as connection:
         state, contents, added = read_export(connection, orgs)
     for slug in added:
         _say(f"also exporting {slug}: a parent of an organization asked for")

@@ -7,6 +7,7 @@ control characters never reach a terminal, markdown/HTML never breaks out of a P
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -15,6 +16,7 @@ from plan_apply.plan import Action, Change, OrgPlan, Plan
 
 __all__ = [
     "SYMBOLS",
+    "color_enabled",
     "escape_markdown",
     "escape_terminal",
     "render_json",
@@ -42,6 +44,17 @@ _COLORS = {
 }
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MARKDOWN_BUDGET = 60_000
+
+
+def color_enabled(stream: Any, choice: str) -> bool:
+    """--color beats NO_COLOR beats FORCE_COLOR beats "is it a terminal" (and TERM=dumb)."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
 
 def escape_terminal(text: str) -> str:

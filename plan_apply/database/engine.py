@@ -39,6 +39,7 @@ __all__ = [
     "is_disconnect",
     "is_embedded_default",
     "lock_milliseconds",
+    "open_database",
     "redact",
     "require_current_schema",
     "same_database",
@@ -236,6 +237,28 @@ def engine_for(url: str, lock_timeout: float = 60.0, *, purpose: str | None = No
     if parsed.get_backend_name() == "sqlite":
         _sqlite_events(engine, lock_timeout)
     return engine
+
+
+@contextmanager
+def open_database(
+    url_option: str | None, lock_timeout: float = 60.0, *, purpose: str | None = None
+) -> Iterator[tuple[Engine, str]]:
+    """An engine on the database in force (`--database-url`, NEXUS_DATABASE_URL, the embedded default),
+    with the current schema: the embedded default is created or upgraded on first use, any other database
+    must be upgraded with `nexus db upgrade`. Connection failures become one DatabaseError line."""
+    url = database_url(url_option)
+    engine = engine_for(url, lock_timeout, purpose=purpose)
+    try:
+        with engine.connect() as connection:
+            if is_embedded_default(url):
+                upgrade_schema(connection, url)
+            else:
+                require_current_schema(connection, url)
+        yield engine, url
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(describe_failure(exc, url)) from None
+    finally:
+        engine.dispose()
 
 
 def describe_failure(exc: BaseException, url: str) -> str:
