@@ -34,6 +34,7 @@ from .conftest import POSTGRES_ADMIN_URL
 from .support.harness import (
     ForkServer,
     Snapshot,
+    advisory_locks,
     base_rows,
     fault_env,
     postgres_database,
@@ -149,24 +150,10 @@ def _seed_live_data(url: str) -> None:
     engine.dispose()
 
 
-def _advisory_locks(url: str) -> int:
-    """Advisory locks held on this PostgreSQL database (by anyone)."""
-    engine = sa.create_engine(url)
-    with engine.connect() as connection:
-        held = connection.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
-                "WHERE l.locktype = 'advisory' AND d.datname = current_database()"
-            )
-        ).scalar_one()
-    engine.dispose()
-    return int(held)
-
-
 def _no_locks_within(url: str, seconds: float) -> bool:
     """A SIGKILLed client's backend notices the closed socket and ends, releasing its locks, at once."""
     deadline = time.monotonic() + seconds
-    while _advisory_locks(url):
+    while advisory_locks(url):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)

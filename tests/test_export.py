@@ -17,17 +17,15 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nexus_config import load_configuration
 from nexus_config.rewrite import format_text
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for
-from plan_apply.diff import PlanOptions
 from plan_apply.export import read_export, render_export, write_export
-from plan_apply.plan import Action, Plan
-from plan_apply.planning import build_plan
+from plan_apply.plan import Action
 
 from .conftest import EXAMPLES
 from .strategies import organization
+from .support.harness import plan_folder
 from .test_cli_plan_apply import Run
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -308,22 +306,8 @@ LAW = settings(
 )
 
 
-def _plan(engine: sa.Engine, folder: Path) -> Plan:
-    loaded = load_configuration([folder])
-    assert loaded.ok, [p.as_text() for p in loaded.errors]
-    with engine.connect() as connection:
-        return build_plan(
-            connection,
-            loaded.state,
-            list(loaded.state.organizations),
-            database="sqlite:///nexus.db",
-            options=PlanOptions(allow_mass_delete=True),
-            created_at=lambda: "2026-11-28T12:00:00Z",
-        )
-
-
 def _apply(engine: sa.Engine, folder: Path) -> None:
-    plan = _plan(engine, folder)
+    plan = plan_folder(engine, folder)
     assert not plan.has_problems, plan.to_json()
     assert apply_plan(engine, plan, ApplyOptions(actor="law")).ok
 
@@ -355,14 +339,14 @@ def test_export_then_plan_changes_nothing(
             state, contents, added = read_export(connection, ["generated-org"])
         exported = render_export(state, ["generated-org", *added], contents, "../schema.json")
         write_export(str(folder / "out"), exported.files, force=False)
-        plan = _plan(engine, folder / "out")
+        plan = plan_folder(engine, folder / "out")
         assert all(c.action is Action.ADOPT and not c.before and not c.after for c in plan.changes), (
             plan.to_json()
         )
         if not unmanaged:
             assert plan.changes == ()
         assert apply_plan(engine, plan, ApplyOptions(actor="law")).ok
-        assert _plan(engine, folder / "out").changes == ()
+        assert plan_folder(engine, folder / "out").changes == ()
     finally:
         engine.dispose()
     assert not os.path.exists(folder / "out" / "generated-org" / "documents")

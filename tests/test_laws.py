@@ -18,14 +18,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nexus_config import load_configuration
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for, upgrade_schema
-from plan_apply.diff import PlanOptions
 from plan_apply.plan import Action, Plan
-from plan_apply.planning import build_plan
 
 from .strategies import organization
+from .support.harness import plan_folder
 
 SETTINGS = settings(
     max_examples=25,
@@ -66,22 +64,8 @@ def _fresh_engine(tmp_path: Path, name: str) -> sa.Engine:
     return engine_for(f"sqlite:///{path}")
 
 
-def _plan(engine: sa.Engine, folder: Path) -> Plan:
-    loaded = load_configuration([folder])
-    assert loaded.ok, [p.as_text() for p in loaded.errors]
-    with engine.connect() as connection:
-        return build_plan(
-            connection,
-            loaded.state,
-            list(loaded.state.organizations),
-            database="sqlite:///nexus.db",
-            options=PlanOptions(allow_mass_delete=True),
-            created_at=lambda: "2026-11-28T12:00:00Z",
-        )
-
-
 def _apply(engine: sa.Engine, folder: Path) -> Plan:
-    plan = _plan(engine, folder)
+    plan = plan_folder(engine, folder)
     if not plan.has_problems:
         result = apply_plan(engine, plan, ApplyOptions(actor="law"))
         assert result.ok, result
@@ -95,7 +79,7 @@ def test_apply_then_plan_is_empty(tmp_path: Path, document: dict[str, Any]) -> N
     try:
         folder = _write(tmp_path / "first", document)
         _apply(engine, folder)
-        assert _plan(engine, folder).changes == ()
+        assert plan_folder(engine, folder).changes == ()
     finally:
         engine.dispose()
 
@@ -110,7 +94,7 @@ def test_any_edit_applied_then_planned_is_empty(
         _apply(engine, _write(tmp_path / "before", before))
         edited = _write(tmp_path / "after", after)
         _apply(engine, edited)
-        assert _plan(engine, edited).changes == ()
+        assert plan_folder(engine, edited).changes == ()
     finally:
         engine.dispose()
 
@@ -139,7 +123,7 @@ def test_no_plan_deletes_or_orphans_a_rotation(
             rotations_before = connection.execute(
                 sa.text("SELECT id, capacity_window_id FROM rotations ORDER BY id")
             ).all()
-        plan = _plan(engine, _write(tmp_path / "after", after))
+        plan = plan_folder(engine, _write(tmp_path / "after", after))
         booked_addresses = {
             c.address for c in plan.changes if c.action is Action.DELETE and c.type in ("capacity", "service")
         }
@@ -172,7 +156,7 @@ def test_no_plan_deletes_or_orphans_a_rotation(
 def test_plan_json_round_trip_is_exact(tmp_path: Path, document: dict[str, Any]) -> None:
     engine = _fresh_engine(tmp_path, "json")
     try:
-        plan = _plan(engine, _write(tmp_path / "json", document))
+        plan = plan_folder(engine, _write(tmp_path / "json", document))
         assert Plan.from_json(plan.to_json()) == plan
     finally:
         engine.dispose()
@@ -181,7 +165,7 @@ def test_plan_json_round_trip_is_exact(tmp_path: Path, document: dict[str, Any])
 def test_plan_from_json_refuses_a_tampered_plan(tmp_path: Path) -> None:
     engine = _fresh_engine(tmp_path, "tamper")
     try:
-        plan = _plan(engine, Path(__file__).resolve().parents[1] / "examples" / "orgs")
+        plan = plan_folder(engine, Path(__file__).resolve().parents[1] / "examples" / "orgs")
     finally:
         engine.dispose()
     text = plan.to_json().replace('"slots": 4', '"slots": 40', 1)

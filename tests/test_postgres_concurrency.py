@@ -26,7 +26,16 @@ from plan_apply.database.engine import engine_for
 from plan_apply.pipeline import plan_tree
 
 from .conftest import _truncate_postgres
-from .support.harness import Barrier, Finished, fault_env, finish, run_nexus, snapshot, start_nexus
+from .support.harness import (
+    Barrier,
+    Finished,
+    advisory_locks,
+    fault_env,
+    finish,
+    run_nexus,
+    snapshot,
+    start_nexus,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -121,19 +130,6 @@ def _slots(url: str, slug: str) -> int:
     return int(value)
 
 
-def _advisory_locks(url: str) -> int:
-    engine = sa.create_engine(url)
-    with engine.connect() as connection:
-        held = connection.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
-                "WHERE l.locktype = 'advisory' AND d.datname = current_database()"
-            )
-        ).scalar_one()
-    engine.dispose()
-    return int(held)
-
-
 def _slot_change(entry: dict[str, object]) -> tuple[int, int]:
     (change,) = [c for c in entry["changes"] if c["address"].endswith("/capacity/spring")]  # type: ignore[attr-defined]
     return int(change["before"]["slots"]), int(change["after"]["slots"])
@@ -196,7 +192,7 @@ def test_eight_applies_of_one_organization_never_lose_an_update(
             ).returncode
             == 0
         )
-        assert _advisory_locks(url) == 0
+        assert advisory_locks(url) == 0
     with capsys.disabled():
         print(
             f"\n[same organization] concurrent applies tried: {tried}, applied: {applied}, "
@@ -232,7 +228,7 @@ def test_eight_applies_of_eight_organizations_all_succeed_side_by_side(
         )
     assert overlap >= 2, "applies of different organizations were serialized"
     assert wall < WORKERS * hold * 0.75, "applies of different organizations were serialized"
-    assert _advisory_locks(url) == 0
+    assert advisory_locks(url) == 0
 
 
 def test_a_saved_plan_raced_by_another_apply_is_refused_and_writes_nothing(
@@ -357,7 +353,7 @@ def test_a_waiting_apply_names_the_nexus_process_that_holds_the_lock(
     )
     started = time.perf_counter()
     deadline = time.monotonic() + 60
-    while not _advisory_locks(url):
+    while not advisory_locks(url):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     second = run_nexus(_apply(org_tree("second", slots=6), url, "--lock-timeout", "0.5"))
@@ -380,7 +376,7 @@ def test_no_advisory_lock_outlives_a_parallel_bulk_apply_through_the_pool(
         assert result.plan is not None
         applied = apply_plan(engine, result.plan, ApplyOptions(actor="test"), jobs=4)
         assert applied.ok
-        assert _advisory_locks(url) == 0  # the pool's connections are still open: nothing kept
+        assert advisory_locks(url) == 0  # the pool's connections are still open: nothing kept
         assert engine.pool.checkedin() >= 1
     finally:
         engine.dispose()
@@ -417,7 +413,7 @@ def test_locks_are_taken_in_sorted_order_and_end_with_the_transaction(url: str) 
             with connection.begin():
                 _lock(connection, ["west", "east", "north", "east"])
                 assert keys == [lock_key("east"), lock_key("north"), lock_key("west")]
-                assert _advisory_locks(url) == 3
-            assert _advisory_locks(url) == 0  # committed: released, though the connection stays open
+                assert advisory_locks(url) == 3
+            assert advisory_locks(url) == 0  # committed: released, though the connection stays open
     finally:
         engine.dispose()

@@ -24,8 +24,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from nexus_config import load_configuration
 from plan_apply.database import tables as t
 from plan_apply.database.engine import engine_for, upgrade_schema
+from plan_apply.diff import PlanOptions
+from plan_apply.plan import Plan
+from plan_apply.planning import build_plan
 
 __all__ = [
     "FAULTS",
@@ -34,8 +38,10 @@ __all__ = [
     "Finished",
     "ForkServer",
     "Snapshot",
+    "advisory_locks",
     "base_rows",
     "fault_env",
+    "plan_folder",
     "postgres_database",
     "restore_rows",
     "run_nexus",
@@ -332,3 +338,33 @@ def without_history(state: Snapshot) -> Snapshot:
         org: tuple(line for line in lines if not line.startswith('["apply_log"'))
         for org, lines in state.items()
     }
+
+
+def plan_folder(engine: sa.Engine, folder: Path) -> Plan:
+    """The plan of every organization under `folder` (mass deletes allowed, a fixed clock), through the
+    API: what the law and round-trip tests apply and re-plan."""
+    loaded = load_configuration([folder])
+    assert loaded.ok, [p.as_text() for p in loaded.errors]
+    with engine.connect() as connection:
+        return build_plan(
+            connection,
+            loaded.state,
+            list(loaded.state.organizations),
+            database="sqlite:///nexus.db",
+            options=PlanOptions(allow_mass_delete=True),
+            created_at=lambda: "2026-11-28T12:00:00Z",
+        )
+
+
+def advisory_locks(url: str) -> int:
+    """Advisory locks held on this PostgreSQL database (by anyone)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        held = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+            )
+        ).scalar_one()
+    engine.dispose()
+    return int(held)
