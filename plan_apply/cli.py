@@ -412,9 +412,12 @@ def _saved_plan(plan_file: str, options: dict[str, Any]) -> Any:
     return the_plan
 
 
-def _default_jobs(url: str) -> int:
-    """SQLite has one writer at a time, so parallel applies only queue; PostgreSQL takes them all."""
-    return 1 if url.startswith("sqlite") else max(1, os.cpu_count() or 1)
+def _apply_jobs(url: str, jobs: int | None) -> int:
+    """Organizations applied at once: SQLite has one writer at a time, so parallel applies would only
+    queue on its lock (and could outwait --lock-timeout); PostgreSQL takes `jobs`, by default one per CPU."""
+    if url.startswith("sqlite"):
+        return 1
+    return jobs or max(1, os.cpu_count() or 1)
 
 
 @cli.command()
@@ -494,7 +497,7 @@ def apply(obj: dict[str, Any], /, **options: Any) -> int:
                 describe_error=lambda exc: (
                     describe_failure(exc, url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
                 ),
-                jobs=options["jobs"] or _default_jobs(url),
+                jobs=_apply_jobs(url, options["jobs"]),
             )
         finally:
             progress.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from nexus_config.locations import Locator
 from nexus_config.suggest import did_you_mean
 from plan_apply.actual import AppliedConfiguration, read_applied_configurations
 from plan_apply.diff import PlanOptions
-from plan_apply.errors import DatabaseError, UsageProblem
+from plan_apply.errors import DatabaseError, NexusError, UsageProblem
 from plan_apply.plan import Plan
 from plan_apply.planning import (
     build_plan,
@@ -283,6 +284,11 @@ class _Workers:
             for part in pool.map(_plan_batch, tasks):
                 yield part
                 settle()
+        except BrokenProcessPool:
+            raise NexusError(
+                "a worker process planning the configuration ended abruptly (killed, or out of memory?); "
+                "nothing was planned or applied: run again, with --jobs 1 to plan in one process"
+            ) from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -23,6 +23,7 @@ from plan_apply.database.engine import engine_for
 from plan_apply.planning import build_plan, selected_organizations
 from plan_apply.progress import planning_bar
 
+from .support.harness import fault_env, run_nexus
 from .test_cli_plan_apply import Run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -271,3 +272,25 @@ def test_the_planning_bar_is_drawn_on_a_terminal_only() -> None:
     bar.advance(10, 10)
     bar.close()
     assert "planning" in terminal.getvalue()
+
+
+def test_a_planning_worker_killed_mid_batch_fails_the_run_cleanly(
+    database_url: str, write_tree: Callable[..., Path]
+) -> None:
+    """Enough organizations for two batches, so planning runs in worker processes; one is SIGKILLed at its
+    second statement. The run says so in one line and writes nothing; without the fault it applies."""
+    count = pipeline.BATCH_ORGANIZATIONS + 30
+    tree = write_tree({f"org-{n:03}.yaml": _org(f"org-{n:03}") for n in range(count)})
+    args = [str(tree), "--database-url", database_url, "--jobs", "2", "--no-progress"]
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        killed = run_nexus([*command, *args], fault_env(kill_in_worker=2))
+        assert killed.returncode == 1, killed.output[-600:]
+        assert "worker process planning the configuration ended abruptly" in killed.stderr
+        assert "Traceback" not in killed.output
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM organizations")).scalar() == 0
+    engine.dispose()
+    applied = run_nexus(["apply", "--auto-approve", *args])
+    assert applied.returncode == 0, applied.output[-600:]
+    assert f"{count} applied" in applied.stderr

@@ -8,6 +8,8 @@ NEXUS_FAULT_COUNT_TO=FILE    at exit, write JSON {"statements": N, "commits": C}
                              statement and every COMMIT (the kill points), C the COMMITs that returned.
 NEXUS_FAULT_KILL_AT=k        SIGKILL this process just before its k-th statement or COMMIT.
 NEXUS_FAULT_KILL_AFTER_COMMIT=c  SIGKILL it just after its c-th COMMIT returned.
+NEXUS_FAULT_KILL_IN_WORKER=k SIGKILL a planning worker process (not the main one) just before its k-th
+                             statement.
 NEXUS_FAULT_BARRIER=DSN|KEY  before the first statement, wait until the test releases
                              pg_advisory_lock(KEY) (so all workers start their race together).
 NEXUS_FAULT_SLEEP_AFTER=RE and NEXUS_FAULT_SLEEP=SECONDS
@@ -38,6 +40,7 @@ def arm() -> None:
     _armed.update(
         kill_at=int(get("NEXUS_FAULT_KILL_AT", "0") or 0),
         kill_after_commit=int(get("NEXUS_FAULT_KILL_AFTER_COMMIT", "0") or 0),
+        kill_in_worker=int(get("NEXUS_FAULT_KILL_IN_WORKER", "0") or 0),
         terminate_commit_after=get("NEXUS_FAULT_TERMINATE_COMMIT_AFTER"),
         terminate_pending=False,
         count_to=get("NEXUS_FAULT_COUNT_TO"),
@@ -56,6 +59,14 @@ def _tick() -> None:
     _seen["statements"] += 1
     if _seen["statements"] == _armed["kill_at"]:
         os.kill(os.getpid(), signal.SIGKILL)
+    if _seen["statements"] == _armed["kill_in_worker"] and _in_worker():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _in_worker() -> bool:
+    import multiprocessing
+
+    return multiprocessing.current_process().name != "MainProcess"
 
 
 def _wait_for_barrier() -> None:
@@ -131,6 +142,14 @@ def _install() -> None:
 
 
 arm()
-_FAULTS = ("kill_at", "kill_after_commit", "count_to", "barrier", "sleeps", "terminate_commit_after")
+_FAULTS = (
+    "kill_at",
+    "kill_after_commit",
+    "kill_in_worker",
+    "count_to",
+    "barrier",
+    "sleeps",
+    "terminate_commit_after",
+)
 if os.environ.get("NEXUS_FAULT_SERVER") or any(_armed[name] for name in _FAULTS):
     _install()
