@@ -6,7 +6,7 @@ Run by hand; it is not a test. Every measurement runs in a fresh child process (
 measurement's own) and times only the work: interpreter start-up and imports are outside the timer, in
 nexus's rows and in the floors' alike. Scenarios, in this order, each beside its floor:
 
-  validate             `load_configuration(fleet)`          vs  read + PyYAML CSafeLoader of every file
+  validate             `nexus validate` (check_tree)        vs  read + PyYAML CSafeLoader of every file
   first apply          `nexus apply --auto-approve` into an empty, migrated database
                                                           vs  CSafeLoader + one Core executemany INSERT
                                                               per table of the same rows (no RETURNING)
@@ -373,13 +373,15 @@ def _nexus(args: list[str]) -> dict[str, Any]:
     return {"exit": code, "notes": notes[-3:], "tail": lines[-3:]}
 
 
-def _validate(fleet_dir: Path) -> dict[str, Any]:
-    from nexus_config import load_configuration
+def _validate(fleet_dir: Path, nexus_options: Sequence[str]) -> dict[str, Any]:
+    """What `nexus validate` does (batches, worker processes unless --jobs 1), through its API."""
+    from plan_apply.batching import check_tree
 
-    result = load_configuration([fleet_dir])
+    jobs = int(nexus_options[1]) if nexus_options[:1] == ["--jobs"] else max(1, os.cpu_count() or 1)
+    result = check_tree([fleet_dir], jobs=jobs)
     return {
-        "orgs": len(result.state.organizations),
-        "errors": len(result.errors),
+        "orgs": result.organizations,
+        "errors": sum(1 for p in result.problems if p.severity == "error"),
         "problems": len(result.problems),
         "first_problems": [str(p)[:200] for p in result.problems[:3]],
     }
@@ -407,7 +409,7 @@ def _work(
 ) -> Callable[[int], dict[str, Any]]:
     """The measured work of one kind; its argument is the run number (apply: which fresh database)."""
     if kind == "validate":
-        return lambda n: _validate(fleet_dir)
+        return lambda n: _validate(fleet_dir, list(nexus_options))
     if kind == "parse":
 
         def parse(n: int) -> dict[str, Any]:
@@ -703,7 +705,7 @@ def print_table(backend: str, r: dict[str, Any], manifest: dict[str, Any], args:
     )
     full = _median(r.get("full"))
     rows = [
-        ("validate (load_configuration)", r.get("validate"), r.get("validate_floor"), "parse"),
+        ("validate (nexus validate)", r.get("validate"), r.get("validate_floor"), "parse"),
         ("first apply (nexus apply)", r.get("apply"), r.get("apply_floor"), "parse + INSERT"),
         ("no-op plan (incremental)", r.get("noop"), None, "full plan"),
         (
@@ -827,7 +829,7 @@ def profile(args: argparse.Namespace) -> int:
         with changed:
             _preimport(kind, urls)
             # cProfile sees only this thread: planning's worker processes and apply's threads would be missed
-            jobs = ("--jobs", "1") if kind in ("apply", "plan", "plan-full") else ()
+            jobs = ("--jobs", "1") if kind in ("validate", "apply", "plan", "plan-full") else ()
             work = _work(kind, fleet_dir, urls, args.floor_gc == "all", jobs)
             profiler = cProfile.Profile()
             gc.collect()
@@ -909,7 +911,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\n[no database]", flush=True)
     validate = (
-        measure("validate: load_configuration", "validate", fleet_dir, args.runs, [], args),
+        measure("validate: nexus validate", "validate", fleet_dir, args.runs, [], args),
         measure("validate floor: read + CSafeLoader", "parse", fleet_dir, args.runs, [], args),
     )
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]

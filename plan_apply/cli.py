@@ -37,6 +37,28 @@ def _command() -> str | None:
     return context.info_name if context else None
 
 
+def _bulk(command: F) -> F:
+    """Run a bulk command with the cyclic GC paused and settled between batches (nexus_config.heap)."""
+    from nexus_config.heap import bulk_heap
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with bulk_heap():
+            return command(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def jobs_option(function: F) -> F:
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        help="Processes loading and planning batches of organizations, and organizations applied in "
+        "parallel (default: the number of CPUs; on SQLite, which has one writer, applies run one at a time).",
+    )(function)
+
+
 _STYLES = {"bold": {"bold": True}, "dim": {"dim": True}}
 
 
@@ -173,15 +195,19 @@ def _exit_with(ctx: click.Context, /, code: Any, **_: Any) -> None:
 @cli.command()
 @paths_argument()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def validate(paths: tuple[str, ...], fmt: str) -> int:
+@jobs_option
+@_bulk
+def validate(paths: tuple[str, ...], fmt: str, jobs: int | None) -> int:
     """Check configuration files: YAML, schema, references and rules. No database."""
-    result = load_configuration(paths)
+    from plan_apply.batching import check_tree
+
+    result = check_tree(paths, jobs=jobs or max(1, os.cpu_count() or 1))
     if fmt == "json":
         click.echo(problems_to_json(result.problems), nl=False)
     elif result.problems:
         click.echo(problems_to_text(result.problems), nl=False)
     if result.ok:
-        count = len(result.state.organizations)
+        count = result.organizations
         _say(
             f"valid: {count} organization{'s' if count != 1 else ''} in {result.files} file{'s' if result.files != 1 else ''}"
         )
@@ -229,28 +255,6 @@ class PlanRequest:
     shard: str | None = None
     jobs: int | None = None
     progress: bool = True
-
-
-def _bulk(command: F) -> F:
-    """Run a bulk command with the cyclic GC paused and settled between batches (nexus_config.heap)."""
-    from nexus_config.heap import bulk_heap
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with bulk_heap():
-            return command(*args, **kwargs)
-
-    return run  # type: ignore[return-value]
-
-
-def jobs_option(function: F) -> F:
-    return click.option(
-        "--jobs",
-        "-j",
-        type=click.IntRange(min=1),
-        help="Processes loading and planning batches of organizations, and organizations applied in "
-        "parallel (default: the number of CPUs; on SQLite, which has one writer, applies run one at a time).",
-    )(function)
 
 
 def _planning_jobs(url: str, jobs: int | None) -> int:

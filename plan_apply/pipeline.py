@@ -8,10 +8,7 @@ cannot be told without parsing it, everything is loaded at once instead, which i
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,14 +16,22 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nexus_config import LoadResult, Problem, load_configuration
-from nexus_config.headers import Batch, FileHeader, batches
+from nexus_config.headers import Batch
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
 from nexus_config.suggest import did_you_mean
 from plan_apply.actual import AppliedConfiguration, read_applied_configurations
+from plan_apply.batching import (
+    HeadersWrong,
+    batch_scan,
+    declared_slugs,
+    load_batch,
+    scan_batches,
+    worth_workers,
+)
 from plan_apply.diff import PlanOptions
-from plan_apply.errors import DatabaseError, NexusError, UsageProblem
+from plan_apply.errors import DatabaseError, UsageProblem
 from plan_apply.plan import Plan
 from plan_apply.planning import (
     build_plan,
@@ -36,11 +41,9 @@ from plan_apply.planning import (
     parse_selectors,
     utc_now,
 )
+from plan_apply.workers import Workers
 
-__all__ = ["BATCH_ORGANIZATIONS", "Selection", "TreePlan", "plan_tree"]
-
-BATCH_ORGANIZATIONS = 100
-"""Organizations loaded and planned together: big enough to amortize the batched reads."""
+__all__ = ["Selection", "TreePlan", "plan_tree"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +59,6 @@ class TreePlan:
 
     plan: Plan | None
     problems: tuple[Problem, ...]
-
-
-class _HeadersWrong(Exception):
-    """A batch loaded organizations the text-only look did not predict: load everything at once."""
-
-
-def _headers(scan: Scan) -> dict[str, FileHeader] | None:
-    headers = {}
-    for f in scan.files:
-        if f.header is None:
-            return None
-        headers[f.path] = f.header
-    return headers
 
 
 def _chosen(
@@ -90,26 +80,6 @@ def _chosen(
         if in_selection(slug, labels, selection.orgs, wanted, selection.shard, parents):
             chosen.append(slug)
     return chosen
-
-
-def _loaded(scan: Scan, batch: Batch, skip: dict[str, frozenset[str]], locator: Locator) -> LoadResult:
-    files = set(batch.files)
-    subset = Scan(tuple(f for f in scan.files if f.path in files), ())
-    result = load_configuration([], locator, scan=subset, skip={k: v for k, v in skip.items() if v <= files})
-    expected = {slug for f in subset.files if f.header for slug, _ in f.header.organizations}
-    loaded = set(result.state.organizations) | set(result.skipped)
-    if not loaded <= expected:
-        raise _HeadersWrong
-    return result
-
-
-def _header_slugs(scan: Scan) -> set[str]:
-    return {slug for f in scan.files if f.header for slug, _ in f.header.organizations}
-
-
-def _batches(scan: Scan) -> list[Batch] | None:
-    headers = _headers(scan)
-    return batches(headers, BATCH_ORGANIZATIONS) if headers is not None else None
 
 
 def plan_tree(
@@ -136,15 +106,15 @@ def plan_tree(
         applied = read_applied_configurations(connection)
     skip = {} if full else clean_organizations(applied, scan.hashes)
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
-    workers = _Workers(url, jobs) if url and jobs > 1 else None
-    total = len(_header_slugs(scan))
+    workers = Workers(jobs, _start_worker, (url,)) if url and jobs > 1 else None
+    total = len(declared_slugs(scan))
     try:
         parts = []
         for part in planning.batched(connection, workers):
             parts.append(part)
             if on_progress is not None:
                 on_progress(min(len(_all_slugs(parts)), total), total)
-    except _HeadersWrong:
+    except HeadersWrong:
         parts = []
     if not parts:
         parts = [planning.at_once(connection)]
@@ -211,9 +181,9 @@ class _Planning:
         )
         return _Part(located_plan(plan, locator), result.problems, slugs)
 
-    def batched(self, connection: Connection, workers: _Workers | None) -> Iterator[_Part]:
+    def batched(self, connection: Connection, workers: Workers | None) -> Iterator[_Part]:
         """One part per batch, or nothing when the tree is small or not understood without parsing."""
-        plan_batches = _batches(self.scan)
+        plan_batches = scan_batches(self.scan)
         if plan_batches is None or len(plan_batches) < 2:
             return
         parents: dict[str, str | None] = {
@@ -223,29 +193,20 @@ class _Planning:
             for slug, parent in f.header.organizations
             if parent
         }
-        if workers is not None and self.worth_workers(plan_batches):
-            yield from workers.parts(self, plan_batches, parents)
+        loading = [sum(1 for m in b.members if m not in self.skip) for b in plan_batches]
+        if workers is not None and worth_workers(loading):
+            tasks = [(replace(self, scan=batch_scan(self.scan, b)), b, parents) for b in plan_batches]
+            yield from workers.map(_plan_batch, tasks)
             return
         for batch in plan_batches:
             yield self.batch_part(connection, batch, parents)
             settle()  # the batch's files and records are gone; its plan stays, frozen
 
-    def worth_workers(self, plan_batches: Sequence[Batch]) -> bool:
-        """Whether enough organizations need loading (not skipped as unchanged) to repay starting worker
-        processes, about a third of a second: a batch's worth, in at least two batches."""
-        loading = [sum(1 for m in b.members if m not in self.skip) for b in plan_batches]
-        return sum(loading) >= BATCH_ORGANIZATIONS and sum(1 for n in loading if n) >= 2
-
     def batch_part(self, connection: Connection, batch: Batch, parents: dict[str, str | None]) -> _Part:
         locator = Locator()
         return self.part(
-            connection, _loaded(self.scan, batch, self.skip, locator), batch.members, locator, parents
+            connection, load_batch(self.scan, batch, self.skip, locator), batch.members, locator, parents
         )
-
-    def for_batch(self, batch: Batch) -> _Planning:
-        """This planning with only the batch's files: what a worker process is sent."""
-        files = set(batch.files)
-        return replace(self, scan=Scan(tuple(f for f in self.scan.files if f.path in files), ()))
 
     def at_once(self, connection: Connection) -> _Part:
         locator = Locator()
@@ -256,47 +217,11 @@ class _Planning:
         return self.part(connection, result, members, locator, parents)
 
 
-@dataclass(frozen=True, slots=True)
-class _Workers:
-    """Worker processes that load and plan batches, each on its own connection to `url`.
-
-    They are started by a fork server (a clean interpreter with nexus imported), never forked from this
-    process, whose open connections and threads a child must not inherit."""
-
-    url: str
-    jobs: int
-
-    def parts(
-        self, planning: _Planning, plan_batches: Sequence[Batch], parents: dict[str, str | None]
-    ) -> Iterator[_Part]:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            context.set_forkserver_preload(["plan_apply.pipeline"])
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.jobs, len(plan_batches)),
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(self.url,),
-        )
-        try:
-            tasks = [(planning.for_batch(batch), batch, parents) for batch in plan_batches]
-            for part in pool.map(_plan_batch, tasks):
-                yield part
-                settle()
-        except BrokenProcessPool:
-            raise NexusError(
-                "a worker process planning the configuration ended abruptly (killed, or out of memory?); "
-                "nothing was planned or applied: run again, with --jobs 1 to plan in one process"
-            ) from None
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
 _worker: tuple[Engine, str] | None = None
 
 
 def _start_worker(url: str) -> None:
+    """In a worker process, once: its engine on the database being planned."""
     global _worker
     from plan_apply.database.engine import engine_for
 

@@ -3,14 +3,17 @@ is the same as when everything is loaded at once."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from nexus_config import load_configuration
 from nexus_config.headers import file_header
-from plan_apply import pipeline
+from plan_apply import batching
+from plan_apply.batching import check_tree
 from plan_apply.database.engine import engine_for
 from plan_apply.pipeline import Selection, plan_tree
 
@@ -28,7 +31,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _plan_json(url: str, folder: Path, batch: int, monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> str:
-    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", batch)
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", batch)
     engine = engine_for(url)
     try:
         with engine.connect() as connection:
@@ -81,3 +84,37 @@ def test_a_file_the_quick_look_cannot_read_makes_everything_load_at_once(
     batched = _plan_json(database_url, tree, 1, monkeypatch)
     assert batched == _plan_json(database_url, tree, 10_000, monkeypatch)
     assert '"slug": "charlie"' in batched
+
+
+def _broken_copy(fleet: Path, target: Path) -> Path:
+    """The fleet with errors in files far apart (several batches), one of them a parent's."""
+    shutil.copytree(fleet, target)
+    files = sorted(target.rglob("*.yaml"))
+    for victim in (files[0], files[len(files) // 2], files[-1]):
+        text = victim.read_text()
+        victim.write_text(text.replace("name:", "nmae:", 1) if "name:" in text else text + "\nbogus: 1\n")
+    return target
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_batched_validation_reports_what_loading_at_once_reports(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 2)
+    broken = _broken_copy(fleet, tmp_path / "broken")
+    at_once = load_configuration([broken])
+    assert len(at_once.errors) >= 3
+    checked = check_tree([broken], jobs=jobs)
+    assert [p.as_text() for p in checked.problems] == [p.as_text() for p in at_once.problems]
+    assert not checked.ok
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_batched_validation_counts_what_loading_at_once_counts(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 2)
+    at_once = load_configuration([fleet])
+    checked = check_tree([fleet], jobs=jobs)
+    assert checked.ok and checked.problems == at_once.problems
+    assert (checked.organizations, checked.files) == (len(at_once.state.organizations), at_once.files)

@@ -11,6 +11,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,10 +19,11 @@ from sqlalchemy import event
 
 from nexus_config import load_configuration
 from nexus_config.heap import bulk_heap, settle
-from plan_apply import apply, pipeline
+from plan_apply import apply, batching, pipeline, workers
 from plan_apply.database.engine import engine_for
 from plan_apply.planning import build_plan, selected_organizations
 from plan_apply.progress import planning_bar
+from plan_apply.workers import Workers
 
 from .support.harness import fault_env, run_nexus
 from .test_cli_plan_apply import Run
@@ -156,11 +158,12 @@ def test_a_bulk_apply_hands_the_collector_back_as_it_found_it(
 ) -> None:
     """plan and apply pause the cyclic GC and freeze what each batch leaves (nexus_config.heap); after
     the command it runs again, and nothing stays frozen out of its reach."""
-    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 5)
     monkeypatch.setattr(apply, "SETTLE_EVERY", 5)
     settled: list[int] = []
     counted = lambda: settled.append(1) or settle()  # noqa: E731
     monkeypatch.setattr(pipeline, "settle", counted)
+    monkeypatch.setattr(workers, "settle", counted)
     monkeypatch.setattr(apply, "settle", counted)
     assert gc.isenabled()
     assert nexus("apply", str(fleet_20), "--auto-approve", "--no-progress") == 0, nexus.err
@@ -200,15 +203,15 @@ def _organizations(plan_json: str) -> list[dict[str, object]]:
 def test_planning_in_worker_processes_gives_the_plan_of_one_process(
     nexus: Run, fleet_20: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)  # several batches, so workers take part
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 5)  # several batches, so workers take part
     planned_by_workers = []
-    parts = pipeline._Workers.parts
+    mapped = Workers.map
 
-    def spied(self: pipeline._Workers, *args: object) -> object:
+    def spied(self: Workers, *args: Any) -> Any:
         planned_by_workers.append(self.jobs)
-        return parts(self, *args)  # type: ignore[arg-type]
+        return mapped(self, *args)
 
-    monkeypatch.setattr(pipeline._Workers, "parts", spied)
+    monkeypatch.setattr(Workers, "map", spied)
     assert nexus("plan", str(fleet_20), "--format", "json", "--jobs", "1") == 0, nexus.err
     alone = _organizations(nexus.out)
     assert planned_by_workers == []
@@ -227,7 +230,7 @@ def test_planning_in_worker_processes_gives_the_plan_of_one_process(
 def test_problems_found_by_worker_processes_are_reported_as_by_one(
     nexus: Run, fleet_20: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 5)
     broken = tmp_path / "fleet"
     shutil.copytree(fleet_20, broken)
     victims = sorted(broken.rglob("*.yaml"))
@@ -243,7 +246,7 @@ def test_problems_found_by_worker_processes_are_reported_as_by_one(
 def test_planning_reports_progress_batch_by_batch(
     database_url: str, fleet_20: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "BATCH_ORGANIZATIONS", 5)
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 5)
     heard: list[tuple[int, int]] = []
     engine = engine_for(database_url)
     with engine.connect() as connection:
@@ -279,13 +282,13 @@ def test_a_planning_worker_killed_mid_batch_fails_the_run_cleanly(
 ) -> None:
     """Enough organizations for two batches, so planning runs in worker processes; one is SIGKILLed at its
     second statement. The run says so in one line and writes nothing; without the fault it applies."""
-    count = pipeline.BATCH_ORGANIZATIONS + 30
+    count = batching.BATCH_ORGANIZATIONS + 30
     tree = write_tree({f"org-{n:03}.yaml": _org(f"org-{n:03}") for n in range(count)})
     args = [str(tree), "--database-url", database_url, "--jobs", "2", "--no-progress"]
     for command in (["plan"], ["apply", "--auto-approve"]):
         killed = run_nexus([*command, *args], fault_env(kill_in_worker=2))
         assert killed.returncode == 1, killed.output[-600:]
-        assert "worker process planning the configuration ended abruptly" in killed.stderr
+        assert "worker process checking the configuration ended abruptly" in killed.stderr
         assert "Traceback" not in killed.output
     engine = sa.create_engine(database_url)
     with engine.connect() as connection:

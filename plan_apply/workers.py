@@ -1,0 +1,56 @@
+"""Worker processes for CPU-bound batches (parsing, checking, planning): threads would share one core.
+
+Workers are started by a fork server (a clean interpreter that imports the function's module once),
+never forked from the calling process, whose open connections and threads a child must not inherit.
+Results come back in the order of the tasks, so output never depends on scheduling.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from nexus_config.heap import settle
+from plan_apply.errors import NexusError
+
+__all__ = ["Workers"]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Workers:
+    """Up to `jobs` processes, each set up once by `initializer(*initargs)` (a module-level function)."""
+
+    jobs: int
+    initializer: Callable[..., None] | None = None
+    initargs: tuple[Any, ...] = ()
+
+    def map(self, function: Callable[[Any], R], tasks: Sequence[Any]) -> Iterator[R]:
+        """`function` (module-level, so it pickles by name) over `tasks`, results in task order. A worker
+        that dies fails the whole map with one NexusError (nothing of it may be half-used)."""
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            context.set_forkserver_preload([function.__module__])
+        pool = ProcessPoolExecutor(
+            max_workers=max(1, min(self.jobs, len(tasks))),
+            mp_context=context,
+            initializer=self.initializer,
+            initargs=self.initargs,
+        )
+        try:
+            for result in pool.map(function, tasks):
+                yield result
+                settle()  # what the batch left here is collected; the results so far are frozen
+        except BrokenProcessPool:
+            raise NexusError(
+                "a worker process checking the configuration ended abruptly (killed, or out of memory?), so "
+                "nothing was planned or applied: run again, or with --jobs 1 to work in one process"
+            ) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
