@@ -1,9 +1,10 @@
 """From configuration paths and a database to one plan: what `plan` and `apply` share.
 
 Files are hashed first; organizations unchanged since their last apply are skipped without parsing
-(unless `full`); the rest are loaded, checked and planned in batches of a few hundred organizations (each
-with the ancestors it inherits from), so memory does not grow with the fleet. When a file's organizations
-cannot be told without parsing it, everything is loaded at once instead, which is slower, never wrong.
+(unless `full`); the rest are loaded, checked and planned in batches of a hundred organizations (each
+with the ancestors it inherits from; `batching`), so memory does not grow with the fleet, and in worker
+processes when there is enough to load (`workers`). When a file's organizations cannot be told without
+parsing it, everything is loaded at once instead, which is slower, never wrong.
 """
 
 from __future__ import annotations
