@@ -33,7 +33,7 @@ def paused_gc() -> Iterator[None]:
 
 @contextmanager
 def bulk_heap() -> Iterator[None]:
-    """A whole bulk command (plan, apply): the GC paused, `settle()` effective, and on the way out
+    """A whole bulk command (validate, plan, apply): the GC paused, `settle()` effective, and on the way out
     everything frozen meanwhile handed back to the collector (its cycles become collectable again)."""
     global _bulk_runs
     _bulk_runs += 1

@@ -49,6 +49,11 @@ def _bulk(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
+def _cpus() -> int:
+    """The default of --jobs."""
+    return max(1, os.cpu_count() or 1)
+
+
 def jobs_option(function: F) -> F:
     return click.option(
         "--jobs",
@@ -201,7 +206,7 @@ def validate(paths: tuple[str, ...], fmt: str, jobs: int | None) -> int:
     """Check configuration files: YAML, schema, references and rules. No database."""
     from plan_apply.batching import check_tree
 
-    result = check_tree(paths, jobs=jobs or max(1, os.cpu_count() or 1))
+    result = check_tree(paths, jobs=jobs or _cpus())
     if fmt == "json":
         click.echo(problems_to_json(result.problems), nl=False)
     elif result.problems:
@@ -267,7 +272,7 @@ def _planning_jobs(url: str, jobs: int | None) -> int:
         parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
     ):
         return 1
-    return jobs or max(1, os.cpu_count() or 1)
+    return jobs or _cpus()
 
 
 def _make_plan(request: PlanRequest) -> Any:
@@ -421,7 +426,7 @@ def _apply_jobs(url: str, jobs: int | None) -> int:
     queue on its lock (and could outwait --lock-timeout); PostgreSQL takes `jobs`, by default one per CPU."""
     if url.startswith("sqlite"):
         return 1
-    return jobs or max(1, os.cpu_count() or 1)
+    return jobs or _cpus()
 
 
 @cli.command()

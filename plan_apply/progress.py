@@ -1,5 +1,6 @@
-"""Progress of a bulk apply, on stderr: a bar on a terminal, one plain line per organization otherwise,
-and a closing summary that names every organization that failed and why.
+"""Progress of a bulk run, on stderr: while planning, a bar on a terminal; while applying, a bar on a
+terminal or one plain line per organization otherwise, and a closing summary that names every
+organization that failed and why.
 
 Talk goes to stderr so stdout stays data. Rich is imported only when a bar is drawn; user text never
 goes through Rich markup.
