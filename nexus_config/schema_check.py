@@ -194,8 +194,8 @@ def checked_document(raw: RawDocument, scalar_text: ScalarText) -> tuple[BaseMod
         return None, [
             problem(f'missing required field "apiVersion" (use "{CURRENT_VERSION}")', code="schema.required")
         ]
-    if version not in MODELS:
-        hint = did_you_mean(str(version), MODELS) if isinstance(version, str) else ""
+    if not isinstance(version, str) or version not in MODELS:  # a list or mapping is not even hashable
+        hint = did_you_mean(version, MODELS) if isinstance(version, str) else ""
         known = ", ".join(MODELS)
         return None, [
             problem(
