@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,8 @@ from nexus_config.models import DocumentV1, DocumentV1beta1
 from nexus_config.models.common import DISCIPLINES
 from nexus_config.versions import downgrade, upgrade
 from nexus_config.yaml_reader import read_documents
+from plan_apply import batching
+from plan_apply.batching import check_tree
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -555,3 +558,35 @@ def test_a_valid_document_with_one_value_replaced_by_junk_gives_located_problems
     assert all(p.line >= 1 and p.column >= 1 and p.file.endswith("org.yaml") for p in result.problems), [
         p.as_text() for p in result.problems
     ]
+
+
+@FAST
+@given(families=st.lists(family(), min_size=1, max_size=3), data=st.data())
+def test_validating_in_batches_reports_what_loading_at_once_reports(
+    tmp_path: Path, families: list[list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    """The batch law behind `validate` (and plan): any tree, any batch size, junk anywhere, the same
+    problems, located the same, as one load of the whole tree."""
+    files: dict[str, str] = {}
+    for number, documents in enumerate(families):
+        for document in documents:
+            slug = f"{document['metadata']['slug']}-{number}"
+            document["metadata"]["slug"] = slug
+            if document["metadata"].get("parent"):
+                document["metadata"]["parent"] = f"{document['metadata']['parent']}-{number}"
+            if data.draw(st.booleans()):
+                path = data.draw(st.sampled_from([p for p in _paths(document) if p[0] != "metadata"]))
+                target = document
+                for step in path[:-1]:
+                    target = target[step]
+                target[path[-1]] = data.draw(
+                    _JUNK.filter(lambda j: not (isinstance(j, float) and math.isnan(j)))
+                )
+            files[f"{slug}.yaml"] = emit(document)
+    tree = _write(tmp_path / "tree", files)
+    at_once = load_configuration([tree])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batching, "BATCH_ORGANIZATIONS", data.draw(st.integers(1, 4)))
+        checked = check_tree([tree])
+    assert [p.as_text() for p in checked.problems] == [p.as_text() for p in at_once.problems]
+    assert checked.ok == at_once.ok
