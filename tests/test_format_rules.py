@@ -65,18 +65,6 @@ def _case(old: str, new: str) -> str:
 # (id, configuration text with the offending line marked "# <-", message fragment, JSON pointer)
 CASES = [
     (
-        "api-version-as-a-list-is-an-unknown-version",
-        _case("apiVersion: nexus/v1\n", "apiVersion: [nexus/v1]  # <-\n"),
-        "unknown apiVersion",
-        "/apiVersion",
-    ),
-    (
-        "api-version-as-a-mapping-is-an-unknown-version",
-        _case("apiVersion: nexus/v1\n", "apiVersion: {v: 1}  # <-\n"),
-        "unknown apiVersion",
-        "/apiVersion",
-    ),
-    (
         "coordinator-scheduled-needs-agreement",
         _case("        agreement: state\n", "").replace(
             "        workflow: coordinator_scheduled\n", "        workflow: coordinator_scheduled  # <-\n"
@@ -349,6 +337,18 @@ CASES = [
         ),
         "staff is null",
         "/staff",
+    ),
+    (
+        "api-version-as-a-list-is-an-unknown-version",
+        _case("apiVersion: nexus/v1\n", "apiVersion: [nexus/v1]  # <-\n"),
+        "unknown apiVersion",
+        "/apiVersion",
+    ),
+    (
+        "api-version-as-a-mapping-is-an-unknown-version",
+        _case("apiVersion: nexus/v1\n", "apiVersion: {v: 1}  # <-\n"),
+        "unknown apiVersion",
+        "/apiVersion",
     ),
 ]
 
