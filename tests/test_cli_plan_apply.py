@@ -47,14 +47,19 @@ services: [{key: fm, name: Family Medicine, disciplines: [medicine]}]
 class Run:
     """Runs `nexus` in-process through `main` (so exit codes are the real ones) and keeps the output."""
 
-    def __init__(self, capsys: pytest.CaptureFixture[str], url: str) -> None:
+    def __init__(self, capsys: pytest.CaptureFixture[str], url: str | None) -> None:
+        """With `url` None, the command lines name their database themselves."""
         self.capsys = capsys
         self.url = url
         self.out = ""
         self.err = ""
 
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
     def __call__(self, *args: str, database: bool = True) -> int:
-        argv = [*args, "--database-url", self.url] if database else list(args)
+        argv = [*args, "--database-url", self.url] if database and self.url is not None else list(args)
         try:
             main(argv)
         except SystemExit as exc:

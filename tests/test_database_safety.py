@@ -20,7 +20,6 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from plan_apply.cli import main
 from plan_apply.database.engine import (
     application_name,
     describe_failure,
@@ -33,6 +32,7 @@ from plan_apply.errors import DatabaseError
 
 from .conftest import POSTGRES_ADMIN_URL, _truncate_postgres
 from .support.harness import postgres_database, snapshot
+from .test_cli_plan_apply import Run
 
 CANARY = "Zq7canaryPW"
 HEAD = "0002"
@@ -52,33 +52,10 @@ services:
 """
 
 
-class Nexus:
-    """`nexus` in-process through `main` (real exit codes), keeping what it printed."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-        self.out = self.err = ""
-
-    def __call__(self, *args: str) -> int:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        else:  # pragma: no cover - main always exits
-            code = 0
-        captured = self.capsys.readouterr()
-        self.out, self.err = captured.out, captured.err
-        return code
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
-
-
 @pytest.fixture
-def nexus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Nexus:
+def nexus(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.delenv("NEXUS_DATABASE_URL", raising=False)
-    return Nexus(capsys)
+    return Run(capsys, None)  # every command line here names its database
 
 
 @pytest.fixture
@@ -158,7 +135,7 @@ def test_postgresql_urls_use_psycopg_3(scheme: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg"])
 def test_both_postgresql_url_forms_plan_and_apply(
-    scheme: str, pg_url: str, nexus: Nexus, tree: Callable[..., Path]
+    scheme: str, pg_url: str, nexus: Run, tree: Callable[..., Path]
 ) -> None:
     url = sa.engine.make_url(pg_url).set(drivername=scheme).render_as_string(hide_password=False)
     assert nexus("apply", str(tree()), "--auto-approve", "--database-url", url) == 0
@@ -201,7 +178,7 @@ def test_postgresql_sessions_are_named_after_the_nexus_process(pg_url: str) -> N
 # --- schema version ------------------------------------------------------------------------------------------
 
 
-def test_db_upgrade_twice_is_idempotent(blank_url: str, nexus: Nexus) -> None:
+def test_db_upgrade_twice_is_idempotent(blank_url: str, nexus: Run) -> None:
     assert nexus("db", "upgrade", "--database-url", blank_url) == 0
     assert f"schema upgraded from empty to {HEAD}" in nexus.err
     tables = _tables(blank_url)
@@ -212,7 +189,7 @@ def test_db_upgrade_twice_is_idempotent(blank_url: str, nexus: Nexus) -> None:
 
 
 def test_a_database_without_the_schema_is_refused_naming_db_upgrade(
-    blank_url: str, nexus: Nexus, tree: Callable[..., Path]
+    blank_url: str, nexus: Run, tree: Callable[..., Path]
 ) -> None:
     for command in (["plan", str(tree())], ["apply", str(tree()), "--auto-approve"], ["history"]):
         assert nexus(*command, "--database-url", blank_url) == 1
@@ -222,7 +199,7 @@ def test_a_database_without_the_schema_is_refused_naming_db_upgrade(
 
 
 def test_a_newer_unknown_schema_revision_is_refused_naming_both(
-    database_url: str, unknown_revision: str, nexus: Nexus, tree: Callable[..., Path]
+    database_url: str, unknown_revision: str, nexus: Run, tree: Callable[..., Path]
 ) -> None:
     commands = (
         ["plan", str(tree())],
@@ -239,7 +216,7 @@ def test_a_newer_unknown_schema_revision_is_refused_naming_both(
 
 
 def test_an_older_schema_is_refused_naming_both_revisions_until_upgraded(
-    database_url: str, nexus: Nexus, tree: Callable[..., Path]
+    database_url: str, nexus: Run, tree: Callable[..., Path]
 ) -> None:
     from alembic import command
 
@@ -288,7 +265,7 @@ def read_only_url(pg_url: str) -> Iterator[str]:
 
 @pytest.mark.postgres
 def test_plan_runs_as_a_read_only_role_and_apply_as_it_writes_nothing(
-    pg_url: str, read_only_url: str, nexus: Nexus, tree: Callable[..., Path], tmp_path: Path
+    pg_url: str, read_only_url: str, nexus: Run, tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     assert nexus("apply", str(tree()), "--auto-approve", "--database-url", pg_url) == 0
     before = snapshot(pg_url)
@@ -307,7 +284,7 @@ def test_plan_runs_as_a_read_only_role_and_apply_as_it_writes_nothing(
 
 
 def test_plan_leaves_the_sqlite_file_untouched(
-    sqlite_url: str, nexus: Nexus, tree: Callable[..., Path], tmp_path: Path
+    sqlite_url: str, nexus: Run, tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     assert nexus("apply", str(tree()), "--auto-approve", "--database-url", sqlite_url) == 0
     path = Path(sqlite_url.removeprefix("sqlite:///"))
@@ -348,7 +325,7 @@ def _hold_sqlite_write_lock(path: Path, seconds: float) -> subprocess.Popen[str]
 
 
 def test_sqlite_apply_gives_up_after_the_lock_timeout_and_writes_nothing(
-    sqlite_url: str, nexus: Nexus, tree: Callable[..., Path]
+    sqlite_url: str, nexus: Run, tree: Callable[..., Path]
 ) -> None:
     assert nexus("apply", str(tree()), "--auto-approve", "--database-url", sqlite_url) == 0
     before = snapshot(sqlite_url)
@@ -374,7 +351,7 @@ def test_sqlite_apply_gives_up_after_the_lock_timeout_and_writes_nothing(
 
 
 def test_sqlite_apply_waits_for_a_writer_that_finishes_within_the_timeout(
-    sqlite_url: str, nexus: Nexus, tree: Callable[..., Path]
+    sqlite_url: str, nexus: Run, tree: Callable[..., Path]
 ) -> None:
     assert nexus("apply", str(tree()), "--auto-approve", "--database-url", sqlite_url) == 0
     holder = _hold_sqlite_write_lock(Path(sqlite_url.removeprefix("sqlite:///")), 1.5)
@@ -444,7 +421,7 @@ BROKEN = [
 
 @pytest.mark.parametrize("url", BROKEN)
 def test_a_database_that_cannot_be_used_is_one_line_without_password(
-    url: str, nexus: Nexus, tree: Callable[..., Path], tmp_path: Path
+    url: str, nexus: Run, tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     saved = tmp_path / "plan.json"
     saved.write_text("{}")
@@ -462,7 +439,7 @@ def test_a_database_that_cannot_be_used_is_one_line_without_password(
 
 @pytest.mark.postgres
 def test_bad_credentials_on_a_real_server_do_not_echo_the_password(
-    pg_url: str, nexus: Nexus, tree: Callable[..., Path]
+    pg_url: str, nexus: Run, tree: Callable[..., Path]
 ) -> None:
     url = sa.engine.make_url(pg_url).set(username="no_such_role", password=CANARY)
     assert nexus("plan", str(tree()), "--database-url", url.render_as_string(hide_password=False)) == 1
@@ -471,7 +448,7 @@ def test_bad_credentials_on_a_real_server_do_not_echo_the_password(
 
 @pytest.mark.postgres
 def test_plan_json_and_saved_plans_never_carry_the_password(
-    pg_url: str, nexus: Nexus, tree: Callable[..., Path], tmp_path: Path
+    pg_url: str, nexus: Run, tree: Callable[..., Path], tmp_path: Path
 ) -> None:
     """Trust authentication ignores the password, so the command works and its outputs can be read."""
     url = sa.engine.make_url(pg_url).set(password=CANARY).render_as_string(hide_password=False)
@@ -528,9 +505,7 @@ def test_lock_timeouts_become_whole_milliseconds_or_no_limit(
     assert lock_milliseconds(seconds) == milliseconds
 
 
-def test_an_infinite_lock_timeout_is_accepted(
-    sqlite_url: str, nexus: Nexus, tree: Callable[..., Path]
-) -> None:
+def test_an_infinite_lock_timeout_is_accepted(sqlite_url: str, nexus: Run, tree: Callable[..., Path]) -> None:
     assert (
         nexus("apply", str(tree()), "--auto-approve", "--lock-timeout", "inf", "--database-url", sqlite_url)
         == 0
