@@ -319,23 +319,37 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     return rows
 
 
-def _floor_apply(fleet_dir: Path, url: str, gc_all: bool) -> dict[str, Any]:
+def _floor(
+    fleet_dir: Path, url: str, gc_all: bool, database_work: Callable[[Any, Any], Any]
+) -> tuple[Any, Any]:
+    """A floor: parse the fleet (GC paused, as nexus loads), then `database_work(connection, documents)`
+    in one transaction; returns (documents, what the work returned)."""
     import sqlalchemy as sa
-
-    from plan_apply.database import tables as t
 
     engine = sa.create_engine(url)
     try:
         with _gc_paused(gc_all):
             with _gc_paused(True):
                 documents = _parse(fleet_dir)
-            rows = floor_rows(documents)
             with engine.begin() as connection:
-                for name in WRITTEN:
-                    if rows[name]:
-                        connection.execute(sa.insert(t.metadata.tables[name]), rows[name])
+                return documents, database_work(connection, documents)
     finally:
         engine.dispose()
+
+
+def _floor_apply(fleet_dir: Path, url: str, gc_all: bool) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    def insert(connection: Any, documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        rows = floor_rows(documents)
+        for name in WRITTEN:
+            if rows[name]:
+                connection.execute(sa.insert(t.metadata.tables[name]), rows[name])
+        return rows
+
+    _, rows = _floor(fleet_dir, url, gc_all, insert)
     return {"rows": sum(len(r) for r in rows.values()), "tables": sum(1 for r in rows.values() if r)}
 
 
@@ -344,15 +358,10 @@ def _floor_read(fleet_dir: Path, url: str, gc_all: bool) -> dict[str, Any]:
 
     from plan_apply.database import tables as t
 
-    engine = sa.create_engine(url)
-    try:
-        with _gc_paused(gc_all):
-            with _gc_paused(True):
-                documents = _parse(fleet_dir)
-            with engine.connect() as connection, connection.begin():
-                read = {name: connection.execute(sa.select(t.metadata.tables[name])).all() for name in READ}
-    finally:
-        engine.dispose()
+    def select(connection: Any, documents: list[dict[str, Any]]) -> dict[str, Any]:
+        return {name: connection.execute(sa.select(t.metadata.tables[name])).all() for name in READ}
+
+    documents, read = _floor(fleet_dir, url, gc_all, select)
     return {"documents": len(documents), "rows": sum(len(r) for r in read.values())}
 
 
