@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import EXAMPLES
-
-
-def _nexus(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from plan_apply.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+from .test_validate_command import nexus
 
 
 def test_examples_are_valid_and_the_v1beta1_one_is_flagged_deprecated() -> None:
-    result = _nexus("validate", str(EXAMPLES))
+    result = nexus("validate", str(EXAMPLES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: apiVersion nexus/v1beta1 is deprecated" in result.stdout
     assert "valid: 5 organizations in 11 files" in result.stderr
@@ -31,7 +19,7 @@ def test_examples_are_valid_and_the_v1beta1_one_is_flagged_deprecated() -> None:
 
 def test_invalid_input_exits_1_with_located_errors_as_json(write_tree: Callable[..., Path]) -> None:
     tree = write_tree({"x.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: x1}\n"})
-    result = _nexus("validate", str(tree), "--format", "json")
+    result = nexus("validate", str(tree), "--format", "json")
     assert result.returncode == 1
     (problem,) = json.loads(result.stdout)
     assert problem["path"] == "/metadata/slug" and problem["line"] == 3
@@ -39,26 +27,26 @@ def test_invalid_input_exits_1_with_located_errors_as_json(write_tree: Callable[
 
 
 def test_a_misspelt_flag_exits_1_not_2_and_suggests() -> None:
-    result = _nexus("validate", str(EXAMPLES), "--fromat", "json")
+    result = nexus("validate", str(EXAMPLES), "--fromat", "json")
     assert result.returncode == 1
     assert "--format" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_missing_and_empty_paths_are_errors(tmp_path: Path) -> None:
-    missing = _nexus("validate", str(tmp_path / "nowhere"))
+    missing = nexus("validate", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and "no such file or directory" in missing.stdout
-    empty = _nexus("validate", str(tmp_path))
+    empty = nexus("validate", str(tmp_path))
     assert empty.returncode == 1 and "no configuration files" in empty.stdout
 
 
 def test_validate_never_touches_a_database() -> None:
     env = {"NEXUS_DATABASE_URL": "postgresql://nexus:secret@203.0.113.1:5432/never", "PATH": "/usr/bin:/bin"}
-    result = _nexus("validate", str(EXAMPLES), env=env)
+    result = nexus("validate", str(EXAMPLES), env=env)
     assert result.returncode == 0
 
 
 def test_version_names_the_formats_it_reads() -> None:
-    result = _nexus("--version")
+    result = nexus("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("nexus ") and "nexus/v1" in result.stdout
