@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from plan_apply.database.engine import engine_for, upgrade_schema
+
+from .support.harness import postgres_database
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "NEXUS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -46,17 +47,8 @@ def postgres_server_url(worker_id: str) -> Iterator[str]:
         if REQUIRE_POSTGRES:
             pytest.fail(reason)
         pytest.skip(reason)
-    name = f"nexus_test_{worker_id}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with postgres_database(POSTGRES_ADMIN_URL, migrate=False, prefix=f"nexus_test_{worker_id}") as url:
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

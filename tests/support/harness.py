@@ -169,9 +169,10 @@ class ForkServer:
 
 
 @contextmanager
-def postgres_database(admin_url: str, migrate: bool = True) -> Iterator[str]:
-    """A fresh database on the server of `admin_url` (migrated to head unless `migrate` is false)."""
-    name = f"nexus_harness_{uuid.uuid4().hex[:10]}"
+def postgres_database(admin_url: str, migrate: bool = True, prefix: str = "nexus_harness") -> Iterator[str]:
+    """A fresh database on the server of `admin_url` (migrated to head unless `migrate` is false),
+    dropped afterwards; its name starts with `prefix`, so a leftover tells whose it was."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
