@@ -26,7 +26,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nexus_config.heap import settle
-from plan_apply.actual import read_actual_state
 from plan_apply.database import tables as t
 from plan_apply.database.engine import (
     LOCK_TIMEOUT_OPTION,
@@ -35,9 +34,10 @@ from plan_apply.database.engine import (
     lock_milliseconds,
     write_transaction,
 )
+from plan_apply.database.reads import read_actual_state
+from plan_apply.database.writes import WRITERS, WriteContext
+from plan_apply.incremental import config_hash_of
 from plan_apply.plan import Change, OrgPlan, Plan
-from plan_apply.planning import config_hash_of
-from plan_apply.writers import WRITERS, WriteContext
 
 __all__ = ["ApplyOptions", "ApplyResult", "OrgResult", "apply_plan", "lock_holder", "lock_key"]
 

@@ -279,9 +279,9 @@ def _make_plan(request: PlanRequest) -> Any:
     """Plan the configuration against the database (incrementally unless --full); print its problems."""
     from plan_apply.database.engine import open_database, redact
     from plan_apply.diff import PlanOptions
-    from plan_apply.pipeline import Selection, plan_tree
-    from plan_apply.planning import parse_shard
+    from plan_apply.planner import Selection, plan_tree
     from plan_apply.progress import planning_bar
+    from plan_apply.selection import parse_shard
 
     selection = Selection(request.orgs, request.selectors, parse_shard(request.shard))
     bar = planning_bar(sys.stderr, enabled=request.progress and request.fmt == "text")
@@ -392,7 +392,7 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
-    from plan_apply.actual import read_actual_state
+    from plan_apply.database.reads import read_actual_state
 
     slugs = [o.slug for o in the_plan.organizations if o.changes]
     with engine.connect() as connection, connection.begin():

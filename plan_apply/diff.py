@@ -1,7 +1,7 @@
 """make_plan: (desired, actual) → Plan. Pure: no I/O, no printing, no clock (it is passed in).
 
 One generic comparison per organization (added / removed / common by address), per-field changes on
-normalized records, the domain's exceptions from `policies`, and the order of execution taken from the
+normalized records, the domain's exceptions from `guards`, and the order of execution taken from the
 one table of types (`records.TYPES`): forward for create/rename/adopt/update, backward for removals.
 """
 
@@ -13,8 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from nexus_config import DesiredState, Source
 from plan_apply.actual import ActualOrganization, ActualState
-from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
-from plan_apply.policies import (
+from plan_apply.guards import (
     MassDeleteLimit,
     agreement_update_notes,
     changed_fields,
@@ -24,6 +23,7 @@ from plan_apply.policies import (
     protection_refusal,
     slots_refusal,
 )
+from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
 from plan_apply.records import SECTION_OF, TYPES, Record, desired_records
 
 __all__ = ["PlanOptions", "make_plan", "org_plan"]

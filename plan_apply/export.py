@@ -23,8 +23,9 @@ from sqlalchemy.engine import Connection
 
 from nexus_config.suggest import did_you_mean
 from nexus_config.yaml_reader import read_documents
-from plan_apply.actual import ActualOrganization, ActualState, read_actual_state
+from plan_apply.actual import ActualOrganization, ActualState
 from plan_apply.database import tables as t
+from plan_apply.database.reads import read_actual_state
 from plan_apply.errors import NexusError, UsageProblem
 from plan_apply.records import Record
 

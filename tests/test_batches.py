@@ -15,7 +15,7 @@ from nexus_config.headers import file_header
 from plan_apply import batching
 from plan_apply.batching import check_tree
 from plan_apply.database.engine import engine_for
-from plan_apply.pipeline import Selection, plan_tree
+from plan_apply.planner import Selection, plan_tree
 
 from .conftest import EXAMPLES
 

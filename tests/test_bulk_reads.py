@@ -13,7 +13,7 @@ from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for
 from plan_apply.diff import PlanOptions
 from plan_apply.plan import Plan
-from plan_apply.planning import build_plan
+from plan_apply.planner import build_plan
 
 ORG = """
 apiVersion: nexus/v1

@@ -19,10 +19,11 @@ from sqlalchemy import event
 
 from nexus_config import load_configuration
 from nexus_config.heap import bulk_heap, settle
-from plan_apply import apply, batching, pipeline, workers
+from plan_apply import apply, batching, planner, workers
 from plan_apply.database.engine import engine_for
-from plan_apply.planning import build_plan, selected_organizations
+from plan_apply.planner import build_plan
 from plan_apply.progress import planning_bar
+from plan_apply.selection import selected_organizations
 from plan_apply.workers import Workers
 
 from .support.harness import fault_env, run_nexus
@@ -162,7 +163,7 @@ def test_a_bulk_apply_hands_the_collector_back_as_it_found_it(
     monkeypatch.setattr(apply, "SETTLE_EVERY", 5)
     settled: list[int] = []
     counted = lambda: settled.append(1) or settle()  # noqa: E731
-    monkeypatch.setattr(pipeline, "settle", counted)
+    monkeypatch.setattr(planner, "settle", counted)
     monkeypatch.setattr(workers, "settle", counted)
     monkeypatch.setattr(apply, "settle", counted)
     assert gc.isenabled()
@@ -250,7 +251,7 @@ def test_planning_reports_progress_batch_by_batch(
     heard: list[tuple[int, int]] = []
     engine = engine_for(database_url)
     with engine.connect() as connection:
-        result = pipeline.plan_tree(
+        result = planner.plan_tree(
             [fleet_20], connection, database="db", on_progress=lambda done, total: heard.append((done, total))
         )
     engine.dispose()

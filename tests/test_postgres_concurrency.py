@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from plan_apply.apply import ApplyOptions, apply_plan, lock_key
 from plan_apply.database.engine import engine_for
-from plan_apply.pipeline import plan_tree
+from plan_apply.planner import plan_tree
 
 from .conftest import _truncate_postgres
 from .support.harness import (

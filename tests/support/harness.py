@@ -29,7 +29,7 @@ from plan_apply.database import tables as t
 from plan_apply.database.engine import engine_for, upgrade_schema
 from plan_apply.diff import PlanOptions
 from plan_apply.plan import Plan
-from plan_apply.planning import build_plan
+from plan_apply.planner import build_plan
 
 __all__ = [
     "FAULTS",

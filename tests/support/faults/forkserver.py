@@ -26,7 +26,7 @@ import sqlalchemy.dialects.sqlite.pysqlite  # noqa: E402, F401
 import nexus_config  # noqa: E402, F401
 import plan_apply.apply  # noqa: E402
 import plan_apply.cli  # noqa: E402
-import plan_apply.pipeline  # noqa: E402
+import plan_apply.planner  # noqa: E402
 import plan_apply.progress  # noqa: E402
 import plan_apply.render  # noqa: E402
 

@@ -1,5 +1,8 @@
 """From configuration paths and a database to one plan: what `plan` and `apply` share.
 
+`build_plan` plans one loaded batch (one read transaction, the pure diff, then file positions for the
+plan's problems); `plan_tree` drives a whole tree through it.
+
 Files are hashed first; organizations unchanged since their last apply are skipped without parsing
 (unless `full`); the rest are loaded, checked and planned in batches of a hundred organizations (each
 with the ancestors it inherits from; `batching`), so memory does not grow with the fleet, and in worker
@@ -9,20 +12,22 @@ parsing it, everything is loaded at once instead, which is slower, never wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import datetime
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from nexus_config import LoadResult, Problem, load_configuration
+from nexus_config import DesiredState, LoadResult, Problem, load_configuration
 from nexus_config.headers import Batch
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
 from nexus_config.suggest import did_you_mean
-from plan_apply.actual import AppliedConfiguration, read_applied_configurations
+from plan_apply.actual import ActualState, AppliedConfiguration
 from plan_apply.batching import (
     HeadersWrong,
     batch_scan,
@@ -31,20 +36,133 @@ from plan_apply.batching import (
     scan_batches,
     worth_workers,
 )
-from plan_apply.diff import PlanOptions
+from plan_apply.database.reads import read_actual_state, read_applied_configurations
+from plan_apply.diff import PlanOptions, make_plan
 from plan_apply.errors import DatabaseError, UsageProblem
-from plan_apply.plan import Plan
-from plan_apply.planning import (
-    build_plan,
-    clean_organizations,
-    in_selection,
-    located_plan,
-    parse_selectors,
-    utc_now,
-)
+from plan_apply.incremental import clean_organizations
+from plan_apply.plan import OrgPlan, Plan, PlanProblem
+from plan_apply.selection import in_selection, parse_selectors
 from plan_apply.workers import Workers
 
-__all__ = ["Selection", "TreePlan", "plan_tree"]
+__all__ = ["Selection", "TreePlan", "build_plan", "located_plan", "plan_tree", "utc_now"]
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _school_keys(state: DesiredState, slugs: Sequence[str]) -> set[str]:
+    return {s.key for slug in slugs for s in state.organizations[slug].schools or ()}
+
+
+def _invitation_problems(plan: Plan, state: DesiredState, actual: ActualState) -> Plan:
+    """A school that is not on the platform needs a `contact_email` to be invited (FORMAT.md)."""
+    organizations = []
+    for org in plan.organizations:
+        desired = state.organizations[org.slug]
+        extra: list[PlanProblem] = []
+        for change in org.changes:
+            if change.type != "school" or change.action.value != "create":
+                continue
+            key = change.address.rsplit("/", 1)[1]
+            if key not in actual.platform_schools and not change.after.get("contact_email"):
+                source = desired.sources.get(f"schools/{key}")
+                message = (
+                    f'school "{key}" is not on the platform yet: give it a contact_email so it can be invited'
+                )
+                problem = source.problem(message) if source else None
+                extra.append(
+                    PlanProblem(
+                        message,
+                        problem.file if problem else "",
+                        address=change.address,
+                        pointer=problem.pointer if problem else "",
+                        document=problem.document if problem else 0,
+                    )
+                )
+        organizations.append(replace(org, problems=org.problems + tuple(extra)) if extra else org)
+    return replace(plan, organizations=tuple(organizations))
+
+
+def build_plan(
+    connection: Connection,
+    state: DesiredState,
+    selected: Sequence[str],
+    *,
+    database: str,
+    options: PlanOptions | None = None,
+    created_at: Callable[[], str] = utc_now,
+    file_hashes: Mapping[str, str] | None = None,
+) -> Plan:
+    """Read the selected organizations' actual state in one read transaction and plan against it.
+
+    Selected organizations that are not in `state` (unchanged, skipped by an incremental load) appear
+    in the plan as skipped, with no changes.
+    """
+    planned = [slug for slug in selected if slug in state.organizations]
+    with connection.begin():
+        actual = read_actual_state(connection, planned, _school_keys(state, planned))
+    plan = make_plan(state, actual, planned, created_at=created_at(), database=database, options=options)
+    plan = _invitation_problems(plan, state, actual)
+    if file_hashes is not None:
+        plan = replace(
+            plan,
+            organizations=tuple(
+                replace(org, config_files=_config_files(state, org.slug, file_hashes))
+                for org in plan.organizations
+            ),
+        )
+    skipped = tuple(OrgPlan(slug, "", skipped=True) for slug in selected if slug not in state.organizations)
+    if skipped:
+        plan = replace(plan, organizations=plan.organizations + skipped)
+    documents = {
+        slug: {d.sha256: _relative(d.path) for d in state.organizations[slug].documents.values()}
+        for slug in planned
+    }
+    return replace(
+        plan,
+        organizations=tuple(
+            _with_documents(org, documents[org.slug]) if org.slug in documents else org
+            for org in plan.organizations
+        ),
+    )
+
+
+def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> dict[str, str]:
+    """The files an organization's records come from: its own and its ancestors' (inherited steps)."""
+    return {path: hashes[path] for org in state.chain(slug) for path in org.files if path in hashes}
+
+
+def _relative(path: str) -> str:
+    """Document paths in a saved plan are relative to where nexus runs (the checkout), when inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def _with_documents(org: OrgPlan, documents: Mapping[str, str]) -> OrgPlan:
+    needed = {
+        c.after["document"]["sha256"]
+        for c in org.changes
+        if isinstance(c.after.get("document"), dict) and c.after["document"].get("sha256") in documents
+    }
+    return replace(org, documents={sha: documents[sha] for sha in sorted(needed)}) if needed else org
+
+
+def located_plan(plan: Plan, locator: Locator) -> Plan:
+    """Plan problems with their line and column (read from the configuration files)."""
+    organizations = []
+    for org in plan.organizations:
+        if not org.problems:
+            organizations.append(org)
+            continue
+        problems = []
+        for problem in org.problems:
+            if problem.file and not problem.line:
+                line, column = locator.position(problem.file, problem.document, problem.pointer)
+                problem = replace(problem, line=line, column=column)
+            problems.append(problem)
+        organizations.append(replace(org, problems=tuple(problems)))
+    return replace(plan, organizations=tuple(organizations))
 
 
 @dataclass(frozen=True, slots=True)

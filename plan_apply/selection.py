@@ -1,0 +1,109 @@
+"""Which organizations a command works on: --org, --selector and --shard, decided in one place.
+
+Shards keep families (a root organization and its descendants) together, so parents land with children.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+from nexus_config import DesiredState
+from nexus_config.suggest import did_you_mean
+from plan_apply.actual import AppliedConfiguration
+from plan_apply.errors import UsageProblem
+
+__all__ = [
+    "in_selection",
+    "parse_selectors",
+    "parse_shard",
+    "root_of",
+    "selected_organizations",
+    "shard_of",
+]
+
+
+def parse_selectors(selectors: Sequence[str]) -> dict[str, str]:
+    """`--selector key=value[,key=value]` → a mapping; every pair must match (AND)."""
+    wanted: dict[str, str] = {}
+    for selector in selectors:
+        for pair in selector.split(","):
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise UsageProblem(f"--selector takes key=value pairs, not {pair!r}")
+            wanted[key.strip()] = value.strip()
+    return wanted
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """`--shard I/N` (1-based) → (I, N)."""
+    if shard is None:
+        return None
+    index, sep, count = shard.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageProblem(f"--shard takes I/N with 1 ≤ I ≤ N, such as 2/8, not {shard!r}")
+    return int(index), int(count)
+
+
+def shard_of(root: str, count: int) -> int:
+    """The 1-based shard of a family of organizations: stable across runs, machines and Python versions."""
+    return int.from_bytes(hashlib.sha256(root.encode()).digest()[:8], "big") % count + 1
+
+
+def root_of(slug: str, parents: Mapping[str, str | None]) -> str:
+    """The top of an organization's parent chain (a cycle stops the walk)."""
+    seen = {slug}
+    while (parent := parents.get(slug)) and parent not in seen:
+        seen.add(parent)
+        slug = parent
+    return slug
+
+
+def in_selection(
+    slug: str,
+    labels: Mapping[str, str],
+    orgs: Sequence[str],
+    wanted: Mapping[str, str],
+    shard: tuple[int, int] | None,
+    parents: Mapping[str, str | None],
+) -> bool:
+    """Whether --org, --selector (parsed: `wanted`) and --shard take this organization."""
+    if orgs and slug not in orgs:
+        return False
+    if not all(labels.get(k) == v for k, v in wanted.items()):
+        return False
+    return shard is None or shard_of(root_of(slug, parents), shard[1]) == shard[0]
+
+
+def selected_organizations(
+    state: DesiredState,
+    orgs: Sequence[str],
+    selectors: Sequence[str],
+    skipped: Mapping[str, AppliedConfiguration] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> list[str]:
+    """The organizations a command works on, parents first; an unknown slug is a usage error.
+
+    `skipped` are unchanged organizations that were not loaded (their labels and parent as last
+    applied). `shard` (I, N) keeps the families (a root organization and its descendants) whose root
+    hashes to shard I: N jobs with I = 1..N cover a fleet exactly once, parents with their children.
+    """
+    skipped = skipped or {}
+    every = {slug: dict(org.labels) for slug, org in state.organizations.items()}
+    every.update({slug: dict(c.labels) for slug, c in sorted(skipped.items()) if slug not in every})
+    parents = {slug: c.parent for slug, c in skipped.items()} | {
+        slug: org.parent for slug, org in state.organizations.items()
+    }
+    unknown = [slug for slug in orgs if slug not in every]
+    if unknown:
+        hint = did_you_mean(unknown[0], every)
+        raise UsageProblem(f'organization "{unknown[0]}" is not in the configuration{hint}')
+    wanted = parse_selectors(selectors)
+    chosen = [
+        slug for slug, labels in every.items() if in_selection(slug, labels, orgs, wanted, shard, parents)
+    ]
+    if shard is not None:
+        return chosen  # a shard may be empty: another job covers those organizations
+    if not chosen:
+        raise UsageProblem("no organization matches the given --org/--selector")
+    return chosen
