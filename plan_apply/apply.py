@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nexus_config.heap import settle
+from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.database import tables as t
 from plan_apply.database.engine import (
     LOCK_TIMEOUT_OPTION,
@@ -96,7 +97,7 @@ def lock_key(slug: str) -> int:
 
 
 def _lock_timeout(connection: Connection) -> float:
-    return float(connection.get_execution_options().get(LOCK_TIMEOUT_OPTION, 60.0))
+    return float(connection.get_execution_options().get(LOCK_TIMEOUT_OPTION, DEFAULT_LOCK_TIMEOUT))
 
 
 def _lock(connection: Connection, slugs: Iterable[str]) -> None:
@@ -213,7 +214,7 @@ def _failure_message(
 
 
 def _lock_timeout_of(engine: Engine) -> float:
-    return float(engine.get_execution_options().get(LOCK_TIMEOUT_OPTION, 60.0))
+    return float(engine.get_execution_options().get(LOCK_TIMEOUT_OPTION, DEFAULT_LOCK_TIMEOUT))
 
 
 def default_actor() -> str:

@@ -20,6 +20,7 @@ import click
 
 from nexus_config import CURRENT_VERSION, LoadResult, load_configuration, problems_to_json, problems_to_text
 from nexus_config.locations import Locator
+from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.errors import ConfigurationInvalid, DatabaseError, NexusError, StalePlan, UsageProblem
 
 __all__ = ["cli", "main"]
@@ -123,7 +124,7 @@ def lock_timeout_option(function: F) -> F:
     return click.option(
         "--lock-timeout",
         type=click.FloatRange(min=0),
-        default=60.0,
+        default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         metavar="SECONDS",
         help="How long to wait for another apply of the same organization.",
@@ -256,7 +257,7 @@ class PlanRequest:
     allow_mass_delete: bool = False
     full: bool = False
     fmt: str = "text"
-    lock_timeout: float = 60.0
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     shard: str | None = None
     jobs: int | None = None
     progress: bool = True
@@ -372,7 +373,7 @@ def _request(options: dict[str, Any], fmt: str | None = None) -> PlanRequest:
         allow_mass_delete=options["allow_mass_delete"],
         full=options["full"],
         fmt=fmt or options.get("fmt", "text"),
-        lock_timeout=options.get("lock_timeout", 60.0),
+        lock_timeout=options.get("lock_timeout", DEFAULT_LOCK_TIMEOUT),
         shard=options["shard"],
         jobs=options.get("jobs"),
         progress=options.get("progress", True) and not options.get("quiet", False),

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.errors import DatabaseError, SchemaOutOfDate
 
 __all__ = [
@@ -208,7 +209,7 @@ def _sqlite_events(engine: Engine, lock_timeout: float) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def engine_for(url: str, lock_timeout: float = 60.0, *, purpose: str | None = None) -> Engine:
+def engine_for(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, purpose: str | None = None) -> Engine:
     """An engine for `url` that hides bound parameters and behaves the same on both backends.
 
     `lock_timeout` (seconds) is how long a write waits for another apply: SQLite's busy timeout, and on
@@ -241,7 +242,7 @@ def engine_for(url: str, lock_timeout: float = 60.0, *, purpose: str | None = No
 
 @contextmanager
 def open_database(
-    url_option: str | None, lock_timeout: float = 60.0, *, purpose: str | None = None
+    url_option: str | None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, purpose: str | None = None
 ) -> Iterator[tuple[Engine, str]]:
     """An engine on the database in force (`--database-url`, NEXUS_DATABASE_URL, the embedded default),
     with the current schema: the embedded default is created or upgraded on first use, any other database
