@@ -408,7 +408,8 @@ def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
 def _saved_plan(plan_file: str, options: dict[str, Any]) -> Any:
     from plan_apply.database.engine import database_url as resolve_url
     from plan_apply.database.engine import redact, same_database
-    from plan_apply.plan import Plan, PlanFileInvalid
+    from plan_apply.plan import Plan
+    from plan_apply.plan_file import PlanFileInvalid
 
     if options["paths"] or options["orgs"] or options["selectors"] or options["shard"]:
         raise UsageProblem("--plan applies a saved plan exactly: give no paths, --org, --selector or --shard")

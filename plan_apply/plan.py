@@ -1,8 +1,8 @@
 """The plan: a plain value of typed changes, in execution order, with an exact JSON round trip.
 
 What drives apply (`action`, `before`, `after`, the fingerprints) is separate from what explains it
-(`notes`, `cause`, `risk`): the executor never reads the explanation. A saved plan is untrusted input:
-`Plan.from_json` parses it back through a strict schema and checks its integrity hash.
+(`notes`, `cause`, `risk`): the executor never reads the explanation. These are plain values; reading
+a saved plan back (untrusted input: a strict schema and an integrity hash) is `plan_file`'s business.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 __all__ = [
     "ACTIONS",
+    "FORMAT_VERSION",
     "Action",
+    "Cause",
     "Change",
     "OrgPlan",
     "Plan",
-    "PlanFileInvalid",
     "PlanProblem",
+    "Risk",
+    "integrity_of",
 ]
 
 FORMAT_VERSION = 1
@@ -42,7 +43,9 @@ class Action(enum.StrEnum):
 
 ACTIONS = tuple(a.value for a in Action)
 Cause = Literal["config", "drift"]
+"""Why a change is proposed: the configuration changed, or the database was changed outside nexus."""
 Risk = Literal["low", "review", "destructive"]
+"""How carefully a reviewer should read a change (CLI.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +198,7 @@ class Plan:
             "organizations": [o.to_json() for o in self.organizations],
             "summary": self.summary,
         }
-        return {**body, "integrity": _integrity(body)}
+        return {**body, "integrity": integrity_of(body)}
 
     def to_json(self) -> str:
         """The plan JSON of CLI.md (also what `plan --out` writes): deterministic, sorted keys."""
@@ -203,116 +206,13 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
-        """Parse a saved plan, refusing anything malformed, of another format or tampered with."""
-        try:
-            raw = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PlanFileInvalid(f"not a plan file (invalid JSON: {exc})") from None
-        try:
-            parsed = _PlanFile.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = "/".join(str(x) for x in first["loc"])
-            raise PlanFileInvalid(f"not a valid plan file: {where}: {first['msg']}") from None
-        if parsed.format_version != FORMAT_VERSION:
-            raise PlanFileInvalid(
-                f"plan format_version {parsed.format_version} is not supported (this nexus writes {FORMAT_VERSION})"
-            )
-        body = {k: v for k, v in raw.items() if k != "integrity"}
-        if parsed.integrity is not None and parsed.integrity != _integrity(body):
-            raise PlanFileInvalid("plan file was modified after it was written (integrity hash mismatch)")
-        return cls(
-            created_at=parsed.created_at,
-            database=parsed.database,
-            format_version=parsed.format_version,
-            organizations=tuple(
-                OrgPlan(
-                    slug=o.slug,
-                    state_fingerprint=o.state_fingerprint,
-                    changes=tuple(
-                        Change(
-                            address=c.address,
-                            type=c.type,
-                            action=Action(c.action),
-                            before=c.before,
-                            after=c.after,
-                            cause=c.cause,
-                            risk=c.risk,
-                            notes=tuple(c.notes),
-                            title=c.title,
-                        )
-                        for c in o.changes
-                    ),
-                    unmanaged=o.unmanaged,
-                    problems=tuple(
-                        PlanProblem(p.message, p.file, p.line, p.column, p.address, p.path, p.document)
-                        for p in o.problems
-                    ),
-                    documents=o.documents,
-                    config_files=o.config_files,
-                    skipped=o.skipped,
-                    notes=tuple(o.notes),
-                    revision=o.revision,
-                    parent=o.parent,
-                )
-                for o in parsed.organizations
-            ),
-        )
+        """Parse a saved plan (`plan_file.parsed_plan`): refusing anything malformed or tampered with."""
+        from plan_apply.plan_file import parsed_plan
+
+        return parsed_plan(text)
 
 
-class PlanFileInvalid(ValueError):
-    """A saved plan that cannot be trusted: not JSON, wrong shape, unknown version, or tampered with."""
-
-
-def _integrity(body: Mapping[str, Any]) -> str:
+def integrity_of(body: Mapping[str, Any]) -> str:
+    """The hash a saved plan carries of everything else in it: a hand-edited plan is refused."""
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class _ChangeFile(_Strict):
-    address: str
-    type: Literal["organization", "profile", "school", "step", "service", "agreement", "capacity", "staff"]
-    action: Literal["create", "update", "delete", "archive", "adopt", "rename"]
-    before: dict[str, Any]
-    after: dict[str, Any]
-    cause: Literal["config", "drift"]
-    risk: Literal["low", "review", "destructive"]
-    notes: list[str]
-    title: str = ""
-
-
-class _ProblemFile(_Strict):
-    message: str
-    file: str
-    line: int
-    column: int
-    address: str
-    path: str
-    document: int
-
-
-class _OrgFile(_Strict):
-    slug: str
-    state_fingerprint: str
-    changes: list[_ChangeFile]
-    unmanaged: dict[str, int]
-    problems: list[_ProblemFile] = []
-    documents: dict[str, str] = {}
-    config_files: dict[str, str] = {}
-    skipped: bool = False
-    notes: list[str] = []
-    revision: int | None = None
-    parent: str | None = None
-
-
-class _PlanFile(_Strict):
-    format_version: int
-    created_at: str
-    database: str
-    organizations: list[_OrgFile]
-    summary: dict[str, int]
-    integrity: str | None = None
