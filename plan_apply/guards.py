@@ -3,27 +3,42 @@
 Rotations are live data (archive, never delete; no fewer slots than booked); protection outlives the
 file; a school's approval is the school's (re-submission is said aloud, proposals are never
 overwritten silently, closed agreements stay closed); mass deletes need consent.
+
+The rules on a matched pair (a desired record and its row) are `Guard`s run as one pipeline,
+`verdict_on`, whose findings combine into a `Verdict`; `PIPELINE` says which guards each action meets.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from plan_apply.plan import Action
 from plan_apply.records import Record
 
 __all__ = [
+    "PIPELINE",
+    "Guard",
     "MassDeleteLimit",
+    "Verdict",
+    "agreement_review",
     "agreement_update_notes",
     "changed_fields",
+    "closed_agreement",
     "comparable_fields",
+    "drift",
     "drifted",
+    "fewer_slots",
     "is_mass_delete",
+    "managed_items",
+    "mass_delete_refusal",
     "must_archive",
     "protection_refusal",
+    "slots_floor",
     "slots_refusal",
+    "verdict_on",
 ]
 
 _TERMS = ("school", "start_date", "end_date", "services", "disciplines", "document")
@@ -134,3 +149,105 @@ def drifted(actual: Record, fields: list[str]) -> bool:
         return False
     applied: Mapping[str, Any] = actual.applied
     return any(name in applied and applied[name] != actual.fields.get(name) for name in fields)
+
+
+def managed_items(records: Iterable[Record]) -> int:
+    """What a mass delete is measured against: the managed rows (not the organization or its profile)."""
+    return sum(1 for r in records if r.managed and r.type not in ("organization", "profile"))
+
+
+def mass_delete_refusal(slug: str, removals: int, managed: int, limit: MassDeleteLimit) -> str | None:
+    """Removing this much of an organization needs consent: the message says how to give it."""
+    if not removals or not is_mass_delete(removals, managed, limit):
+        return None
+    return (
+        f"this plan would delete or archive {removals} of {managed} managed items of "
+        f'"{slug}": check the configuration, then re-run with --allow-mass-delete'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the guards say about one matched pair; verdicts combine by adding up."""
+
+    refusals: tuple[str, ...] = ()
+    """Plan problems at the desired item: the organization cannot be applied as configured."""
+    notes: tuple[str, ...] = ()
+    """Explanations of the change, for reviewers."""
+    org_notes: tuple[str, ...] = ()
+    """Explanations for the organization as a whole (a change that is withheld is said there)."""
+    review: bool = False
+    """A reviewer should read the change (its risk is `review`)."""
+    drift: bool = False
+    """The row was changed outside nexus since the last apply (its cause is `drift`)."""
+    withheld: bool = False
+    """The change is not proposed at all."""
+
+    def __add__(self, other: Verdict) -> Verdict:
+        return Verdict(
+            self.refusals + other.refusals,
+            self.notes + other.notes,
+            self.org_notes + other.org_notes,
+            self.review or other.review,
+            self.drift or other.drift,
+            self.withheld or other.withheld,
+        )
+
+
+Guard = Callable[[Record, Record, Sequence[str]], Verdict]
+"""One rule on a desired record, its row, and the fields that differ between them."""
+
+
+def slots_floor(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """A window keeps at least as many slots as rotations are booked on it."""
+    refusal = slots_refusal(desired, actual)
+    return Verdict(refusals=(refusal,)) if refusal else Verdict()
+
+
+def closed_agreement(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """The school closed it: configuration never resurrects it (a change to it is said, not applied)."""
+    if actual.type != "agreement" or actual.status != "closed":
+        return Verdict()
+    if not changed:
+        return Verdict(withheld=True)
+    note = f"{desired.address}: the school closed this agreement; changes to it are not applied"
+    return Verdict(org_notes=(note,), withheld=True)
+
+
+def agreement_review(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """A re-submission or a pending proposal of the school is said aloud and needs a reviewer."""
+    if desired.type != "agreement":
+        return Verdict()
+    notes, review = agreement_update_notes(actual, list(changed))
+    return Verdict(notes=tuple(notes), review=review)
+
+
+def fewer_slots(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """Taking slots away from a window needs a reviewer."""
+    if desired.type != "capacity" or "slots" not in changed:
+        return Verdict()
+    before = actual.fields.get("slots")
+    if desired.fields["slots"] >= (before or 0):
+        return Verdict()
+    return Verdict(notes=(f"fewer slots: {before} → {desired.fields['slots']}",), review=True)
+
+
+def drift(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """Whether the change undoes an edit made outside nexus."""
+    return Verdict(drift=drifted(actual, list(changed)))
+
+
+PIPELINE: Mapping[Action, tuple[Guard, ...]] = {
+    Action.RENAME: (),
+    Action.ADOPT: (slots_floor,),
+    Action.UPDATE: (slots_floor, closed_agreement, agreement_review, fewer_slots, drift),
+}
+"""The guards each action of a matched pair meets, in order (their notes are listed in this order)."""
+
+
+def verdict_on(action: Action, desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """Every guard of the action's pipeline on one matched pair, their verdicts combined."""
+    verdict = Verdict()
+    for guard in PIPELINE[action]:
+        verdict += guard(desired, actual, changed)
+    return verdict
