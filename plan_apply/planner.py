@@ -26,7 +26,6 @@ from nexus_config.headers import Batch
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
-from nexus_config.suggest import did_you_mean
 from plan_apply.actual import ActualState, AppliedConfiguration
 from plan_apply.batching import (
     HeadersWrong,
@@ -38,10 +37,10 @@ from plan_apply.batching import (
 )
 from plan_apply.database.reads import read_actual_state, read_applied_configurations
 from plan_apply.diff import PlanOptions, make_plan
-from plan_apply.errors import DatabaseError, UsageProblem
+from plan_apply.errors import DatabaseError
 from plan_apply.incremental import clean_organizations
-from plan_apply.plan import OrgPlan, Plan, PlanProblem
-from plan_apply.selection import in_selection, parse_selectors
+from plan_apply.plan import Action, OrgPlan, Plan, PlanProblem
+from plan_apply.selection import EVERYTHING, Selection, check_selection, chosen_organizations
 from plan_apply.workers import Workers
 
 __all__ = ["Selection", "TreePlan", "build_plan", "located_plan", "plan_tree", "utc_now"]
@@ -62,7 +61,7 @@ def _invitation_problems(plan: Plan, state: DesiredState, actual: ActualState) -
         desired = state.organizations[org.slug]
         extra: list[PlanProblem] = []
         for change in org.changes:
-            if change.type != "school" or change.action.value != "create":
+            if change.type != "school" or change.action is not Action.CREATE:
                 continue
             key = change.address.rsplit("/", 1)[1]
             if key not in actual.platform_schools and not change.after.get("contact_email"):
@@ -166,13 +165,6 @@ def located_plan(plan: Plan, locator: Locator) -> Plan:
 
 
 @dataclass(frozen=True, slots=True)
-class Selection:
-    orgs: Sequence[str] = ()
-    selectors: Sequence[str] = ()
-    shard: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class TreePlan:
     """The plan, or the configuration's problems (errors stop the plan; warnings do not)."""
 
@@ -187,18 +179,15 @@ def _chosen(
     selection: Selection,
     parents: dict[str, str | None],
 ) -> list[str]:
-    wanted = parse_selectors(selection.selectors)
-    chosen = []
+    """The batch's members the selection takes: loaded ones by their labels, unchanged (skipped) ones
+    by the labels they were last applied with; a member that failed to load has its problems reported."""
+    candidates: dict[str, Mapping[str, str]] = {}
     for slug in members:
         if slug in result.state.organizations:
-            labels = result.state.organizations[slug].labels
+            candidates[slug] = result.state.organizations[slug].labels
         elif slug in result.skipped and slug in applied:
-            labels = applied[slug].labels
-        else:
-            continue  # failed to load: its problems are reported
-        if in_selection(slug, labels, selection.orgs, wanted, selection.shard, parents):
-            chosen.append(slug)
-    return chosen
+            candidates[slug] = applied[slug].labels
+    return chosen_organizations(candidates, parents, selection)
 
 
 def plan_tree(
@@ -206,7 +195,7 @@ def plan_tree(
     connection: Connection,
     *,
     database: str,
-    selection: Selection = Selection(),
+    selection: Selection = EVERYTHING,
     options: PlanOptions | None = None,
     full: bool = False,
     created_at: Callable[[], str] = utc_now,
@@ -242,14 +231,8 @@ def plan_tree(
     if any(p.severity == "error" for p in problems):
         return TreePlan(None, tuple(problems))
     organizations = tuple(org for part in parts if part.plan for org in part.plan.organizations)
-    every = {org.slug for org in organizations} | _all_slugs(parts)
-    unknown = [slug for slug in selection.orgs if slug not in every]
-    if unknown:
-        raise UsageProblem(
-            f'organization "{unknown[0]}" is not in the configuration{did_you_mean(unknown[0], every)}'
-        )
-    if not organizations and selection.shard is None:
-        raise UsageProblem("no organization matches the given --org/--selector")
+    planned = [org.slug for org in organizations]
+    check_selection(selection, set(planned) | _all_slugs(parts), planned)
     plan = Plan(created_at=planning.planned_at, database=database, organizations=organizations)
     return TreePlan(plan, tuple(problems))
 

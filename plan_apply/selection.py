@@ -6,7 +6,8 @@ Shards keep families (a root organization and its descendants) together, so pare
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from nexus_config import DesiredState
 from nexus_config.suggest import did_you_mean
@@ -14,6 +15,10 @@ from plan_apply.actual import AppliedConfiguration
 from plan_apply.errors import UsageProblem
 
 __all__ = [
+    "EVERYTHING",
+    "Selection",
+    "check_selection",
+    "chosen_organizations",
     "in_selection",
     "parse_selectors",
     "parse_shard",
@@ -21,6 +26,19 @@ __all__ = [
     "selected_organizations",
     "shard_of",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What --org, --selector and --shard ask for (parsed: a shard is (I, N))."""
+
+    orgs: Sequence[str] = ()
+    selectors: Sequence[str] = ()
+    shard: tuple[int, int] | None = None
+
+
+EVERYTHING = Selection()
+"""No --org, --selector or --shard: every organization of the configuration."""
 
 
 def parse_selectors(selectors: Sequence[str]) -> dict[str, str]:
@@ -75,6 +93,30 @@ def in_selection(
     return shard is None or shard_of(root_of(slug, parents), shard[1]) == shard[0]
 
 
+def chosen_organizations(
+    candidates: Mapping[str, Mapping[str, str]], parents: Mapping[str, str | None], selection: Selection
+) -> list[str]:
+    """The candidates (slug → labels, in order) that the selection takes: the one place both a loaded
+    configuration and a batch of a tree are chosen from."""
+    wanted = parse_selectors(selection.selectors)
+    return [
+        slug
+        for slug, labels in candidates.items()
+        if in_selection(slug, labels, selection.orgs, wanted, selection.shard, parents)
+    ]
+
+
+def check_selection(selection: Selection, known: Collection[str], chosen: Collection[str]) -> None:
+    """Refuse an --org that is not in the configuration, and a selection that takes nothing (a shard may
+    be empty: another job covers those organizations)."""
+    unknown = [slug for slug in selection.orgs if slug not in known]
+    if unknown:
+        hint = did_you_mean(unknown[0], known)
+        raise UsageProblem(f'organization "{unknown[0]}" is not in the configuration{hint}')
+    if not chosen and selection.shard is None:
+        raise UsageProblem("no organization matches the given --org/--selector")
+
+
 def selected_organizations(
     state: DesiredState,
     orgs: Sequence[str],
@@ -94,16 +136,7 @@ def selected_organizations(
     parents = {slug: c.parent for slug, c in skipped.items()} | {
         slug: org.parent for slug, org in state.organizations.items()
     }
-    unknown = [slug for slug in orgs if slug not in every]
-    if unknown:
-        hint = did_you_mean(unknown[0], every)
-        raise UsageProblem(f'organization "{unknown[0]}" is not in the configuration{hint}')
-    wanted = parse_selectors(selectors)
-    chosen = [
-        slug for slug, labels in every.items() if in_selection(slug, labels, orgs, wanted, shard, parents)
-    ]
-    if shard is not None:
-        return chosen  # a shard may be empty: another job covers those organizations
-    if not chosen:
-        raise UsageProblem("no organization matches the given --org/--selector")
+    selection = Selection(orgs, selectors, shard)
+    chosen = chosen_organizations(every, parents, selection)
+    check_selection(selection, every, chosen)
     return chosen
