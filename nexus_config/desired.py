@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from nexus_config.models.common import Profile, School, Staff
 from nexus_config.models.v1 import Agreement, Capacity, Service, Step
 from nexus_config.problems import Problem, join_pointer
+from nexus_config.sections import DOCUMENT_SECTIONS
 
 __all__ = [
     "SECTIONS",
@@ -22,7 +24,7 @@ __all__ = [
     "Source",
 ]
 
-SECTIONS = ("profile", "staff", "steps", "services", "schools", "agreements")
+SECTIONS = tuple(section.key for section in DOCUMENT_SECTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,24 +100,39 @@ class DesiredOrganization:
     """One organization as the configuration declares it.
 
     A section that no document declares is `None`: "not managed here" (never a reason to delete);
-    an empty tuple means "none". `capacity_managed` holds the services whose capacity windows the
-    configuration declares (their `capacity:` key is present).
+    an empty tuple means "none". `sections` holds every list section by its YAML key (`sections.DOCUMENT_
+    SECTIONS`); `capacity_managed` the services whose capacity windows are declared (`capacity:` present).
     """
 
     slug: str
     parent: str | None
     labels: Mapping[str, str]
     profile: Profile | None
-    staff: tuple[Staff, ...] | None
-    steps: tuple[Step, ...] | None
-    services: tuple[Service, ...] | None
-    schools: tuple[School, ...] | None
-    agreements: tuple[Agreement, ...] | None
+    sections: Mapping[str, tuple[Any, ...] | None] = field(default_factory=dict)
     capacity_managed: frozenset[str] = frozenset()
     documents: Mapping[str, AttachedDocument] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict)
     files: tuple[str, ...] = ()
-    config_hash: str = ""
+
+    @property
+    def staff(self) -> tuple[Staff, ...] | None:
+        return self.sections.get("staff")
+
+    @property
+    def steps(self) -> tuple[Step, ...] | None:
+        return self.sections.get("steps")
+
+    @property
+    def services(self) -> tuple[Service, ...] | None:
+        return self.sections.get("services")
+
+    @property
+    def schools(self) -> tuple[School, ...] | None:
+        return self.sections.get("schools")
+
+    @property
+    def agreements(self) -> tuple[Agreement, ...] | None:
+        return self.sections.get("agreements")
 
     def capacity(self, service_key: str) -> tuple[Capacity, ...]:
         for service in self.services or ():

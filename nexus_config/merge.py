@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nexus_config.desired import SECTIONS, DesiredOrganization, PointerMap, Source
+from nexus_config.desired import DesiredOrganization, PointerMap, Source
 from nexus_config.models import CURRENT_VERSION
 from nexus_config.models.common import Profile
 from nexus_config.models.v1 import Capacity, Service
 from nexus_config.problems import Problem, join_pointer
+from nexus_config.sections import CAPACITY, DOCUMENT_SECTIONS, SERVICES, DocumentSection
 from nexus_config.suggest import did_you_mean
 from nexus_config.versions import Upgraded
 
@@ -34,6 +35,9 @@ class LocatedDocument:
         return Source(self.file, self.index, join_pointer(*tokens), self.upgraded.pointers)
 
 
+_LISTS = tuple(section for section in DOCUMENT_SECTIONS if section.many)
+
+
 def staff_identity(email: str) -> str:
     """Staff are the same person whatever the case of their email (`Alice@X.org` is `alice@x.org`)."""
     return email.lower()
@@ -46,7 +50,7 @@ class _Organization:
     parent: tuple[str | None, Source] | None = None
     labels: tuple[dict[str, str], Source] | None = None
     profile: tuple[Profile, Source] | None = None
-    sections: dict[str, list[Any] | None] = field(default_factory=lambda: dict.fromkeys(SECTIONS[1:]))
+    sections: dict[str, list[Any] | None] = field(default_factory=lambda: {s.key: None for s in _LISTS})
     sources: dict[str, Source] = field(default_factory=dict)
     capacity: dict[str, list[Capacity]] = field(default_factory=dict)
     capacity_declared: set[str] = field(default_factory=set)
@@ -54,24 +58,19 @@ class _Organization:
     files: set[str] = field(default_factory=set)
 
 
-def _identity(section: str, item: Any) -> str:
-    return staff_identity(item.email) if section == "staff" else str(item.key)
-
-
 def _add_item(
-    org: _Organization, section: str, item: Any, source: Source, problems: list[Problem], noun: str
+    org: _Organization, section: DocumentSection, item: Any, source: Source, problems: list[Problem]
 ) -> bool:
-    address = f"{section}/{_identity(section, item)}"
+    address = f"{section.key}/{section.identity_of(item)}"
     first = org.sources.get(address)
     if first is not None:
-        what = "staff member" if section == "staff" else f"{noun} key"
-        shown = item.email if section == "staff" else item.key
         problems.append(
             source.problem(
-                f'{what} "{shown}" is declared twice in organization "{org.slug}"',
-                "email" if section == "staff" else "key",
+                f'{section.noun} "{getattr(item, section.identity)}" is declared twice in organization '
+                f'"{org.slug}"',
+                section.identity,
                 code="merge.duplicate",
-                related=(first.place("email" if section == "staff" else "key"),),
+                related=(first.place(section.identity),),
             )
         )
         return False
@@ -81,15 +80,6 @@ def _add_item(
 
 def _parent_shown(parent: str | None) -> str:
     return "null (no parent)" if parent is None else f'"{parent}"'
-
-
-_NOUNS = {
-    "staff": "staff",
-    "steps": "step",
-    "services": "service",
-    "schools": "school",
-    "agreements": "agreement",
-}
 
 
 def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Problem]) -> None:
@@ -122,7 +112,7 @@ def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Pro
             )
         elif org.labels is None:
             org.labels = (dict(meta.labels), meta_source)
-    nulls = [s for s in SECTIONS if s in v1.model_fields_set and getattr(v1, s) is None]
+    nulls = [s.key for s in DOCUMENT_SECTIONS if s.key in v1.model_fields_set and getattr(v1, s.key) is None]
     for section in [*nulls, *(["capacity"] if doc.upgraded.null_capacity else [])]:
         by_stage = section == "steps" and doc.upgraded.version != CURRENT_VERSION  # v1beta1: a mapping
         problems.append(_null_section(doc.source(), section, "{}" if by_stage else "[]"))
@@ -140,18 +130,18 @@ def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Pro
         else:
             org.profile = (v1.profile, source)
             org.sources["profile"] = source
-    for section in SECTIONS[1:]:
-        items = getattr(v1, section)
+    for listed in _LISTS:
+        items = getattr(v1, listed.key)
         if items is None:
             continue
-        merged = org.sections[section]
+        merged = org.sections[listed.key]
         if merged is None:
-            merged = org.sections[section] = []
+            merged = org.sections[listed.key] = []
         for i, item in enumerate(items):
-            source = doc.source(section, i)
-            if _add_item(org, section, item, source, problems, _NOUNS[section]):
+            source = doc.source(listed.key, i)
+            if _add_item(org, listed, item, source, problems):
                 merged.append(item)
-                if section == "services":
+                if listed is SERVICES:
                     _merge_capacity(org, item, doc, i, problems)
     org.beta_capacity = org.beta_capacity or doc.upgraded.declares_capacity
 
@@ -189,10 +179,10 @@ def _add_capacity(
     if first is not None:
         problems.append(
             source.problem(
-                f'capacity window key "{window.key}" is declared twice in service "{service}"',
-                "key",
+                f'{CAPACITY.noun} "{window.key}" is declared twice in service "{service}"',
+                CAPACITY.identity,
                 code="merge.duplicate",
-                related=(first.place("key"),),
+                related=(first.place(CAPACITY.identity),),
             )
         )
         return False
@@ -234,29 +224,20 @@ def _finish(org: _Organization, problems: list[Problem]) -> DesiredOrganization:
         )
     if org.beta_capacity:
         org.capacity_declared.update(s.key for s in org.sections["services"] or ())
-    services = None
+    sections = {key: None if items is None else tuple(items) for key, items in org.sections.items()}
     if org.sections["services"] is not None:
-        services = tuple(
+        sections["services"] = tuple(
             s.model_copy(
                 update={"capacity": org.capacity.get(s.key, []) if s.key in org.capacity_declared else None}
             )
             for s in org.sections["services"]
         )
-
-    def section(name: str) -> tuple[Any, ...] | None:
-        items = org.sections[name]
-        return None if items is None else tuple(items)
-
     return DesiredOrganization(
         slug=org.slug,
         parent=org.parent[0] if org.parent else None,
         labels=org.labels[0] if org.labels else {},
         profile=org.profile[0] if org.profile else None,
-        staff=section("staff"),
-        steps=section("steps"),
-        services=services,
-        schools=section("schools"),
-        agreements=section("agreements"),
+        sections=sections,
         capacity_managed=frozenset(org.capacity_declared),
         sources=dict(org.sources, metadata=org.parent[1] if org.parent else org.first.source("metadata")),
         files=tuple(sorted(org.files)),

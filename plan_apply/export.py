@@ -21,13 +21,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from nexus_config.sections import DOCUMENT_SECTIONS
 from nexus_config.suggest import did_you_mean
 from nexus_config.yaml_reader import read_documents
 from plan_apply.actual import ActualOrganization, ActualState
 from plan_apply.database import tables as t
 from plan_apply.database.reads import read_actual_state
 from plan_apply.errors import NexusError, UsageProblem
-from plan_apply.records import Record
+from plan_apply.sections import SECTIONS, Record
+from plan_apply.sections.section import ExportContext, put
 
 __all__ = [
     "Export",
@@ -42,7 +44,6 @@ __all__ = [
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-_STAGES = {"application": 0, "onboarding": 1, "offboarding": 2}
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 _SCHEMA = ("schemas", "v1", "nexus.schema.json")
 
@@ -112,9 +113,6 @@ def read_export(
 
 # --- records → documents -------------------------------------------------------------------------------
 
-_FORM_FIELD = ("key", "label", "type", "required", "options")
-_ADDRESS = ("line1", "line2", "city", "state", "postal_code", "country")
-
 
 def _parent(org: ActualOrganization) -> str | None:
     record = org.records.get(org.slug)
@@ -122,128 +120,10 @@ def _parent(org: ActualOrganization) -> str | None:
     return str(parent) if parent else None
 
 
-def _ordered(values: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
-    """A JSON object from the database (PostgreSQL's JSONB reorders keys) in FORMAT.md's key order."""
-    known = {k: values[k] for k in order if values.get(k) is not None}
-    return known | {k: v for k, v in values.items() if k not in order}
-
-
-def _set(target: dict[str, Any], key: str, value: Any, default: Any = None) -> None:
-    """Write a field only when it says something (not absent, not its default, not an empty list)."""
-    if (
-        value is None
-        or value == default
-        or (isinstance(value, list | dict) and not value and default is None)
-    ):
-        return
-    target[key] = value
-
-
-def _fields(
-    record: Record, names: Sequence[str], defaults: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name in names:
-        _set(result, name, record.fields.get(name), (defaults or {}).get(name))
-    return result
-
-
-def _live(org: ActualOrganization, type_: str) -> list[Record]:
-    return sorted(
-        (r for r in org.records.values() if r.type == type_ and not r.archived), key=lambda r: r.key
-    )
-
-
-def _step(record: Record) -> dict[str, Any]:
-    step = {"key": record.key, "stage": record.fields.get("stage")}
-    step |= _fields(record, ("name", "type"))
-    step |= _fields(
-        record,
-        ("completed_by", "description", "instructions", "required", "due_days", "expires_after_days"),
-        {"completed_by": "student", "required": True},
-    )
-    applies_to = record.fields.get("applies_to") or {}
-    _set(
-        step,
-        "applies_to",
-        {k: applies_to[k] for k in ("workflows", "disciplines", "schools") if applies_to.get(k)},
-    )
-    _set(step, "all_services", record.fields.get("all_services"), False)
-    if record.fields.get("fields") is not None:
-        step["fields"] = [
-            {k: v for k, v in _ordered(field, _FORM_FIELD).items() if k != "required" or v}
-            for field in record.fields["fields"]
-        ]
-    return step
-
-
-def _step_keys(org: ActualOrganization, service: Record, state: ActualState, notes: list[str]) -> list[str]:
-    """The keys a service's `steps:` lists, resolved as the loader will: here first, then up the parents."""
-    chain: list[ActualOrganization] = []
-    current: ActualOrganization | None = org
-    while current is not None and current not in chain:
-        chain.append(current)
-        parent = _parent(current)
-        current = state.organizations.get(parent) if parent else None
-    owners = {o.slug: {r.key for r in o.records.values() if r.type == "step"} for o in chain}
-    keys = []
-    for address in service.fields.get("steps") or ():
-        owner, _, key = address.partition("/steps/")
-        resolved = next((o.slug for o in chain if key in owners[o.slug]), None)
-        if owner not in owners:
-            notes.append(
-                f"{service.address}: links step {address}, which is not in {org.slug}'s parent chain; "
-                "a configuration cannot say that, so it is left out"
-            )
-            continue
-        if resolved != owner:
-            notes.append(
-                f'{service.address}: links step {address}, but "{key}" resolves to {resolved}/steps/{key} '
-                "in a configuration; the next plan will link that one"
-            )
-        keys.append(key)
-    return sorted(set(keys))
-
-
-def _service(org: ActualOrganization, record: Record, state: ActualState, notes: list[str]) -> dict[str, Any]:
-    service = {"key": record.key} | _fields(record, ("name", "description", "location", "department"))
-    service["disciplines"] = list(record.fields.get("disciplines") or [])
-    _set(service, "specialties", record.fields.get("specialties"))
-    _set(service, "steps", _step_keys(org, record, state, notes))
-    _set(service, "protect", record.fields.get("protect"), False)
-    windows = [r for r in _live(org, "capacity") if r.parent == record.address]
-    if windows:
-        service["capacity"] = [_capacity(window) for window in windows]
-    return service
-
-
-def _capacity(record: Record) -> dict[str, Any]:
-    window = {"key": record.key} | _fields(record, ("name", "workflow", "agreement"))
-    window["disciplines"] = list(record.fields.get("disciplines") or [])
-    window |= _fields(record, ("start_date", "end_date", "slots"))
-    window |= _fields(
-        record,
-        ("max_group_size", "allow_specific_dates", "visibility", "description", "protect"),
-        {"max_group_size": 1, "allow_specific_dates": False, "visibility": "published", "protect": False},
-    )
-    return window
-
-
 def safe_file_name(name: str) -> str:
     """`name` as one safe path component: no separators, control or reserved characters, no leading dot."""
     cleaned = _UNSAFE_NAME.sub("_", name).lstrip(".").strip()
     return cleaned[:200] or "document"
-
-
-def _agreement(record: Record, document_path: str | None) -> dict[str, Any]:
-    agreement = {"key": record.key} | _fields(
-        record, ("school", "name", "description", "start_date", "end_date", "reminder_days")
-    )
-    agreement["services"] = list(record.fields.get("services") or [])
-    agreement["disciplines"] = list(record.fields.get("disciplines") or [])
-    _set(agreement, "document", document_path)
-    agreement |= _fields(record, ("submit", "protect"), {"submit": False, "protect": False})
-    return agreement
 
 
 def organization_document(
@@ -256,41 +136,32 @@ def organization_document(
     notes: list[str] = []
     record = org.records[org.slug]
     metadata: dict[str, Any] = {"slug": org.slug}
-    _set(metadata, "parent", record.fields.get("parent"))
-    _set(metadata, "labels", dict(record.fields.get("labels") or {}))
+    put(metadata, "parent", record.fields.get("parent"))
+    put(metadata, "labels", dict(record.fields.get("labels") or {}))
     document: dict[str, Any] = {"apiVersion": "nexus/v1", "kind": "Organization", "metadata": metadata}
-    profile = org.records.get(f"{org.slug}/profile")
-    if profile is not None:
-        document["profile"] = _fields(profile, ("name", "type", "description", "website", "email", "phone"))
-        _set(document["profile"], "address", _ordered(profile.fields.get("address") or {}, _ADDRESS))
-        _set(document["profile"], "timezone", profile.fields.get("timezone"))
-    else:
-        notes.append(f"{org.slug}: has no profile in the database; a configuration must declare one")
-    sections: dict[str, list[Any]] = {
-        "staff": [{"email": r.key} | _fields(r, ("name", "title", "role")) for r in _live(org, "staff")],
-        "steps": [
-            _step(r)
-            for r in sorted(
-                _live(org, "step"), key=lambda r: (_STAGES.get(str(r.fields.get("stage")), 9), r.key)
-            )
-        ],
-        "services": [_service(org, r, state, notes) for r in _live(org, "service")],
-        "schools": [{"key": r.key} | _fields(r, ("name", "contact_email")) for r in _live(org, "school")],
-    }
     files: list[ExportedFile] = []
     used: dict[str, str] = {}
-    agreements = []
-    for r in _live(org, "agreement"):
-        attached = r.fields.get("document")
-        path = None
-        if attached:
-            path, file = _document_file(r, attached, contents, used, notes)
-            if file is not None:
-                files.append(file)
-        agreements.append(_agreement(r, path))
-    sections["agreements"] = agreements
-    document |= {name: items for name, items in sections.items() if items}
+
+    def attach(record: Record, attached: Mapping[str, Any]) -> str | None:
+        path, file = _document_file(record, attached, contents, used, notes)
+        if file is not None:
+            files.append(file)
+        return path
+
+    context = ExportContext(org, state, notes, attach)
+    for section in _EXPORTED:
+        assert section.export is not None and section.document is not None
+        items = section.export(context)
+        if items:
+            document[section.document.key] = items if section.document.many else items[0]
     return document, files, notes
+
+
+_EXPORTED = sorted(
+    (s for s in SECTIONS if s.export is not None and s.document is not None),
+    key=lambda s: [d.key for d in DOCUMENT_SECTIONS].index(s.document.key if s.document else ""),
+)
+"""The sections a document lists, in FORMAT.md's key order (capacity is exported inside services)."""
 
 
 def _document_file(

@@ -1,0 +1,258 @@
+"""Agreements: a site's terms with a school, with the signed document and the services they cover.
+Once submitted they belong to both sides: changed terms go back to the school, and what the school
+proposed is left alone unless the site counter-proposes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.attachments import read_document_bytes
+from nexus_config.desired import AttachedDocument
+from nexus_config.models.v1 import Agreement
+from nexus_config.sections import AGREEMENTS as DOCUMENT
+from nexus_config.sections import model_defaults
+from plan_apply.sections.capacity import iso_date, row_date
+from plan_apply.sections.record import Record
+from plan_apply.sections.section import (
+    UNPROTECTED,
+    Column,
+    DesiredRecords,
+    ExportContext,
+    ReadBatch,
+    Section,
+    ownership,
+    put,
+    sorted_set,
+    with_protect,
+)
+from plan_apply.sections.services import SERVICES
+
+if TYPE_CHECKING:
+    from plan_apply.database.writes import WriteContext
+    from plan_apply.plan import Change
+
+__all__ = ["AGREEMENTS", "agreement_fields"]
+
+
+def agreement_fields(agreement: Agreement, document: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An agreement's comparable fields; its document by name, hash and size."""
+    return with_protect(
+        {
+            "school": agreement.school,
+            "name": agreement.name,
+            "description": agreement.description,
+            "start_date": agreement.start_date,
+            "end_date": agreement.end_date,
+            "reminder_days": agreement.reminder_days,
+            "services": sorted_set(agreement.services),
+            "disciplines": sorted_set(agreement.disciplines),
+            "document": dict(document) if document is not None else None,
+            "submit": agreement.submit,
+        },
+        agreement.protect,
+    )
+
+
+def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:
+    def fields(agreement: Agreement) -> dict[str, Any]:
+        attached = org.documents.get(agreement.key)
+        document = (
+            {"name": attached.name, "sha256": attached.sha256, "size": attached.size} if attached else None
+        )
+        return agreement_fields(agreement, document)
+
+    return section.listed(org, fields)
+
+
+def _read(batch: ReadBatch) -> None:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    a, d, link, s = t.agreements, t.documents, t.agreement_services, t.services
+    covered: dict[int, list[str]] = defaultdict(list)
+    query = (
+        sa.select(link.c.agreement_id, s.c.key)
+        .select_from(link.join(a, link.c.agreement_id == a.c.id).join(s, link.c.service_id == s.c.id))
+        .where(a.c.org_id.in_(batch.ids))
+    )
+    for row in batch.connection.execute(query):
+        covered[row.agreement_id].append(row.key)
+    query = (
+        sa.select(a, d.c.name.label("document_name"), d.c.sha256, d.c.size)
+        .select_from(a.outerjoin(d, a.c.document_id == d.c.id))
+        .where(a.c.org_id.in_(batch.ids))
+    )
+    for row in batch.connection.execute(query):
+        document = (
+            {"name": row.document_name, "sha256": row.sha256, "size": row.size}
+            if row.sha256 is not None
+            else None
+        )
+        fields = {
+            "school": row.school_key,
+            "name": row.name,
+            "description": row.description,
+            "start_date": iso_date(row.start_date),
+            "end_date": iso_date(row.end_date),
+            "reminder_days": row.reminder_days,
+            "services": sorted_set(covered.get(row.id, [])),
+            "disciplines": sorted_set(row.disciplines),
+            "document": document,
+            "submit": row.status != "draft",
+            "protect": bool(row.protected),
+        }
+        batch.add(
+            AGREEMENTS.record(
+                batch.by_id[row.org_id],
+                row.key,
+                fields,
+                archived=row.archived_at is not None,
+                protected=bool(row.protected),
+                status=row.status,
+                proposed=row.proposed,
+                extra={"id": row.id},
+                **ownership(row),
+            )
+        )
+
+
+def _document_id(ctx: WriteContext, document: Mapping[str, Any] | None) -> int | None:
+    """The stored document's id, uploading it (re-read and re-hashed) the first time it is named."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    if not document:
+        return None
+    sha = document["sha256"]
+    existing = ctx.connection.execute(sa.select(t.documents.c.id).where(t.documents.c.sha256 == sha)).scalar()
+    if existing is not None:
+        return int(existing)
+    path = ctx.documents.get(sha)
+    if path is None:
+        raise LookupError(f"the plan names document {document['name']} but not the file to upload")
+    media = (
+        "application/pdf"
+        if str(document["name"]).lower().endswith(".pdf")
+        else ("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    )
+    content = read_document_bytes(AttachedDocument(path, document["name"], document["size"], sha, media))
+    ctx.connection.execute(
+        sa.insert(t.documents).values(
+            sha256=sha, name=document["name"], media_type=media, size=len(content), content=content
+        )
+    )
+    return int(
+        ctx.connection.execute(sa.select(t.documents.c.id).where(t.documents.c.sha256 == sha)).scalar_one()
+    )
+
+
+def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
+    """The document and the status: submitting, or changing agreed terms, sends it to the school."""
+    from plan_apply.database.writes import row_address
+    from plan_apply.plan import Action
+
+    values: dict[str, Any] = {}
+    current = ctx.records.get(row_address(change))
+    status = current.status if current is not None and change.action is not Action.CREATE else None
+    if "document" in change.after:
+        values["document_id"] = _document_id(ctx, change.after["document"])
+    if change.action is Action.CREATE:
+        values["status"] = "pending_school" if change.after.get("submit") else "draft"
+    elif status == "draft" and change.after.get("submit"):
+        values["status"] = "pending_school"
+    elif status == "active" and set(change.after) - {"protect", "submit", "key"}:
+        values["status"] = "pending_school"  # changed terms go back to the school
+    elif status == "changes_proposed" and ctx.counter_propose:
+        values["status"] = "pending_school"
+        values["proposed"] = None
+    return values
+
+
+def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """What the school proposed is left alone (and said so) unless the site counter-proposes."""
+    from plan_apply.database.writes import after_rename, row_address, update_rows
+
+    kept = []
+    for change in changes:
+        current = ctx.records.get(row_address(change))
+        if current is not None and current.status == "changes_proposed" and not ctx.counter_propose:
+            ctx.skipped.append(
+                f"{change.address}: the school proposed changes; left alone (use --counter-propose)"
+            )
+            continue
+        kept.append(change)
+    if kept:
+        update_rows(ctx, AGREEMENTS, kept, lambda c: _extra(ctx, c))
+        after_rename(ctx, kept)
+        _link_services(ctx, kept)
+
+
+def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """The services an agreement covers are replaced as a whole: one DELETE and one INSERT per batch."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+    from plan_apply.plan import Action
+
+    relinked = [c for c in changes if "services" in c.after]
+    if not relinked:
+        return
+    ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
+    if ids:  # a new agreement has no links yet
+        ctx.connection.execute(
+            sa.delete(t.agreement_services).where(t.agreement_services.c.agreement_id.in_(ids))
+        )
+    rows = [
+        {"agreement_id": ctx.row_id(c.address), "service_id": ctx.row_id(SERVICES.address(ctx.slug, key))}
+        for c in relinked
+        for key in c.after["services"]
+    ]
+    if rows:
+        ctx.connection.execute(sa.insert(t.agreement_services), rows)
+
+
+def _agreement(record: Record, document_path: str | None) -> dict[str, Any]:
+    agreement = {"key": record.key} | AGREEMENTS.exported(
+        record, ("school", "name", "description", "start_date", "end_date", "reminder_days")
+    )
+    agreement["services"] = list(record.fields.get("services") or [])
+    agreement["disciplines"] = list(record.fields.get("disciplines") or [])
+    put(agreement, "document", document_path)
+    agreement |= AGREEMENTS.exported(record, ("submit", "protect"))
+    return agreement
+
+
+def _export(context: ExportContext) -> list[dict[str, Any]]:
+    agreements = []
+    for record in context.live(AGREEMENTS.type):
+        attached = record.fields.get("document")
+        agreements.append(_agreement(record, context.attach(record, attached) if attached else None))
+    return agreements
+
+
+AGREEMENTS = Section(
+    type="agreement",
+    section="agreements",
+    document=DOCUMENT,
+    desired=_desired,
+    read=_read,
+    table="agreements",
+    columns={
+        **{name: Column(name) for name in ("name", "description", "reminder_days", "disciplines")},
+        "school": Column("school_key"),
+        "start_date": Column("start_date", row_date),
+        "end_date": Column("end_date", row_date),
+        "protect": Column("protected", bool),
+    },
+    referenced=True,
+    extra=_extra,
+    after=_link_services,
+    writers={"update": _update, "adopt": _update, "rename": _update},
+    export=_export,
+    export_defaults=model_defaults(Agreement) | UNPROTECTED,
+)

@@ -1,0 +1,183 @@
+"""Capacity windows: when and how many students a service takes. They live inside their service
+(`ORG/services/SERVICE/capacity/KEY`), are archived while rotations use them, and never drop below the
+rotations booked. The service's section produces their desired records (they are declared inside it)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.models.v1 import Capacity
+from nexus_config.sections import CAPACITY as DOCUMENT
+from nexus_config.sections import model_defaults
+from plan_apply.sections.record import Record
+from plan_apply.sections.section import (
+    UNPROTECTED,
+    Column,
+    DesiredRecords,
+    ReadBatch,
+    Section,
+    ownership,
+    sorted_set,
+    with_protect,
+)
+
+if TYPE_CHECKING:
+    from plan_apply.database.writes import WriteContext
+    from plan_apply.plan import Change
+
+__all__ = ["CAPACITY", "capacity_fields", "iso_date", "row_date", "window_item"]
+
+_COLUMNS = (
+    "name",
+    "workflow",
+    "disciplines",
+    "slots",
+    "max_group_size",
+    "allow_specific_dates",
+    "visibility",
+    "description",
+)
+
+
+def iso_date(value: Any) -> Any:
+    """A date read from the database, as the configuration writes it."""
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+def row_date(value: Any) -> datetime.date | None:
+    """A record's date (`2027-02-01`) as the database's date column takes it."""
+    return datetime.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def capacity_fields(window: Capacity) -> dict[str, Any]:
+    """A window's comparable fields; its agreement by key (in the same organization)."""
+    return with_protect(
+        {
+            "name": window.name,
+            "workflow": window.workflow,
+            "agreement": window.agreement,
+            "disciplines": sorted_set(window.disciplines),
+            "start_date": window.start_date,
+            "end_date": window.end_date,
+            "slots": window.slots,
+            "max_group_size": window.max_group_size,
+            "allow_specific_dates": window.allow_specific_dates,
+            "visibility": window.visibility,
+            "description": window.description,
+        },
+        window.protect,
+    )
+
+
+def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:
+    """Declared inside their services: the services' section makes these records."""
+    return [], set()
+
+
+def _read(batch: ReadBatch) -> None:
+    """The windows of the services just read, with their agreement's key and the rotations booked."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    services = batch.rows.get("service") or {}
+    if not services:
+        return
+    c, a, r = t.capacity_windows, t.agreements, t.rotations
+    ids = sorted(services)
+    booked = {
+        window_id: count
+        for window_id, count in batch.connection.execute(
+            sa.select(r.c.capacity_window_id, sa.func.count())
+            .select_from(r.join(c, r.c.capacity_window_id == c.c.id))
+            .where(c.c.service_id.in_(ids))
+            .group_by(r.c.capacity_window_id)
+        )
+    }
+    query = (
+        sa.select(c, a.c.key.label("agreement_key"))
+        .select_from(c.outerjoin(a, c.c.agreement_id == a.c.id))
+        .where(c.c.service_id.in_(ids))
+    )
+    for row in batch.connection.execute(query):
+        slug, service_key = services[row.service_id]
+        fields = {
+            "name": row.name,
+            "workflow": row.workflow,
+            "agreement": row.agreement_key,
+            "disciplines": sorted_set(row.disciplines),
+            "start_date": iso_date(row.start_date),
+            "end_date": iso_date(row.end_date),
+            "slots": row.slots,
+            "max_group_size": row.max_group_size,
+            "allow_specific_dates": bool(row.allow_specific_dates),
+            "visibility": row.visibility,
+            "description": row.description,
+            "protect": bool(row.protected),
+        }
+        batch.add(
+            CAPACITY.record(
+                slug,
+                row.key,
+                fields,
+                parent_key=service_key,
+                archived=row.archived_at is not None,
+                protected=bool(row.protected),
+                rotations=int(booked.get(row.id, 0)),
+                extra={"id": row.id},
+                **ownership(row),
+            )
+        )
+
+
+def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
+    from plan_apply.plan import Action
+
+    values: dict[str, Any] = {}
+    if change.action is Action.CREATE:
+        values["service_id"] = ctx.row_id(change.address.split("/capacity/", 1)[0])
+    if "agreement" in change.after:
+        key = change.after["agreement"]
+        values["agreement_id"] = ctx.row_id(f"{ctx.slug}/agreements/{key}") if key else None
+    return values
+
+
+def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """New windows hang from their service, not from the organization."""
+    from plan_apply.database.writes import insert_rows
+
+    insert_rows(ctx, CAPACITY, changes, lambda c: _extra(ctx, c))
+
+
+def window_item(record: Record) -> dict[str, Any]:
+    """A window as its service's `capacity:` lists it."""
+    window = {"key": record.key} | CAPACITY.exported(record, ("name", "workflow", "agreement"))
+    window["disciplines"] = list(record.fields.get("disciplines") or [])
+    window |= CAPACITY.exported(record, ("start_date", "end_date", "slots"))
+    window |= CAPACITY.exported(
+        record, ("max_group_size", "allow_specific_dates", "visibility", "description", "protect")
+    )
+    return window
+
+
+CAPACITY = Section(
+    type="capacity",
+    section="capacity",
+    document=DOCUMENT,
+    desired=_desired,
+    read=_read,
+    table="capacity_windows",
+    columns={
+        **{name: Column(name) for name in _COLUMNS},
+        "start_date": Column("start_date", row_date),
+        "end_date": Column("end_date", row_date),
+        "protect": Column("protected", bool),
+    },
+    within="services",
+    extra=_extra,
+    writers={"create": _create},
+    export_defaults=model_defaults(Capacity) | UNPROTECTED,
+)

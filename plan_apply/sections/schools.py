@@ -1,0 +1,102 @@
+"""Schools: the partnerships of a site, by the school's platform slug. A school not yet on the platform
+is invited (an outbox row written in the same transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.models.common import School
+from nexus_config.sections import SCHOOLS as DOCUMENT
+from nexus_config.sections import model_defaults
+from plan_apply.sections.section import Column, DesiredRecords, ExportContext, ReadBatch, Section, ownership
+
+if TYPE_CHECKING:
+    from plan_apply.database.writes import WriteContext
+    from plan_apply.plan import Change
+
+__all__ = ["SCHOOLS", "school_fields"]
+
+
+def school_fields(school: School) -> dict[str, Any]:
+    """A partnership's comparable fields (the key is the school's slug)."""
+    return {"name": school.name, "contact_email": school.contact_email}
+
+
+def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:
+    return section.listed(org, school_fields)
+
+
+def _read(batch: ReadBatch) -> None:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    p = t.partnerships
+    for row in batch.connection.execute(sa.select(p).where(p.c.org_id.in_(batch.ids))):
+        fields = {"name": row.name, "contact_email": row.contact_email}
+        slug = batch.by_id[row.org_id]
+        batch.add(
+            SCHOOLS.record(
+                slug, row.school_key, fields, status=row.status, extra={"id": row.id}, **ownership(row)
+            )
+        )
+
+
+def _key_of(change: Change) -> str:
+    return change.address.rsplit("/", 1)[1]
+
+
+def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
+    from plan_apply.plan import Action
+
+    if change.action is Action.CREATE:
+        key = _key_of(change)
+        return {"school_key": key, "status": "active" if key in ctx.platform_schools else "invited"}
+    return {}
+
+
+def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """Schools not yet on the platform are invited: an outbox row, written in the same transaction."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+    from plan_apply.plan import Action
+
+    rows = [
+        {
+            "org_id": ctx.org_id,
+            "school_key": _key_of(c),
+            "email": c.after["contact_email"],
+            "created_at": ctx.now,
+        }
+        for c in changes
+        if c.action is Action.CREATE
+        and _key_of(c) not in ctx.platform_schools
+        and c.after.get("contact_email")
+    ]
+    if rows:
+        ctx.connection.execute(sa.insert(t.invitations), rows)
+
+
+def _export(context: ExportContext) -> list[dict[str, Any]]:
+    return [
+        {"key": r.key} | SCHOOLS.exported(r, ("name", "contact_email")) for r in context.live(SCHOOLS.type)
+    ]
+
+
+SCHOOLS = Section(
+    type="school",
+    section="schools",
+    document=DOCUMENT,
+    desired=_desired,
+    read=_read,
+    table="partnerships",
+    columns={"name": Column("name"), "contact_email": Column("contact_email")},
+    key_column="school_key",
+    extra=_extra,
+    after=_invite,
+    export=_export,
+    export_defaults=model_defaults(School),
+)

@@ -1,0 +1,242 @@
+"""Services: the departments students rotate through; each links steps (its own organization's or an
+ancestor's) and holds capacity windows. Archived, not deleted, while history points at them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.models.v1 import Service
+from nexus_config.sections import SERVICES as DOCUMENT
+from nexus_config.sections import model_defaults
+from plan_apply.sections.capacity import CAPACITY, capacity_fields, window_item
+from plan_apply.sections.section import (
+    UNPROTECTED,
+    Column,
+    DesiredRecords,
+    ExportContext,
+    ReadBatch,
+    Section,
+    ownership,
+    put,
+    sorted_set,
+    with_protect,
+)
+from plan_apply.sections.steps import STEPS
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from plan_apply.actual import ActualOrganization
+    from plan_apply.database.writes import WriteContext
+    from plan_apply.plan import Change
+    from plan_apply.sections.record import Record
+
+__all__ = ["SERVICES", "service_fields"]
+
+_COLUMNS = ("name", "description", "location", "department", "disciplines", "specialties")
+
+
+def service_fields(service: Service, step_addresses: list[str]) -> dict[str, Any]:
+    """A service's comparable fields; its steps by address (resolved up the parent chain)."""
+    return with_protect(
+        {
+            "name": service.name,
+            "description": service.description,
+            "location": service.location,
+            "department": service.department,
+            "disciplines": sorted_set(service.disciplines),
+            "specialties": sorted_set(service.specialties),
+            "steps": sorted(step_addresses),
+        },
+        service.protect,
+    )
+
+
+def _step_address(key: str, org: DesiredOrganization, state: DesiredState) -> str:
+    for ancestor in state.chain(org.slug):
+        if any(step.key == key for step in ancestor.steps or ()):
+            return STEPS.address(ancestor.slug, key)
+    return STEPS.address(org.slug, key)  # unreachable for a checked state
+
+
+def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:
+    """The services and, for each that declares `capacity:`, its windows (a scope of their own)."""
+    if org.services is None:
+        return [], set()
+    records, scopes = [], {section.section}
+    for service in org.services:
+        steps = [_step_address(key, org, state) for key in service.steps or ()]
+        fields = service_fields(service, steps)
+        previous = tuple(service.previous_keys or ())
+        records.append(section.record(org.slug, service.key, fields, previous_keys=previous))
+        if service.capacity is not None:
+            scopes.add(f"{section.section}/{service.key}/{CAPACITY.section}")
+            records.extend(
+                CAPACITY.record(
+                    org.slug,
+                    c.key,
+                    capacity_fields(c),
+                    parent_key=service.key,
+                    previous_keys=tuple(c.previous_keys or ()),
+                )
+                for c in service.capacity
+            )
+    return records, scopes
+
+
+def _read(batch: ReadBatch) -> None:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    s, link, step, owner = t.services, t.service_steps, t.steps, t.organizations
+    linked: dict[int, list[str]] = defaultdict(list)
+    query = (
+        sa.select(link.c.service_id, step.c.key, owner.c.slug)
+        .select_from(link.join(s, link.c.service_id == s.c.id).join(step, link.c.step_id == step.c.id))
+        .join(owner, step.c.org_id == owner.c.id)
+        .where(s.c.org_id.in_(batch.ids))
+    )
+    for row in batch.connection.execute(query):
+        linked[row.service_id].append(STEPS.address(row.slug, row.key))
+    found = batch.rows.setdefault(SERVICES.type, {})
+    for row in batch.connection.execute(sa.select(s).where(s.c.org_id.in_(batch.ids))):
+        slug = batch.by_id[row.org_id]
+        found[row.id] = (slug, row.key)
+        fields = {name: getattr(row, name) for name in ("name", "description", "location", "department")} | {
+            "disciplines": sorted_set(row.disciplines),
+            "specialties": sorted_set(row.specialties),
+            "steps": sorted(linked.get(row.id, [])),
+            "protect": bool(row.protected),
+        }
+        batch.add(
+            SERVICES.record(
+                slug,
+                row.key,
+                fields,
+                archived=row.archived_at is not None,
+                protected=bool(row.protected),
+                extra={"id": row.id},
+                **ownership(row),
+            )
+        )
+
+
+def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """A service's step links are replaced as a whole: one DELETE and one INSERT per batch."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+    from plan_apply.plan import Action
+
+    relinked = [c for c in changes if "steps" in c.after]
+    if not relinked:
+        return
+    wanted = {a for c in relinked for a in c.after["steps"]}
+    step_ids = _step_ids(ctx.connection, wanted)
+    service_ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
+    if service_ids:  # a new service has no links yet
+        ctx.connection.execute(
+            sa.delete(t.service_steps).where(t.service_steps.c.service_id.in_(service_ids))
+        )
+    rows = [
+        {"service_id": ctx.row_id(c.address), "step_id": step_ids[a]}
+        for c in relinked
+        for a in c.after["steps"]
+    ]
+    if rows:
+        ctx.connection.execute(sa.insert(t.service_steps), rows)
+
+
+def _step_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    pairs = {tuple(a.split("/steps/", 1)) for a in addresses}
+    found: dict[str, int] = {}
+    query = (
+        sa.select(t.steps.c.id, t.steps.c.key, t.organizations.c.slug)
+        .select_from(t.steps.join(t.organizations, t.steps.c.org_id == t.organizations.c.id))
+        .where(
+            t.organizations.c.slug.in_(sorted({p[0] for p in pairs})),
+            t.steps.c.key.in_(sorted({p[1] for p in pairs})),
+        )
+    )
+    for row in connection.execute(query):
+        found[STEPS.address(row.slug, row.key)] = row.id
+    missing = sorted(addresses - set(found))
+    if missing:
+        raise LookupError(f"step {missing[0]} does not exist in the database; apply its organization first")
+    return found
+
+
+def _parent(org: ActualOrganization) -> str | None:
+    record = org.records.get(org.slug)
+    parent = record.fields.get("parent") if record is not None else None
+    return str(parent) if parent else None
+
+
+def _step_keys(context: ExportContext, service: Record) -> list[str]:
+    """The keys a service's `steps:` lists, resolved as the loader will: here first, then up the parents."""
+    org, state, notes = context.org, context.state, context.notes
+    chain: list[ActualOrganization] = []
+    current: ActualOrganization | None = org
+    while current is not None and current not in chain:
+        chain.append(current)
+        parent = _parent(current)
+        current = state.organizations.get(parent) if parent else None
+    owners = {o.slug: {r.key for r in o.records.values() if r.type == STEPS.type} for o in chain}
+    keys = []
+    for address in service.fields.get("steps") or ():
+        owner, _, key = address.partition("/steps/")
+        resolved = next((o.slug for o in chain if key in owners[o.slug]), None)
+        if owner not in owners:
+            notes.append(
+                f"{service.address}: links step {address}, which is not in {org.slug}'s parent chain; "
+                "a configuration cannot say that, so it is left out"
+            )
+            continue
+        if resolved != owner:
+            notes.append(
+                f'{service.address}: links step {address}, but "{key}" resolves to {resolved}/steps/{key} '
+                "in a configuration; the next plan will link that one"
+            )
+        keys.append(key)
+    return sorted(set(keys))
+
+
+def _service(context: ExportContext, record: Record) -> dict[str, Any]:
+    service = {"key": record.key} | SERVICES.exported(
+        record, ("name", "description", "location", "department")
+    )
+    service["disciplines"] = list(record.fields.get("disciplines") or [])
+    put(service, "specialties", record.fields.get("specialties"))
+    put(service, "steps", _step_keys(context, record))
+    put(service, "protect", record.fields.get("protect"), SERVICES.export_defaults["protect"])
+    windows = [r for r in context.live(CAPACITY.type) if r.parent == record.address]
+    if windows:
+        service["capacity"] = [window_item(window) for window in windows]
+    return service
+
+
+def _export(context: ExportContext) -> list[dict[str, Any]]:
+    return [_service(context, r) for r in context.live(SERVICES.type)]
+
+
+SERVICES = Section(
+    type="service",
+    section="services",
+    document=DOCUMENT,
+    desired=_desired,
+    read=_read,
+    table="services",
+    columns={**{name: Column(name) for name in _COLUMNS}, "protect": Column("protected", bool)},
+    referenced=True,
+    after=_link_steps,
+    export=_export,
+    export_defaults=model_defaults(Service) | UNPROTECTED,
+)

@@ -1,0 +1,128 @@
+"""Staff: the people who administer an organization, one membership row per person (found or created
+in `people` by email; a person's own profile fields stay theirs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.models.common import Staff
+from nexus_config.sections import STAFF as DOCUMENT
+from nexus_config.sections import model_defaults
+from plan_apply.sections.section import Column, DesiredRecords, ExportContext, ReadBatch, Section, ownership
+
+if TYPE_CHECKING:
+    from plan_apply.database.writes import WriteContext
+    from plan_apply.plan import Change
+
+__all__ = ["STAFF", "staff_fields"]
+
+
+def staff_fields(person: Staff) -> dict[str, Any]:
+    """A staff member's comparable fields (the email is the key)."""
+    return {"name": person.name, "title": person.title, "role": person.role}
+
+
+def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:
+    return section.listed(org, staff_fields)
+
+
+def _read(batch: ReadBatch) -> None:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    s, p = t.staff, t.people
+    query = (
+        sa.select(s, p.c.email, p.c.name)
+        .select_from(s.join(p, s.c.person_id == p.c.id))
+        .where(s.c.org_id.in_(batch.ids))
+    )
+    for row in batch.connection.execute(query):
+        fields = {"name": row.name, "title": row.title, "role": row.role}
+        slug = batch.by_id[row.org_id]
+        batch.add(STAFF.record(slug, row.email.lower(), fields, extra={"id": row.id}, **ownership(row)))
+
+
+def _key_of(change: Change) -> str:
+    return change.address.rsplit("/", 1)[1]
+
+
+def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
+    """Find or create the people behind staff rows (their own profile fields stay theirs)."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    emails = {_key_of(c): c.after.get("name") for c in changes}
+    known = {
+        row.email.lower(): row.id
+        for row in ctx.connection.execute(
+            sa.select(t.people.c.id, t.people.c.email).where(
+                sa.func.lower(t.people.c.email).in_(sorted(emails))
+            )
+        )
+    }
+    missing = [{"email": e, "name": emails[e]} for e in sorted(emails) if e not in known]
+    if missing:
+        ctx.connection.execute(sa.insert(t.people), missing)
+        return _people(ctx, changes)
+    return known
+
+
+def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    people = _people(ctx, changes)
+    rows = [
+        {
+            "org_id": ctx.org_id,
+            "person_id": people[_key_of(c)],
+            "managed": True,
+            "applied": ctx.applied(c),
+            "role": c.after["role"],
+            "title": c.after.get("title"),
+        }
+        for c in changes
+    ]
+    ctx.connection.execute(sa.insert(t.staff), rows)
+
+
+def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+    from plan_apply.database.writes import update_rows
+
+    update_rows(ctx, STAFF, changes)
+    named = [c for c in changes if "name" in c.after]
+    if named:
+        people = _people(ctx, named)
+        ctx.connection.execute(
+            sa.update(t.people)
+            .where(t.people.c.id == sa.bindparam("person_id"))
+            .values(name=sa.bindparam("new_name")),
+            [{"person_id": people[_key_of(c)], "new_name": c.after["name"]} for c in named],
+        )
+
+
+def _export(context: ExportContext) -> list[dict[str, Any]]:
+    return [{"email": r.key} | STAFF.exported(r, ("name", "title", "role")) for r in context.live(STAFF.type)]
+
+
+STAFF = Section(
+    type="staff",
+    section="staff",
+    document=DOCUMENT,
+    desired=_desired,
+    read=_read,
+    table="staff",
+    columns={"role": Column("role"), "title": Column("title")},
+    key_column=None,
+    writers={"create": _create, "update": _update, "adopt": _update},
+    export=_export,
+    export_defaults=model_defaults(Staff),
+)

@@ -1,0 +1,128 @@
+"""Steps: what a student completes at a stage (forms, uploads, checkboxes), keyed within their
+organization and shared down the parent chain (a service links steps of its own and its ancestors)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.models.common import FormField
+from nexus_config.models.v1 import AppliesTo, Step
+from nexus_config.sections import STEPS as DOCUMENT
+from nexus_config.sections import model_defaults
+from plan_apply.sections.section import (
+    Column,
+    DesiredRecords,
+    ExportContext,
+    ReadBatch,
+    Section,
+    ordered,
+    ownership,
+    put,
+    sorted_set,
+)
+
+__all__ = ["STEPS", "normalized_applies_to", "step_fields"]
+
+_FIELDS = (
+    "stage",
+    "name",
+    "type",
+    "completed_by",
+    "description",
+    "instructions",
+    "required",
+    "due_days",
+    "expires_after_days",
+    "applies_to",
+    "all_services",
+    "fields",
+)
+_FORM_FIELD = ("key", "label", "type", "required", "options")
+_STAGES = {"application": 0, "onboarding": 1, "offboarding": 2}
+
+
+def normalized_applies_to(applies_to: AppliesTo | Mapping[str, Any] | None) -> dict[str, list[str]] | None:
+    """`applies_to` with empty lists dropped and sets sorted; None when it restricts nothing."""
+    if applies_to is None:
+        return None
+    raw = applies_to.model_dump() if isinstance(applies_to, AppliesTo) else dict(applies_to)
+    result = {k: sorted_set(v) for k, v in sorted(raw.items()) if v}
+    return result or None
+
+
+def _form_field(form_field: FormField) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "key": form_field.key,
+        "label": form_field.label,
+        "type": form_field.type,
+        "required": form_field.required,
+    }
+    if form_field.options is not None:
+        result["options"] = list(form_field.options)
+    return result
+
+
+def step_fields(step: Step) -> dict[str, Any]:
+    """A step's comparable fields: `applies_to` normalized, form fields as plain data."""
+    return {name: getattr(step, name) for name in _FIELDS} | {
+        "applies_to": normalized_applies_to(step.applies_to),
+        "fields": [_form_field(f) for f in step.fields] if step.fields is not None else None,
+    }
+
+
+def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:
+    return section.listed(org, step_fields)
+
+
+def _read(batch: ReadBatch) -> None:
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    s = t.steps
+    for row in batch.connection.execute(sa.select(s).where(s.c.org_id.in_(batch.ids))):
+        fields = {name: getattr(row, name) for name in _FIELDS} | {
+            "required": bool(row.required),
+            "applies_to": normalized_applies_to(row.applies_to),
+            "all_services": bool(row.all_services),
+        }
+        slug = batch.by_id[row.org_id]
+        batch.add(STEPS.record(slug, row.key, fields, extra={"id": row.id}, **ownership(row)))
+
+
+def _step(record: Any) -> dict[str, Any]:
+    step = {"key": record.key, "stage": record.fields.get("stage")}
+    step |= STEPS.exported(record, _FIELDS[1:9])
+    applies_to = record.fields.get("applies_to") or {}
+    put(
+        step,
+        "applies_to",
+        {k: applies_to[k] for k in ("workflows", "disciplines", "schools") if applies_to.get(k)},
+    )
+    put(step, "all_services", record.fields.get("all_services"), STEPS.export_defaults["all_services"])
+    if record.fields.get("fields") is not None:
+        step["fields"] = [
+            {k: v for k, v in ordered(field, _FORM_FIELD).items() if k != "required" or v}
+            for field in record.fields["fields"]
+        ]
+    return step
+
+
+def _export(context: ExportContext) -> list[dict[str, Any]]:
+    live = context.live(STEPS.type)
+    return [_step(r) for r in sorted(live, key=lambda r: (_STAGES.get(str(r.fields.get("stage")), 9), r.key))]
+
+
+STEPS = Section(
+    type="step",
+    section="steps",
+    document=DOCUMENT,
+    desired=_desired,
+    read=_read,
+    table="steps",
+    columns={name: Column(name) for name in _FIELDS},
+    export=_export,
+    export_defaults=model_defaults(Step),
+)
