@@ -154,6 +154,9 @@ class Plan:
     database: str
     organizations: tuple[OrgPlan, ...]
     format_version: int = FORMAT_VERSION
+    database_id: str | None = None
+    """What the database is (plan_apply.database.identity), however it was reached; None for a plan of
+    an older nexus or of a database that did not exist yet, which `apply --plan` matches by URL."""
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -195,6 +198,8 @@ class Plan:
             "organizations": [o.to_json() for o in self.organizations],
             "summary": self.summary,
         }
+        if self.database_id is not None:
+            body["database_id"] = self.database_id
         return {**body, "integrity": _integrity(body)}
 
     def to_json(self) -> str:
@@ -224,6 +229,7 @@ class Plan:
         return cls(
             created_at=parsed.created_at,
             database=parsed.database,
+            database_id=parsed.database_id,
             format_version=parsed.format_version,
             organizations=tuple(
                 OrgPlan(
@@ -313,6 +319,7 @@ class _PlanFile(_Strict):
     format_version: int
     created_at: str
     database: str
+    database_id: str | None = None
     organizations: list[_OrgFile]
     summary: dict[str, int]
     integrity: str | None = None

@@ -36,6 +36,7 @@ from plan_apply.batching import (
     scan_batches,
     worth_workers,
 )
+from plan_apply.database.identity import database_identity
 from plan_apply.database.reads import read_actual_state, read_applied_configurations
 from plan_apply.diff import PlanOptions, make_plan
 from plan_apply.errors import DatabaseError, UsageProblem
@@ -223,6 +224,7 @@ def plan_tree(
     scan = scan_configuration(paths, keep_data=False)
     with connection.begin():
         applied = read_applied_configurations(connection)
+        database_id = database_identity(connection)
     skip = {} if full else clean_organizations(applied, scan.hashes)
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
     workers = Workers(jobs, _start_worker, (url,)) if url and jobs > 1 else None
@@ -250,7 +252,7 @@ def plan_tree(
         )
     if not organizations and selection.shard is None:
         raise UsageProblem("no organization matches the given --org/--selector")
-    plan = Plan(created_at=planning.planned_at, database=database, organizations=organizations)
+    plan = Plan(planning.planned_at, database, organizations, database_id=database_id)
     return TreePlan(plan, tuple(problems))
 
 
