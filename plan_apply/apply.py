@@ -1,19 +1,18 @@
 """apply_plan: Plan → database, one transaction per organization, exactly as planned or not at all.
 
-Each organization is locked first (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped
-advisory lock on its slug, never a session lock, which a pooled connection could keep), its state re-read
+Each organization is locked first, as its database's dialect locks it (for the rest of the transaction,
+never longer), its state re-read
 and fingerprinted under the lock and compared with the plan's, then written through the writers registry
 in plan order, then logged. Applies of one organization therefore serialize and never lose an update;
 applies of different organizations run side by side. A failure rolls that organization back completely;
-the others go on, and the result says which failed and why: a lock not had within `--lock-timeout` (naming
-its holder where PostgreSQL can tell), a lost connection (and whether the outcome is unknown).
+the others go on, and the result says which failed and why: a lock not had within the lock timeout (naming
+its holder where the database can tell), a lost connection (and whether the outcome is unknown).
 """
 
 from __future__ import annotations
 
 import datetime
 import getpass
-import hashlib
 import itertools
 import os
 import threading
@@ -28,13 +27,9 @@ from sqlalchemy.engine import Connection, Engine
 from nexus_config.heap import settle
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.database import tables as t
-from plan_apply.database.engine import (
-    LOCK_TIMEOUT_OPTION,
-    CommitOutcomeUnknown,
-    is_disconnect,
-    lock_milliseconds,
-    write_transaction,
-)
+from plan_apply.database.dialects import Locked, dialect_of
+from plan_apply.database.dialects.sessions import lock_key, lock_milliseconds
+from plan_apply.database.engine import LOCK_TIMEOUT_OPTION, CommitOutcomeUnknown, write_transaction
 from plan_apply.database.reads import read_actual_state
 from plan_apply.database.writes import WRITERS, WriteContext
 from plan_apply.incremental import config_hash_of
@@ -51,6 +46,8 @@ class ApplyOptions:
     actor: str = ""
     commit: str | None = None
     fail_fast: bool = False
+    timeout_hint: str = ""
+    """How the caller lets a user set the lock timeout, named in messages about waiting for a lock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +67,6 @@ class ApplyResult:
     def ok(self) -> bool:
         return all(r.status in ("applied", "unchanged", "skipped") for r in self.organizations)
 
-    @property
-    def applied_changes(self) -> int:
-        return sum(r.changes for r in self.organizations if r.status == "applied")
-
 
 SETTLE_EVERY = 100
 """Organizations applied between two `settle()`s of the paused collector (see nexus_config.heap)."""
@@ -83,134 +76,52 @@ class _Stale(Exception):
     pass
 
 
-class _Locked(Exception):
-    """The organization's lock was not had within the lock timeout (another apply holds it)."""
-
-    def __init__(self, slug: str, timeout: float) -> None:
-        super().__init__(slug)
-        self.slug, self.timeout = slug, timeout
-
-
-def lock_key(slug: str) -> int:
-    """A stable signed 64-bit advisory-lock key for an organization."""
-    return int.from_bytes(hashlib.sha256(b"nexus:" + slug.encode()).digest()[:8], "big", signed=True)
-
-
 def _lock_timeout(connection: Connection) -> float:
     return float(connection.get_execution_options().get(LOCK_TIMEOUT_OPTION, DEFAULT_LOCK_TIMEOUT))
 
 
 def _lock(connection: Connection, slugs: Iterable[str]) -> None:
-    """Take the organizations' locks for the rest of this transaction, waiting at most the lock timeout.
-
-    PostgreSQL: `pg_advisory_xact_lock` per slug, in sorted order (two applies of overlapping sets can
-    never deadlock), released by COMMIT or ROLLBACK, so no pooled connection keeps one. `lock_timeout`
-    stays set for the transaction, so a row lock held elsewhere is not waited for forever either; a
-    timeout of 0 means "do not wait". SQLite: BEGIN IMMEDIATE (write_transaction) already holds the
-    database's write lock, waited for up to the same timeout (busy_timeout)."""
-    if connection.dialect.name != "postgresql":
-        return
-    timeout = _lock_timeout(connection)
-    milliseconds = lock_milliseconds(timeout)
-    if milliseconds != 0:  # PostgreSQL's lock_timeout 0 means "no limit", which None stands for here
-        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds or 0}")
-    for slug in sorted(set(slugs)):
-        key = {"key": lock_key(slug)}
-        try:
-            if milliseconds != 0:
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), key)
-            elif not connection.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
-                raise _Locked(slug, timeout)
-        except sa.exc.OperationalError as exc:
-            if _sqlstate(exc) == "55P03":  # lock_not_available: lock_timeout expired
-                raise _Locked(slug, timeout) from None
-            raise
-
-
-def _sqlstate(exc: BaseException) -> str:
-    return str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
-
-
-_HOLDER = sa.text(
-    """
-    SELECT a.application_name, host(a.client_addr) AS client, a.usename, a.pid,
-           a.backend_start, a.xact_start
-    FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-      AND l.classid::bigint = CAST(:high AS bigint) AND l.objid::bigint = CAST(:low AS bigint)
-    """
-)
-
-
-def _utc(moment: datetime.datetime | None) -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """Take the organizations' locks for the rest of this transaction, waiting at most the lock timeout
+    (raising Locked), as the connection's dialect takes them."""
+    dialect_of(connection).lock(connection, slugs, _lock_timeout(connection))
 
 
 def lock_holder(engine: Engine, slug: str) -> str | None:
-    """Who holds the organization's apply lock, as far as PostgreSQL tells (pg_locks ⋈ pg_stat_activity):
-    its application_name (`nexus apply alice@ci-7 pid 42`), client address, user and since when; None
-    when nobody holds it (any more) or the database cannot tell."""
-    if engine.dialect.name != "postgresql":
-        return None
-    key = lock_key(slug)
-    try:
-        with engine.connect() as connection:
-            row = connection.execute(
-                _HOLDER, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}
-            ).first()
-    except sa.exc.SQLAlchemyError:
-        return None
-    if row is None:
-        return None
-    parts = [row.application_name or f"PostgreSQL backend pid {row.pid}"]
-    if row.client:
-        parts.append(f"from {row.client}")
-    if row.usename:
-        parts.append(f"as {row.usename}")
-    if row.xact_start is not None:
-        parts.append(f"holding it since {_utc(row.xact_start)}")
-    elif row.backend_start is not None:
-        parts.append(f"connected since {_utc(row.backend_start)}")
-    return ", ".join(parts)
+    """Who holds the organization's apply lock, as far as the database tells; None when nobody holds it
+    (any more) or the database cannot tell."""
+    return dialect_of(engine).lock_holder(engine, slug)
 
 
-def _locked_message(engine: Engine, locked: _Locked) -> str:
-    waited = (
-        "did not wait (--lock-timeout 0)"
-        if lock_milliseconds(locked.timeout) == 0
-        else f"gave up after {locked.timeout:g}s (--lock-timeout)"
-    )
+def _waited(timeout: float, hint: str) -> str:
+    if lock_milliseconds(timeout) == 0:
+        return f"did not wait ({hint or 'lock timeout'} 0)"
+    return f"gave up after {timeout:g}s" + (f" ({hint})" if hint else "")
+
+
+def _locked_message(engine: Engine, locked: Locked, hint: str) -> str:
     holder = lock_holder(engine, locked.slug)
     who = f"held by {holder}" if holder else "which has finished since: apply again"
-    return f"{locked.slug} is being applied by another session ({who}); {waited}; nothing was written to it"
+    return (
+        f"{locked.slug} is being applied by another session ({who}); {_waited(locked.timeout, hint)}; "
+        "nothing was written to it"
+    )
 
 
 def _failure_message(
-    engine: Engine, slug: str, exc: BaseException, describe_error: Callable[[BaseException], str]
+    engine: Engine, slug: str, exc: BaseException, describe_error: Callable[[BaseException], str], hint: str
 ) -> str:
     """What to tell about an organization whose transaction failed: rolled back, or (a COMMIT whose
     connection was lost) with an unknown outcome."""
+    dialect = dialect_of(engine)
     reason = describe_error(exc)
     if isinstance(exc, CommitOutcomeUnknown) and exc.__cause__ is not None:
         return (
             f"the connection was lost while committing {slug}: whether it was applied is unknown "
             f"(not retried); run `nexus plan` to see: {describe_error(exc.__cause__)}"
         )
-    if is_disconnect(exc):
+    if dialect.is_disconnect(exc):
         return f"the connection was lost while applying {slug}; nothing of it was written (rolled back): {reason}"
-    if _sqlstate(exc) == "55P03":
-        return (
-            f"waited longer than {_lock_timeout_of(engine):g}s (--lock-timeout) for a lock another session holds "
-            f"on {slug}'s rows; nothing was written to it: {reason}"
-        )
-    if engine.dialect.name == "sqlite" and "database is locked" in str(getattr(exc, "orig", exc)):
-        return (
-            f"the SQLite database is locked by another process; gave up after {_lock_timeout_of(engine):g}s "
-            f"(--lock-timeout); nothing was written to {slug}"
-        )
-    return reason
+    return dialect.failure_wording(exc, slug, _lock_timeout_of(engine), hint, reason) or reason
 
 
 def _lock_timeout_of(engine: Engine) -> float:
@@ -409,10 +320,11 @@ def _apply_one(
         return OrgResult(
             org.slug, "stale", message="the database changed since this plan was made: run plan again"
         )
-    except _Locked as locked:
-        return OrgResult(org.slug, "failed", message=_locked_message(engine, locked))
+    except Locked as locked:
+        return OrgResult(org.slug, "failed", message=_locked_message(engine, locked, options.timeout_hint))
     except (sa.exc.SQLAlchemyError, CommitOutcomeUnknown) as exc:
-        return OrgResult(org.slug, "failed", message=_failure_message(engine, org.slug, exc, describe_error))
+        message = _failure_message(engine, org.slug, exc, describe_error, options.timeout_hint)
+        return OrgResult(org.slug, "failed", message=message)
     except (LookupError, ValueError, OSError) as exc:
         return OrgResult(org.slug, "failed", message=describe_error(exc))
 

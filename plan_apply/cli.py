@@ -264,16 +264,11 @@ class PlanRequest:
 
 
 def _planning_jobs(url: str, jobs: int | None) -> int:
-    """Worker processes for planning: each opens its own connection, so an in-memory SQLite database
-    (private to this process) is planned here."""
-    from sqlalchemy.engine import make_url
+    """Worker processes for planning: each opens its own connection, so the database's dialect says how
+    many may (a database private to this process is planned here)."""
+    from plan_apply.database.engine import planning_workers
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and (
-        parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
-    ):
-        return 1
-    return jobs or _cpus()
+    return planning_workers(url, jobs or _cpus())
 
 
 def _make_plan(request: PlanRequest) -> Any:
@@ -407,7 +402,7 @@ def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
 
 def _saved_plan(plan_file: str, options: dict[str, Any]) -> Any:
     from plan_apply.database.engine import database_url as resolve_url
-    from plan_apply.database.engine import redact, same_database
+    from plan_apply.database.identity import saved_plan_refusal
     from plan_apply.plan import Plan
     from plan_apply.plan_file import PlanFileInvalid
 
@@ -418,17 +413,18 @@ def _saved_plan(plan_file: str, options: dict[str, Any]) -> Any:
     except PlanFileInvalid as exc:
         raise NexusError(f"{plan_file}: {exc}") from None
     url = resolve_url(options["database_url"])
-    if not same_database(the_plan.database, url):
-        raise UsageProblem(f"{plan_file} was made for database {the_plan.database}, not {redact(url)}")
+    refusal = saved_plan_refusal(plan_file, the_plan.database, the_plan.database_id, url)
+    if refusal:
+        raise UsageProblem(refusal)
     return the_plan
 
 
 def _apply_jobs(url: str, jobs: int | None) -> int:
-    """Organizations applied at once: SQLite has one writer at a time, so parallel applies would only
-    queue on its lock (and could outwait --lock-timeout); PostgreSQL takes `jobs`, by default one per CPU."""
-    if url.startswith("sqlite"):
-        return 1
-    return jobs or _cpus()
+    """Organizations applied at once: as many as the database's dialect allows of `jobs` (by default one
+    per CPU); a database with one writer takes them one at a time."""
+    from plan_apply.database.engine import parallel_applies
+
+    return parallel_applies(url, jobs or _cpus())
 
 
 @cli.command()
@@ -503,6 +499,7 @@ def apply(obj: dict[str, Any], /, **options: Any) -> int:
                     actor=default_actor(),
                     commit=default_commit(),
                     fail_fast=options["fail_fast"],
+                    timeout_hint="--lock-timeout",
                 ),
                 on_result=progress.result,
                 describe_error=lambda exc: (

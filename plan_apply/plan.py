@@ -157,6 +157,9 @@ class Plan:
     database: str
     organizations: tuple[OrgPlan, ...]
     format_version: int = FORMAT_VERSION
+    database_id: str | None = None
+    """What the database is (plan_apply.database.identity), however it was reached; None for a plan of
+    an older nexus or of a database that did not exist yet, which `apply --plan` matches by URL."""
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -198,6 +201,8 @@ class Plan:
             "organizations": [o.to_json() for o in self.organizations],
             "summary": self.summary,
         }
+        if self.database_id is not None:
+            body["database_id"] = self.database_id
         return {**body, "integrity": integrity_of(body)}
 
     def to_json(self) -> str:

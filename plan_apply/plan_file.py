@@ -63,6 +63,7 @@ def parsed_plan(text: str) -> Plan:
     return Plan(
         created_at=parsed.created_at,
         database=parsed.database,
+        database_id=parsed.database_id,
         format_version=parsed.format_version,
         organizations=tuple(o.value() for o in parsed.organizations),
     )
@@ -145,6 +146,7 @@ class _PlanFile(_Strict):
     format_version: int
     created_at: str
     database: str
+    database_id: str | None = None
     organizations: list[_OrgFile]
     summary: dict[str, int]
     integrity: str | None = None

@@ -35,6 +35,7 @@ from plan_apply.batching import (
     scan_batches,
     worth_workers,
 )
+from plan_apply.database.identity import database_identity
 from plan_apply.database.reads import read_actual_state, read_applied_configurations
 from plan_apply.diff import PlanOptions, make_plan
 from plan_apply.errors import DatabaseError
@@ -212,6 +213,7 @@ def plan_tree(
     scan = scan_configuration(paths, keep_data=False)
     with connection.begin():
         applied = read_applied_configurations(connection)
+        database_id = database_identity(connection)
     skip = {} if full else clean_organizations(applied, scan.hashes)
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
     workers = Workers(jobs, _start_worker, (url,)) if url and jobs > 1 else None
@@ -233,7 +235,7 @@ def plan_tree(
     organizations = tuple(org for part in parts if part.plan for org in part.plan.organizations)
     planned = [org.slug for org in organizations]
     check_selection(selection, set(planned) | _all_slugs(parts), planned)
-    plan = Plan(created_at=planning.planned_at, database=database, organizations=organizations)
+    plan = Plan(planning.planned_at, database, organizations, database_id=database_id)
     return TreePlan(plan, tuple(problems))
 
 

@@ -1,19 +1,16 @@
-"""Connecting to the platform database: URLs, redaction, SQLite/PostgreSQL behaviour, schema version.
+"""Connecting to the platform database: URLs, redaction, the schema version, and which backend is asked.
 
-SQLite runs with foreign keys on and explicit transactions (`BEGIN IMMEDIATE` for writes, so two
-applies serialize instead of losing an update); PostgreSQL only through psycopg 3, each session named
-(`application_name`) after the command, user, host and process so that a waiting apply can say who holds
-its lock. Engines never log bound parameters, and a URL is only ever shown with its password (userinfo,
-`?password=`, also when the URL is malformed) hidden; error texts are scrubbed of it as well.
+What differs between backends (drivers, connect and begin hooks, locks, failure codes) is the dialect's
+(`plan_apply.database.dialects`); this module only asks it. Engines never log bound parameters, and a
+URL is only ever shown with its password (userinfo, `?password=`, also when the URL is malformed)
+hidden; error texts are scrubbed of it as well. Only `apply` and `db upgrade` create a database (the
+embedded default on first use); every other command opens it so that it cannot be created.
 """
 
 from __future__ import annotations
 
-import getpass
-import math
 import os
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,26 +18,29 @@ from typing import Any
 from urllib.parse import unquote
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
+from plan_apply.database.dialects import Dialect, dialect_named, dialect_of
+from plan_apply.database.dialects.sessions import application_name, lock_milliseconds
 from plan_apply.errors import DatabaseError, SchemaOutOfDate
 
 __all__ = [
     "DEFAULT_URL",
+    "ENVIRONMENT_VARIABLE",
     "LOCK_TIMEOUT_OPTION",
     "CommitOutcomeUnknown",
     "application_name",
-    "connect",
     "database_url",
     "describe_failure",
+    "dialect_for",
     "engine_for",
     "failure_reason",
-    "is_disconnect",
     "is_embedded_default",
     "lock_milliseconds",
     "open_database",
+    "parallel_applies",
+    "planning_workers",
     "redact",
     "require_current_schema",
     "same_database",
@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 DEFAULT_URL = "sqlite:///nexus.db"
+ENVIRONMENT_VARIABLE = "NEXUS_DATABASE_URL"
+_MEMORY_URL = "sqlite://"  # what `plan` compares with while the embedded default does not exist yet
+_CREATES = frozenset({"apply", "db upgrade"})
+"""The commands (`purpose`) that create the embedded default on first use; all others only read it."""
 LOCK_TIMEOUT_OPTION = "nexus_lock_timeout"
 """Execution option (seconds, float) every connection of an `engine_for` engine carries: how long an
 apply waits for another apply's lock (`--lock-timeout`)."""
@@ -58,12 +62,24 @@ apply waits for another apply's lock (`--lock-timeout`)."""
 _SECRET_PAIR = re.compile(
     r"""(?i)\b([\w.-]*(?:pass|pwd|secret|token)[\w.-]*)\s*=\s*('[^']*'|"[^"]*"|[^&;\s]*)"""
 )
-_POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})  # all meaning psycopg 3
 
 
 def database_url(option: str | None) -> str:
-    """The URL in force: `--database-url`, else `NEXUS_DATABASE_URL`, else the embedded default."""
-    return option or os.environ.get("NEXUS_DATABASE_URL") or DEFAULT_URL
+    """The URL in force: the one given, else `NEXUS_DATABASE_URL`, else the embedded default. An empty
+    value (a CI secret that is not set expands to one) is an error, never the embedded default."""
+    if option is not None:
+        if not option.strip():
+            raise DatabaseError("the database URL given is empty")
+        return option
+    variable = os.environ.get(ENVIRONMENT_VARIABLE)
+    if variable is None:
+        return DEFAULT_URL
+    if not variable.strip():
+        raise DatabaseError(
+            f"{ENVIRONMENT_VARIABLE} is set but empty (a secret that is not defined?): set it to the "
+            f"database's URL, or unset it to use the embedded {DEFAULT_URL}"
+        )
+    return variable
 
 
 def is_embedded_default(url: str) -> bool:
@@ -140,7 +156,12 @@ def same_database(recorded: str, url: str) -> bool:
 
 
 def _normalized(url: str) -> URL:
-    """The parsed URL with `postgresql://` meaning psycopg 3; anything nexus cannot drive is refused."""
+    """The parsed URL with the driver its dialect uses; anything nexus cannot drive is refused."""
+    return _checked(url)[1]
+
+
+def _checked(url: str) -> tuple[Dialect, URL]:
+    """The dialect of `url` and the URL as it drives it; a backend nexus does not know is refused by name."""
     _scheme, separator, rest = url.partition("://")
     if separator and rest[: max(_userinfo_end(rest), 0)].count("@"):
         raise DatabaseError(
@@ -150,93 +171,47 @@ def _normalized(url: str) -> URL:
         parsed = make_url(url)
     except Exception:
         raise DatabaseError(f"not a database URL: {redact(url)}") from None
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        if parsed.drivername not in _POSTGRES_DRIVERS:
-            raise DatabaseError(
-                f"nexus talks to PostgreSQL through psycopg 3 only, not {parsed.drivername!r}: "
-                f"use postgresql:// or postgresql+psycopg:// in {redact(url)}"
-            )
-        return parsed.set(drivername="postgresql+psycopg")
-    if backend == "sqlite" and parsed.drivername in ("sqlite", "sqlite+pysqlite"):
-        return parsed
-    raise DatabaseError(
-        f"unsupported database {parsed.drivername!r} in {redact(url)}: use sqlite:/// or postgresql://"
-    )
+    dialect = dialect_named(parsed.get_backend_name(), redact(url))
+    return dialect, dialect.checked_url(parsed, redact(url))
 
 
-def application_name(purpose: str | None = None) -> str:
-    """How this process shows in `pg_stat_activity` (and so to an apply waiting for its lock):
-    `nexus apply alice@ci-runner-7 pid 4242`, within PostgreSQL's 63 bytes, ASCII only."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no login name (a container without passwd entry): still say which process
-        user = "?"
-    host = socket.gethostname().split(".", 1)[0] or "?"
-    name = f"nexus {purpose + ' ' if purpose else ''}{user}@{host} pid {os.getpid()}"
-    name = name.encode("ascii", "replace").decode()
-    if len(name) > 63:
-        tail = f" pid {os.getpid()}"
-        name = name[: 63 - len(tail)] + tail
-    return name
+def dialect_for(url: str) -> Dialect:
+    """The dialect that drives `url` (a DatabaseError naming any backend nexus does not know)."""
+    return _checked(url)[0]
 
 
-_FOREVER_MS = 2**31 - 1  # the largest lock wait either database takes (about 24 days)
+def parallel_applies(url: str, requested: int) -> int:
+    """How many organizations may be applied at once on `url`'s database when `requested` were asked for."""
+    return _checked(url)[0].parallel_applies(requested)
 
 
-def lock_milliseconds(seconds: float) -> int | None:
-    """A lock timeout in whole milliseconds (at least 1 unless it is 0), or None for "no limit"
-    (infinite, not a number, or beyond what the databases accept)."""
-    if not math.isfinite(seconds) or seconds * 1000 >= _FOREVER_MS:
-        return None
-    return 0 if seconds <= 0 else max(1, round(seconds * 1000))
+def planning_workers(url: str, requested: int) -> int:
+    """How many worker processes may plan against `url` (each opens its own connection)."""
+    dialect, parsed = _checked(url)
+    return dialect.planning_workers(parsed, requested)
 
 
-def _sqlite_events(engine: Engine, lock_timeout: float) -> None:
-    busy = lock_milliseconds(lock_timeout)
+def engine_for(
+    url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, purpose: str | None = None, create: bool = True
+) -> Engine:
+    """An engine for `url` that hides bound parameters and behaves the same on every backend.
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        dbapi_connection.isolation_level = None  # pysqlite: transactions are ours (BEGIN below)
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_FOREVER_MS if busy is None else busy}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        mode = "IMMEDIATE" if connection.get_execution_options().get("nexus_write") else "DEFERRED"
-        connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-def engine_for(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, purpose: str | None = None) -> Engine:
-    """An engine for `url` that hides bound parameters and behaves the same on both backends.
-
-    `lock_timeout` (seconds) is how long a write waits for another apply: SQLite's busy timeout, and on
-    PostgreSQL the `lock_timeout` an apply sets before taking an organization's advisory lock.
-    `purpose` (e.g. "apply") goes into PostgreSQL's `application_name`, so lock holders can be named."""
-    parsed = _normalized(url)
+    `lock_timeout` (seconds) is how long a write waits for another apply (the dialect decides how).
+    `purpose` (e.g. "apply") names the sessions where the database shows them, so lock holders can be
+    named. With `create` false, connecting never creates the database (a missing SQLite file fails)."""
+    dialect, parsed = _checked(url)
+    if not create:
+        parsed = dialect.never_create(parsed)
     kwargs: dict[str, Any] = {
         "hide_parameters": True,
         "execution_options": {LOCK_TIMEOUT_OPTION: float(lock_timeout)},
+        **dialect.engine_options(parsed, purpose),
     }
-    if parsed.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10}
-        if "application_name" not in parsed.query:  # the URL's own name wins: someone chose it
-            kwargs["connect_args"]["application_name"] = application_name(purpose)
-        kwargs["pool_pre_ping"] = False
-    else:
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            parent = Path(database).resolve().parent
-            if not parent.is_dir():
-                raise DatabaseError(f"cannot open {redact(url)}: directory {parent} does not exist")
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (sa.exc.ArgumentError, ImportError) as exc:  # e.g. a query argument the dialect refuses
         raise DatabaseError(describe_failure(exc, url)) from None
-    if parsed.get_backend_name() == "sqlite":
-        _sqlite_events(engine, lock_timeout)
+    dialect.prepare(engine, lock_timeout)
     return engine
 
 
@@ -244,14 +219,28 @@ def engine_for(url: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, purpose:
 def open_database(
     url_option: str | None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, *, purpose: str | None = None
 ) -> Iterator[tuple[Engine, str]]:
-    """An engine on the database in force (`--database-url`, NEXUS_DATABASE_URL, the embedded default),
-    with the current schema: the embedded default is created or upgraded on first use, any other database
-    must be upgraded with `nexus db upgrade`. Connection failures become one DatabaseError line."""
+    """An engine on the database in force (see `database_url`) with the current schema, and its URL.
+
+    The embedded default is created by `apply` on first use and upgraded by any command; `plan` compares
+    with an empty database while it does not exist, and every other command refuses a database that does
+    not exist, naming it. Any other database must be created and upgraded with `nexus db upgrade`.
+    Connection failures become one DatabaseError line."""
     url = database_url(url_option)
-    engine = engine_for(url, lock_timeout, purpose=purpose)
+    dialect, parsed = _checked(url)
+    embedded = is_embedded_default(url)
+    creating = embedded and purpose in _CREATES
+    if not creating and not dialect.exists(parsed):
+        if not (embedded and purpose == "plan"):
+            raise SchemaOutOfDate(
+                f"database {redact(url)} has no nexus schema: {dialect.where(parsed)} does not exist; "
+                "run `nexus db upgrade` first"
+            )
+        engine = engine_for(_MEMORY_URL, lock_timeout, purpose=purpose)
+    else:
+        engine = engine_for(url, lock_timeout, purpose=purpose, create=creating)
     try:
         with engine.connect() as connection:
-            if is_embedded_default(url):
+            if embedded:
                 upgrade_schema(connection, url)
             else:
                 require_current_schema(connection, url)
@@ -275,29 +264,6 @@ def failure_reason(exc: BaseException, url: str) -> str:
     return scrub(text, url)
 
 
-def is_disconnect(exc: BaseException) -> bool:
-    """Whether `exc` means the connection itself is gone (server restarted, backend terminated, network)."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    state = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
-    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
-
-
-@contextmanager
-def connect(engine: Engine, url: str) -> Iterator[Connection]:
-    """A connection, with connection failures turned into one clear DatabaseError."""
-    try:
-        connection = engine.connect()
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(describe_failure(exc, url)) from None
-    except sa.exc.ArgumentError as exc:
-        raise DatabaseError(describe_failure(exc, url)) from None
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
 class CommitOutcomeUnknown(Exception):
     """The connection was lost during COMMIT: the transaction may or may not have been committed.
     Its `__cause__` is the driver's error; nobody may retry blindly (re-plan instead)."""
@@ -305,7 +271,7 @@ class CommitOutcomeUnknown(Exception):
 
 @contextmanager
 def write_transaction(connection: Connection) -> Iterator[Connection]:
-    """A transaction that takes SQLite's write lock at BEGIN (no lost updates between processes).
+    """A write transaction: it begins as its dialect begins a write (SQLite takes its write lock at once).
 
     Committed on leaving the block; a connection lost during that COMMIT is `CommitOutcomeUnknown`."""
     writing = connection.execution_options(nexus_write=True)
@@ -314,7 +280,7 @@ def write_transaction(connection: Connection) -> Iterator[Connection]:
         try:
             transaction.commit()
         except sa.exc.DBAPIError as exc:
-            if is_disconnect(exc):
+            if dialect_of(writing).is_disconnect(exc):
                 raise CommitOutcomeUnknown(str(exc.orig)) from exc
             raise
 

@@ -1,0 +1,28 @@
+"""The backends nexus drives, one module each behind one protocol (`Dialect`): nothing outside this
+package tests a backend's name, and a backend nexus does not know is refused by name."""
+
+import sqlalchemy.engine
+
+from plan_apply.database.dialects import postgresql, sqlite
+from plan_apply.database.dialects.protocol import Dialect, Locked
+from plan_apply.errors import DatabaseError
+
+__all__ = ["DIALECTS", "Dialect", "Locked", "dialect_named", "dialect_of"]
+
+DIALECTS: tuple[Dialect, ...] = (sqlite.DIALECT, postgresql.DIALECT)
+"""Every backend nexus can drive."""
+
+
+def dialect_named(backend: str, shown: str) -> Dialect:
+    """The dialect of SQLAlchemy backend `backend` (of the URL shown as `shown`); any other backend is
+    refused by name, never driven without its lock."""
+    for dialect in DIALECTS:
+        if backend == dialect.name or backend in dialect.aliases:
+            return dialect
+    known = " or ".join(d.example for d in DIALECTS)
+    raise DatabaseError(f"unsupported database {backend!r} in {shown}: use {known}")
+
+
+def dialect_of(bind: sqlalchemy.engine.Engine | sqlalchemy.engine.Connection) -> Dialect:
+    """The dialect of an open engine or connection."""
+    return dialect_named(bind.dialect.name, bind.dialect.name)

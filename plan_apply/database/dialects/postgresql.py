@@ -1,0 +1,162 @@
+"""PostgreSQL, through psycopg 3 only: applies lock per organization and run side by side.
+
+An apply takes a transaction-scoped advisory lock on each organization's slug (never a session lock,
+which a pooled connection could keep), in sorted order so that two applies of overlapping sets cannot
+deadlock, with `lock_timeout` set for the transaction. Each session is named (`application_name`) after
+the command, user, host and process, so that a waiting apply can say who holds its lock.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from plan_apply.database.dialects.protocol import Locked
+from plan_apply.database.dialects.sessions import application_name, lock_key, lock_milliseconds
+from plan_apply.errors import DatabaseError
+
+__all__ = ["DIALECT", "PostgreSQL"]
+
+_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})  # all meaning psycopg 3
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+_GONE = ("57P01", "57P02", "57P03")  # admin shutdown, crash shutdown, cannot connect now
+
+
+def _sqlstate(exc: BaseException) -> str:
+    return str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+
+
+_HOLDER = sa.text(
+    """
+    SELECT a.application_name, host(a.client_addr) AS client, a.usename, a.pid,
+           a.backend_start, a.xact_start
+    FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.classid::bigint = CAST(:high AS bigint) AND l.objid::bigint = CAST(:low AS bigint)
+    """
+)
+
+
+def _utc(moment: datetime.datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class PostgreSQL:
+    name = "postgresql"
+    aliases: tuple[str, ...] = ("postgres",)
+    example = "postgresql://"
+
+    def checked_url(self, url: URL, shown: str) -> URL:
+        if url.drivername not in _DRIVERS:
+            raise DatabaseError(
+                f"nexus talks to PostgreSQL through psycopg 3 only, not {url.drivername!r}: "
+                f"use postgresql:// or postgresql+psycopg:// in {shown}"
+            )
+        return url.set(drivername="postgresql+psycopg")
+
+    def engine_options(self, url: URL, purpose: str | None) -> dict[str, Any]:
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if "application_name" not in url.query:  # the URL's own name wins: someone chose it
+            connect_args["application_name"] = application_name(purpose)
+        return {"connect_args": connect_args, "pool_pre_ping": False}
+
+    def exists(self, url: URL) -> bool:
+        return True  # a server says so when connected to; connecting never creates a database
+
+    def where(self, url: URL) -> str:
+        return f"database {url.database!r} on {url.host or 'the local server'}"
+
+    def never_create(self, url: URL) -> URL:
+        return url
+
+    def prepare(self, engine: Engine, lock_timeout: float) -> None:
+        """Nothing per connection: the lock timeout is set per apply transaction (see `lock`)."""
+
+    def lock(self, connection: Connection, slugs: Iterable[str], timeout: float) -> None:
+        """`pg_advisory_xact_lock` per slug, in sorted order, released by COMMIT or ROLLBACK. `lock_timeout`
+        stays set for the transaction, so a row lock held elsewhere is not waited for forever either; a
+        timeout of 0 means "do not wait"."""
+        milliseconds = lock_milliseconds(timeout)
+        if milliseconds != 0:  # PostgreSQL's lock_timeout 0 means "no limit", which None stands for here
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds or 0}")
+        for slug in sorted(set(slugs)):
+            key = {"key": lock_key(slug)}
+            try:
+                if milliseconds != 0:
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), key)
+                elif not connection.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
+                    raise Locked(slug, timeout)
+            except sa.exc.OperationalError as exc:
+                if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
+                    raise Locked(slug, timeout) from None
+                raise
+
+    def lock_holder(self, engine: Engine, slug: str) -> str | None:
+        """pg_locks ⋈ pg_stat_activity: the holder's application_name (`nexus apply alice@ci-7 pid 42`),
+        client address, user and since when."""
+        key = lock_key(slug)
+        try:
+            with engine.connect() as connection:
+                row = connection.execute(
+                    _HOLDER, {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}
+                ).first()
+        except sa.exc.SQLAlchemyError:
+            return None
+        if row is None:
+            return None
+        parts = [row.application_name or f"PostgreSQL backend pid {row.pid}"]
+        if row.client:
+            parts.append(f"from {row.client}")
+        if row.usename:
+            parts.append(f"as {row.usename}")
+        if row.xact_start is not None:
+            parts.append(f"holding it since {_utc(row.xact_start)}")
+        elif row.backend_start is not None:
+            parts.append(f"connected since {_utc(row.backend_start)}")
+        return ", ".join(parts)
+
+    def failure_wording(
+        self, exc: BaseException, slug: str, timeout: float, hint: str, reason: str
+    ) -> str | None:
+        if _sqlstate(exc) != _LOCK_NOT_AVAILABLE:
+            return None
+        setting = f" ({hint})" if hint else ""
+        return (
+            f"waited longer than {timeout:g}s{setting} for a lock another session holds on {slug}'s rows; "
+            f"nothing was written to it: {reason}"
+        )
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        state = _sqlstate(exc)
+        return state.startswith("08") or state in _GONE
+
+    def parallel_applies(self, requested: int) -> int:
+        return requested
+
+    def planning_workers(self, url: URL, requested: int) -> int:
+        return requested
+
+    def bulk_insert(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:  # SQLAlchemy batches an executemany into multi-row INSERTs (insertmanyvalues)
+            connection.execute(sa.insert(table), list(rows))
+
+    def server_identity(self, connection: Connection) -> str | None:
+        """The cluster's system identifier (`pg_control_system()`, readable by any role) and the
+        database's name: a restored copy on another server is another database."""
+        row = connection.execute(
+            sa.text(
+                "SELECT (SELECT system_identifier FROM pg_control_system()) AS system, current_database() AS db"
+            )
+        ).one()
+        return f"postgresql:{row.system}:{row.db}"
+
+
+DIALECT = PostgreSQL()

@@ -1,0 +1,94 @@
+"""What a database backend must tell nexus: one protocol, so that nothing outside this package ever
+tests a backend's name (a third backend is one more module here, never a branch in the executor)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+__all__ = ["Dialect", "Locked"]
+
+
+class Locked(Exception):
+    """An organization's apply lock was not had within the lock timeout (another apply holds it)."""
+
+    def __init__(self, slug: str, timeout: float) -> None:
+        super().__init__(slug)
+        self.slug, self.timeout = slug, timeout
+
+
+class Dialect(Protocol):
+    """One backend: how its URLs are checked and opened, how an apply locks, what its failures mean."""
+
+    name: str
+    """SQLAlchemy's backend name (`URL.get_backend_name()`, `Engine.dialect.name`)."""
+    aliases: tuple[str, ...]
+    """Other backend names meaning the same (`postgres`)."""
+    example: str
+    """How its URLs begin, for messages that list what nexus can drive."""
+
+    def checked_url(self, url: URL, shown: str) -> URL:
+        """`url` with the one driver nexus uses; a driver nexus cannot use is a DatabaseError naming `shown`."""
+        ...
+
+    def engine_options(self, url: URL, purpose: str | None) -> dict[str, Any]:
+        """Keyword arguments of `create_engine` beyond the shared ones (connect arguments, pool)."""
+        ...
+
+    def exists(self, url: URL) -> bool:
+        """Whether the database is there without creating it (a server's database: always, as far as
+        nexus can tell before connecting)."""
+        ...
+
+    def where(self, url: URL) -> str:
+        """Where the database lives, for a message saying it does not exist (a file's path)."""
+        ...
+
+    def never_create(self, url: URL) -> URL:
+        """`url` opened so that connecting never creates the database (SQLite's `mode=rw`)."""
+        ...
+
+    def prepare(self, engine: Engine, lock_timeout: float) -> None:
+        """Connect and begin hooks: how each connection and each (write) transaction starts."""
+        ...
+
+    def lock(self, connection: Connection, slugs: Iterable[str], timeout: float) -> None:
+        """Take the organizations' apply locks for the rest of the transaction (waiting at most
+        `timeout` seconds), or raise Locked."""
+        ...
+
+    def lock_holder(self, engine: Engine, slug: str) -> str | None:
+        """Who holds an organization's apply lock, when the database can tell; None otherwise."""
+        ...
+
+    def failure_wording(
+        self, exc: BaseException, slug: str, timeout: float, hint: str, reason: str
+    ) -> str | None:
+        """What a failed apply of `slug` means in this backend's terms (a lock waited for too long…);
+        None when it has nothing to add. `hint` names the lock-timeout setting (or is empty); `reason`
+        is the driver's own line."""
+        ...
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """Whether `exc` means the connection itself is gone (server restarted, backend terminated)."""
+        ...
+
+    def parallel_applies(self, requested: int) -> int:
+        """How many organizations may be applied at once when `requested` were asked for."""
+        ...
+
+    def planning_workers(self, url: URL, requested: int) -> int:
+        """How many worker processes may plan against `url` (each opens its own connection)."""
+        ...
+
+    def bulk_insert(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert many rows in as few round trips as the backend allows."""
+        ...
+
+    def server_identity(self, connection: Connection) -> str | None:
+        """What this database is, apart from nexus's own identifier: the server and database on
+        PostgreSQL, the file on SQLite; None for a database private to this process (in memory)."""
+        ...

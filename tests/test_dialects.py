@@ -1,0 +1,143 @@
+"""The dialect seam: every backend answers one protocol, nothing outside `plan_apply/database/dialects/`
+tests a backend's name, and a backend nexus does not know is refused by name, never applied unlocked."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from plan_apply.database.dialects import DIALECTS, Dialect, dialect_of
+from plan_apply.database.engine import engine_for, parallel_applies, planning_workers
+from plan_apply.database.identity import nexus_metadata
+from plan_apply.errors import DatabaseError
+
+from .test_cli_plan_apply import Run
+
+PLAN_APPLY = Path(__file__).resolve().parents[1] / "plan_apply"
+BACKEND_NAMES = {"sqlite", "postgresql", "postgres"}
+# The platform tables' JSON type picks JSONB by SQLAlchemy's own variant mechanism (a type, not a branch).
+NAMES_A_BACKEND_BY_DESIGN = {PLAN_APPLY / "database" / "tables.py"}
+
+
+def _protocol_members() -> list[str]:
+    return sorted(
+        {n for n in vars(Dialect) if not n.startswith("_")} | set(Dialect.__annotations__) - {"__weakref__"}
+    )
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+def test_every_dialect_answers_the_whole_protocol(dialect: Dialect) -> None:
+    missing = [m for m in _protocol_members() if not hasattr(dialect, m)]
+    assert missing == []
+    for member in _protocol_members():
+        if callable(getattr(Dialect, member, None)):
+            assert callable(getattr(dialect, member)), member
+
+
+def test_the_protocol_covers_what_differs_between_backends() -> None:
+    assert {
+        "lock",
+        "lock_holder",
+        "failure_wording",
+        "is_disconnect",
+        "parallel_applies",
+        "bulk_insert",
+    } <= set(_protocol_members())
+
+
+def _code_outside_dialects() -> list[Path]:
+    return [
+        path
+        for path in PLAN_APPLY.rglob("*.py")
+        if "dialects" not in path.parts
+        and "migrations" not in path.parts
+        and path not in NAMES_A_BACKEND_BY_DESIGN
+    ]
+
+
+def _names_a_backend(value: object) -> bool:
+    """A backend's bare name or driver spelling (`sqlite`, `postgresql+psycopg`), not a URL."""
+    return isinstance(value, str) and (
+        value in BACKEND_NAMES or any(value.startswith(n + "+") for n in BACKEND_NAMES)
+    )
+
+
+def test_no_module_outside_the_dialects_tests_a_backends_name() -> None:
+    offenders = []
+    for path in _code_outside_dialects():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and _names_a_backend(node.value):
+                offenders.append(f"{path.name}:{node.lineno}: {node.value!r}")
+            if isinstance(node, ast.Attribute) and node.attr == "get_backend_name":
+                offenders.append(f"{path.name}:{node.lineno}: get_backend_name")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "name"
+                and ast.unparse(node.value).endswith("dialect")
+            ):
+                offenders.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert offenders == []
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/d", "mssql+pyodbc://u@h/d", "oracle://u@h/d"])
+def test_an_unknown_backend_is_refused_by_name(url: str) -> None:
+    backend = sa.engine.make_url(url).get_backend_name()
+    for ask in (lambda: engine_for(url), lambda: parallel_applies(url, 4), lambda: planning_workers(url, 4)):
+        with pytest.raises(DatabaseError, match=f"unsupported database '{backend}'"):
+            ask()
+
+
+def test_apply_on_an_unknown_backend_writes_nothing_and_names_it(
+    capsys: pytest.CaptureFixture[str], write_tree: ..., monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NEXUS_DATABASE_URL", raising=False)
+    nexus = Run(capsys, None)
+    tree = write_tree({"a.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: a}\n"})
+    assert nexus("apply", str(tree), "--auto-approve", "--database-url", "mysql://u:pw@203.0.113.1/d") == 1
+    assert "unsupported database 'mysql'" in nexus.err and "pw" not in nexus.err
+
+
+def test_sqlite_applies_one_organization_at_a_time_whatever_is_asked(tmp_path: Path) -> None:
+    assert parallel_applies(f"sqlite:///{tmp_path / 'x.db'}", 8) == 1
+
+
+def test_postgresql_applies_as_many_organizations_at_once_as_asked() -> None:
+    assert parallel_applies("postgresql://u@h/d", 8) == 8
+    assert parallel_applies("postgresql+psycopg://u@h/d", 1) == 1
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"])
+def test_a_database_private_to_this_process_is_planned_in_it(url: str) -> None:
+    assert planning_workers(url, 8) == 1
+
+
+def test_a_sqlite_file_not_there_yet_is_planned_in_this_process(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    assert planning_workers(missing, 8) == 1
+    (tmp_path / "missing.db").touch()
+    assert planning_workers(missing, 8) == 8
+
+
+def test_lock_wording_names_no_command_line_flag_unless_given_one() -> None:
+    (sqlite,) = [d for d in DIALECTS if d.name == "sqlite"]
+    locked = sa.exc.OperationalError("BEGIN", {}, Exception("database is locked"))
+    plain = sqlite.failure_wording(locked, "harbor", 1.0, "", "reason")
+    assert plain is not None and "--" not in plain and "gave up after 1s" in plain
+    hinted = sqlite.failure_wording(locked, "harbor", 1.0, "--lock-timeout", "reason")
+    assert hinted is not None and "gave up after 1s (--lock-timeout)" in hinted
+
+
+def test_bulk_insert_writes_every_row(engine: sa.Engine) -> None:
+    dialect = dialect_of(engine)
+    rows = [{"key": f"test-{i}", "value": str(i)} for i in range(250)]
+    with engine.connect() as connection, connection.begin():
+        dialect.bulk_insert(connection, nexus_metadata, rows)
+        count = connection.execute(
+            sa.select(sa.func.count()).select_from(nexus_metadata).where(nexus_metadata.c.key.like("test-%"))
+        ).scalar()
+        connection.rollback()
+    assert count == 250
