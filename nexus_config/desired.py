@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nexus_config.ancestry import lineage
 from nexus_config.models.common import Profile, School, Staff
 from nexus_config.models.v1 import Agreement, Capacity, Service, Step
 from nexus_config.problems import Problem, join_pointer
@@ -150,9 +151,7 @@ class DesiredState:
 
     def chain(self, slug: str) -> list[DesiredOrganization]:
         """The organization, then its parent, grandparent... (cycles are refused before this exists)."""
-        result: list[DesiredOrganization] = []
-        current = self.organizations.get(slug)
-        while current is not None and len(result) <= len(self.organizations):
-            result.append(current)
-            current = self.organizations.get(current.parent) if current.parent else None
-        return result
+        orgs = self.organizations
+        if slug not in orgs:
+            return []
+        return [orgs[s] for s in lineage(slug, lambda s: orgs[s].parent, orgs)]

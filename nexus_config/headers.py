@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from nexus_config.ancestry import lineage
+
 __all__ = ["Batch", "FileHeader", "batches", "file_header"]
 
 _DOCUMENT = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
@@ -91,10 +93,7 @@ def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
                 parent_of[slug] = parent if parent is not None else parent_of.get(slug)
 
     def chain(slug: str) -> list[str]:
-        seen = [slug]
-        while (parent := parent_of.get(seen[-1])) and parent in parent_of and parent not in seen:
-            seen.append(parent)
-        return seen
+        return lineage(slug, parent_of.get, parent_of)
 
     order = sorted(parent_of, key=lambda slug: (len(chain(slug)), slug))
     # Organizations that share a file must be planned together: union them first.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
+from nexus_config.ancestry import lineage
 from nexus_config.desired import DesiredOrganization, Source
 from nexus_config.models.v1 import Agreement, Capacity, Service, Step
 from nexus_config.problems import Problem
@@ -108,27 +109,27 @@ def _step_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[Pr
                     )
 
 
+def _chain(org: DesiredOrganization, orgs: Organizations) -> list[DesiredOrganization]:
+    """The organization and its ancestors in `orgs` (the one parent walk: `ancestry.lineage`)."""
+    return [
+        org,
+        *(
+            orgs[s]
+            for s in lineage(org.slug, lambda s: orgs[s].parent if s in orgs else org.parent, orgs)[1:]
+        ),
+    ]
+
+
 def _resolve_step(key: str, org: DesiredOrganization, orgs: Organizations) -> Step | None:
-    current: DesiredOrganization | None = org
-    hops = 0
-    while current is not None and hops <= len(orgs):
+    for current in _chain(org, orgs):
         for step in current.steps or ():
             if step.key == key:
                 return step
-        current = orgs.get(current.parent) if current.parent else None
-        hops += 1
     return None
 
 
 def _visible_step_keys(org: DesiredOrganization, orgs: Organizations) -> set[str]:
-    keys: set[str] = set()
-    current: DesiredOrganization | None = org
-    hops = 0
-    while current is not None and hops <= len(orgs):
-        keys.update(s.key for s in current.steps or ())
-        current = orgs.get(current.parent) if current.parent else None
-        hops += 1
-    return keys
+    return {s.key for current in _chain(org, orgs) for s in current.steps or ()}
 
 
 def _service_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[Problem]:

@@ -24,6 +24,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from nexus_config.ancestry import lineage
 from nexus_config.heap import settle
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.database import tables as t
@@ -226,18 +227,10 @@ def _apply_org(
 def _families(plan: Plan) -> list[list[OrgPlan]]:
     """Organizations grouped by their root ancestor, each group in plan (parents-first) order: a family
     is applied in sequence (children need their parent's steps), families in parallel."""
-    by_slug = {org.slug: org for org in plan.organizations}
-
-    def root(org: OrgPlan) -> str:
-        seen = {org.slug}
-        while org.parent and org.parent in by_slug and org.parent not in seen:
-            seen.add(org.parent)
-            org = by_slug[org.parent]
-        return org.slug
-
+    parent_of = {org.slug: org.parent for org in plan.organizations}
     families: dict[str, list[OrgPlan]] = {}
     for org in plan.organizations:
-        families.setdefault(root(org), []).append(org)
+        families.setdefault(lineage(org.slug, parent_of.get, parent_of)[-1], []).append(org)
     return list(families.values())
 
 

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from nexus_config import DesiredState
+from nexus_config.ancestry import lineage
 from nexus_config.suggest import did_you_mean
 from plan_apply.actual import AppliedConfiguration
 from plan_apply.errors import UsageProblem
@@ -70,11 +71,7 @@ def shard_of(root: str, count: int) -> int:
 
 def root_of(slug: str, parents: Mapping[str, str | None]) -> str:
     """The top of an organization's parent chain (a cycle stops the walk)."""
-    seen = {slug}
-    while (parent := parents.get(slug)) and parent not in seen:
-        seen.add(parent)
-        slug = parent
-    return slug
+    return lineage(slug, parents.get)[-1]
 
 
 def in_selection(

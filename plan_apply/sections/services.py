@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.ancestry import lineage
 from nexus_config.models.v1 import Service
 from nexus_config.sections import SERVICES as DOCUMENT
 from nexus_config.sections import model_defaults
@@ -183,12 +184,8 @@ def _parent(org: ActualOrganization) -> str | None:
 def _step_keys(context: ExportContext, service: Record) -> list[str]:
     """The keys a service's `steps:` lists, resolved as the loader will: here first, then up the parents."""
     org, state, notes = context.org, context.state, context.notes
-    chain: list[ActualOrganization] = []
-    current: ActualOrganization | None = org
-    while current is not None and current not in chain:
-        chain.append(current)
-        parent = _parent(current)
-        current = state.organizations.get(parent) if parent else None
+    orgs = {**state.organizations, org.slug: org}
+    chain = [orgs[s] for s in lineage(org.slug, lambda s: _parent(orgs[s]), orgs)]
     owners = {o.slug: {r.key for r in o.records.values() if r.type == STEPS.type} for o in chain}
     keys = []
     for address in service.fields.get("steps") or ():
