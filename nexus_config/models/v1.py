@@ -126,6 +126,8 @@ class StepBody(Strict):
 
 
 class Step(StepBody):
+    """Something students, faculty or coordinators complete at application, onboarding or offboarding."""
+
     stage: Stage = Field(description="When the step is completed.")
 
 
@@ -158,6 +160,8 @@ class CapacityBody(Strict):
 
 
 class Capacity(CapacityBody):
+    """A capacity window: how many students, when, which disciplines, and by which workflow."""
+
     workflow: Workflow = Field(
         description="coordinator_scheduled (one school, under an agreement) or student_requested (open "
         "to students of any school)."
@@ -190,6 +194,8 @@ class ServiceBody(Strict):
 
 
 class Service(ServiceBody):
+    """A service area students rotate in (such as Emergency Medicine), with its capacity windows."""
+
     capacity: Annotated[list[Capacity] | None, NOT_NULL] = Field(
         default=None,
         description="The service's capacity windows: `[]` manages none (every managed window goes), "

@@ -32,6 +32,8 @@ class StepsByStage(Strict):
 
 
 class CapacityV1beta1(CapacityBody):
+    """A v1beta1 capacity window: top-level, naming its service, with `workflow_type`."""
+
     service: Key = Field(description="The service this window belongs to.")
     workflow_type: Workflow = Field(
         description="v1's `workflow`: coordinator_scheduled or student_requested."
