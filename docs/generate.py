@@ -136,11 +136,15 @@ def fields() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _commands(group: click.Command, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    yield path, group
-    if isinstance(group, click.Group):
-        for name in sorted(group.commands):
-            yield from _commands(group.commands[name], (*path, name))
+def _commands(
+    command: click.Command, path: tuple[str, ...], parent: click.Context | None = None
+) -> Iterator[tuple[tuple[str, ...], click.Command, click.Context]]:
+    """Each command with a context made as the parser makes it (settings such as `-h` inherited)."""
+    context = click.Context(command, info_name=path[-1], parent=parent, **command.context_settings)
+    yield path, command, context
+    if isinstance(command, click.Group):
+        for name in sorted(command.commands):
+            yield from _commands(command.commands[name], (*path, name), context)
 
 
 def commands() -> str:
@@ -151,10 +155,9 @@ def commands() -> str:
         "Every command and flag of `nexus`, as `nexus COMMAND --help` prints them. Exit codes and"
         " environment variables are on [the command-line page](../cli.md).",
     ]
-    for path, command in _commands(cli, ("nexus",)):
+    for path, command, context in _commands(cli, ("nexus",)):
         if command.hidden:
             continue
-        context = click.Context(command, info_name=" ".join(path))
         usage = " ".join([" ".join(path), *command.collect_usage_pieces(context)])
         help_text = "\n".join(
             line.strip()
