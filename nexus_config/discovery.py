@@ -30,6 +30,12 @@ class FoundFile:
     root: str
 
 
+def _file_problem(path: str, message: str) -> Problem:
+    """A problem with a whole file or path, placed at its first line: editors and problem matchers
+    need a real position, never 0:0."""
+    return Problem(path, message, line=1, column=1, code="file")
+
+
 def _skipped(name: str) -> bool:
     return name.startswith(".") or name.endswith(("~", ".tmp", ".swp", ".bak"))
 
@@ -42,21 +48,20 @@ def _check_file(path: str, root: str, real_root: str, problems: list[Problem]) -
     try:
         info = os.stat(path)
     except OSError as exc:
-        problems.append(Problem(path, f"cannot read: {exc.strerror}", code="file"))
+        problems.append(_file_problem(path, f"cannot read: {exc.strerror}"))
         return None
     if os.path.islink(path) and not _inside(os.path.realpath(path), real_root):
-        problems.append(Problem(path, "symlink points outside the configuration tree", code="file"))
+        problems.append(_file_problem(path, "symlink points outside the configuration tree"))
         return None
     if not stat.S_ISREG(info.st_mode):
-        problems.append(Problem(path, "not a regular file", code="file"))
+        problems.append(_file_problem(path, "not a regular file"))
         return None
     if info.st_size > MAX_FILE_BYTES:
         problems.append(
-            Problem(
+            _file_problem(
                 path,
                 f"file is {info.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,} (split the organization "
                 "over several files)",
-                code="file",
             )
         )
         return None
@@ -78,7 +83,7 @@ def _walk(top: str, real_root: str, problems: list[Problem]) -> list[tuple[str, 
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
-            problems.append(Problem(directory, f"cannot list directory: {exc.strerror}", code="file"))
+            problems.append(_file_problem(directory, f"cannot list directory: {exc.strerror}"))
             continue
         subdirs = []
         for entry in entries:
@@ -91,7 +96,7 @@ def _walk(top: str, real_root: str, problems: list[Problem]) -> list[tuple[str, 
             if is_dir:
                 if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
                     problems.append(
-                        Problem(entry.path, "symlink points outside the configuration tree", code="file")
+                        _file_problem(entry.path, "symlink points outside the configuration tree")
                     )
                     continue
                 subdirs.append(entry.path)
@@ -110,15 +115,13 @@ def discover(paths: list[str]) -> tuple[list[FoundFile], list[Problem]]:
     for given in paths:
         path = os.path.normpath(given)
         if not os.path.lexists(path):
-            problems.append(Problem(given, "no such file or directory", code="file"))
+            problems.append(_file_problem(given, "no such file or directory"))
             continue
         if os.path.isdir(path):
             real_root = os.path.realpath(path)
             candidates = _walk(path, real_root, problems)
             if not candidates:
-                problems.append(
-                    Problem(given, "no configuration files (*.yaml, *.yml) found here", code="file")
-                )
+                problems.append(_file_problem(given, "no configuration files (*.yaml, *.yml) found here"))
             root = path
         else:
             root = os.path.dirname(path) or "."

@@ -70,7 +70,7 @@ def scan_configuration(paths: Sequence[str | Path], *, keep_data: bool = True) -
         try:
             data = Path(f.path).read_bytes()
         except OSError as exc:
-            problems.append(Problem(f.path, f"cannot read: {exc.strerror}", code="file"))
+            problems.append(Problem(f.path, f"cannot read: {exc.strerror}", line=1, column=1, code="file"))
             continue
         try:
             header = file_header(data.decode("utf-8"))
@@ -114,7 +114,7 @@ def _documents(
     try:
         content = found.content()
     except OSError as exc:
-        problems.append(Problem(found.path, f"cannot read: {exc}", code="file"))
+        problems.append(Problem(found.path, f"cannot read: {exc}", line=1, column=1, code="file"))
         return
     text, decode_problems = decode_text(found.path, content)
     problems.extend(decode_problems)

@@ -28,10 +28,14 @@ def parent_problems(orgs: Organizations) -> list[Problem]:
             continue
         source = org.sources["metadata"]
         if org.parent not in orgs:
+            others = [other for other in orgs if other != slug]  # never "did you mean" itself
+            hint = did_you_mean(org.parent, others) or (
+                " (if it is declared elsewhere, pass the whole configuration tree and choose "
+                "organizations with --org)"
+            )
             problems.append(
                 source.problem(
-                    f'parent "{org.parent}" is not declared in this configuration tree'
-                    f"{did_you_mean(org.parent, orgs)}",
+                    f'parent "{org.parent}" is not declared in this configuration tree{hint}',
                     "parent",
                     code="ref.parent",
                 )

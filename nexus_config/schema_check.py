@@ -83,6 +83,13 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _field_name(loc: tuple[Any, ...]) -> str:
+    """`profile.type: `, `services[0].capacity[1].workflow: `: which field a message is about, for the
+    text output, which has no JSON pointer."""
+    name = "".join(f"[{t}]" if isinstance(t, int) else f".{t}" for t in loc).lstrip(".")
+    return f"{name}: " if name else ""
+
+
 def _unwrap(annotation: Any) -> Any:
     """The model class or container behind Optional/Annotated wrappers."""
     while True:
@@ -134,7 +141,7 @@ def _message(
         choices = [str(c) for c in expected]
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
         listed = ", ".join(choices) if choices else error.get("ctx", {}).get("expected", "")
-        return f"{_shown(value)} is not one of: {listed}{hint}", "schema.enum", False
+        return f"{_field_name(loc)}{_shown(value)} is not one of: {listed}{hint}", "schema.enum", False
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         text = scalar_text(raw.file, raw.index, pointer) or str(value)
         return f'must be a string; quote it: "{text}"', "schema.type", False

@@ -578,7 +578,7 @@ ENUMS = cases(
     Case(
         "profile-type",
         edit(("  type: hospital\n", "  type: «hopsital»\n")),
-        '"hopsital" is not one of: health_system, hospital, clinic, other (did you mean "hospital"?)',
+        'profile.type: "hopsital" is not one of: health_system, hospital, clinic, other (did you mean "hospital"?)',
         "/profile/type",
     ),
     Case(
@@ -622,7 +622,7 @@ ENUMS = cases(
     Case(
         "capacity-workflow",
         edit(("workflow: coordinator_scheduled", "workflow: «coordinator_schedule»")),
-        '"coordinator_schedule" is not one of: coordinator_scheduled, student_requested (did you mean "coordinator_scheduled"?)',
+        'services[0].capacity[0].workflow: "coordinator_schedule" is not one of: coordinator_scheduled, student_requested (did you mean "coordinator_scheduled"?)',
         "/services/0/capacity/0/workflow",
     ),
     Case(
@@ -906,6 +906,12 @@ def test_numeric_and_length_bounds(write_tree: WriteTree, case: Case) -> None:
 )
 def test_values_at_the_allowed_bound_are_valid(write_tree: WriteTree, text: str) -> None:
     _, result = load(write_tree, {"lakeview.yaml": text})
+    assert result.ok, [p.as_text() for p in result.errors]
+
+
+@pytest.mark.parametrize("code", ["NO", "GB", "CI", "SS", "AX", "VA"])
+def test_every_iso_3166_country_code_is_a_country(write_tree: WriteTree, code: str) -> None:
+    _, result = load(write_tree, {"lakeview.yaml": edit(("    country: US\n", f"    country: '{code}'\n"))})
     assert result.ok, [p.as_text() for p in result.errors]
 
 
@@ -1244,6 +1250,17 @@ def test_a_parent_must_be_declared_in_the_tree(write_tree: WriteTree) -> None:
         line,
         column,
         "/metadata/parent",
+    )
+
+
+def test_a_parent_missing_from_a_partial_tree_suggests_the_whole_tree_not_the_child_itself(
+    write_tree: WriteTree,
+) -> None:
+    _, result = load(write_tree, {"child.yaml": _org("northstar-st-olaf", "northstar-health")})
+    problem = the_problem(result, 'parent "northstar-health" is not declared')
+    assert "northstar-st-olaf" not in problem.message
+    assert problem.message.endswith(
+        "(if it is declared elsewhere, pass the whole configuration tree and choose organizations with --org)"
     )
 
 

@@ -223,3 +223,27 @@ def test_nexus_schema_prints_the_v1beta1_schema_on_request() -> None:
     result = CliRunner().invoke(cli, ["schema", "--api-version", "nexus/v1beta1"])
     assert result.exit_code == 0
     assert json.loads(result.stdout) == json_schema("nexus/v1beta1")
+
+
+def _properties(schema: Any, where: str = "") -> list[tuple[str, Any]]:
+    """Every (path, subschema) of a named property, anywhere in a schema."""
+    if isinstance(schema, list):
+        return [found for item in schema for found in _properties(item, where)]
+    if not isinstance(schema, dict):
+        return []
+    found = []
+    for key, value in schema.items():
+        if key == "properties" and isinstance(value, dict):
+            for name, sub in value.items():
+                found.append((f"{where}/{name}", sub))
+                found += _properties(sub, f"{where}/{name}")
+        else:
+            found += _properties(value, where if key != "definitions" else "")
+    return found
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_property_of_the_schema_has_a_description_for_editors_to_show(version: str) -> None:
+    properties = _properties(json_schema(version))
+    assert len(properties) > 90
+    assert [path for path, sub in properties if not sub.get("description")] == []

@@ -66,7 +66,7 @@ def test_invalid_configuration_exits_1_with_located_errors_on_stdout(write_tree:
     run = nexus("validate", str(tree))
     assert run.returncode == 1
     assert run.stdout == (
-        f'{tree}/org.yaml:4:{VALID.splitlines()[3].index("hospital") + 1}: error: "hopsital" is not one of: health_system, hospital, clinic, other '
+        f'{tree}/org.yaml:4:{VALID.splitlines()[3].index("hospital") + 1}: error: profile.type: "hopsital" is not one of: health_system, hospital, clinic, other '
         '(did you mean "hospital"?)\n1 error in 1 file\n'
     )
     assert "Traceback" not in run.stderr
@@ -106,7 +106,7 @@ def test_an_empty_directory_exits_1_naming_it(tmp_path: Path, capsys: pytest.Cap
     assert exit_code("validate", str(tmp_path)) == 1
     out = capsys.readouterr().out
     assert out.splitlines() == [
-        f"{tmp_path}:0:0: error: no configuration files (*.yaml, *.yml) found here",
+        f"{tmp_path}:1:1: error: no configuration files (*.yaml, *.yml) found here",
         "1 error in 1 file",
     ]
 
@@ -114,7 +114,7 @@ def test_an_empty_directory_exits_1_naming_it(tmp_path: Path, capsys: pytest.Cap
 def test_a_missing_path_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "no-such-dir"
     assert exit_code("validate", str(missing)) == 1
-    assert capsys.readouterr().out.splitlines()[0] == f"{missing}:0:0: error: no such file or directory"
+    assert capsys.readouterr().out.splitlines()[0] == f"{missing}:1:1: error: no such file or directory"
 
 
 def test_one_bad_path_among_good_ones_still_reports_everything(

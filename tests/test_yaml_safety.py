@@ -163,7 +163,7 @@ def test_a_file_over_4_mib_is_refused_by_its_size_before_it_is_read(
     os.truncate(tree / "big.yaml", MAX_FILE_BYTES + 1)  # sparse: instant, and no disk used
     monkeypatch.setattr(nexus_config.loader, "read_documents", pytest.fail)
     (problem,) = load_configuration([tree]).errors
-    assert problem.file == str(tree / "big.yaml")
+    assert (problem.file, problem.line, problem.column) == (str(tree / "big.yaml"), 1, 1)
     assert problem.message == (
         f"file is {MAX_FILE_BYTES + 1:,} bytes; the limit is {MAX_FILE_BYTES:,} (split the organization over several files)"
     )

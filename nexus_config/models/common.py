@@ -84,9 +84,9 @@ def _real_date(value: str) -> str:
 
 @functools.cache
 def _countries() -> frozenset[str]:
-    import pycountry  # ~30 ms: imported only when an address names a country
+    import iso3166  # imported only when an address names a country
 
-    return frozenset(c.alpha_2 for c in pycountry.countries)
+    return frozenset(c.alpha2 for c in iso3166.countries)
 
 
 def _country(value: str) -> str:
@@ -150,10 +150,16 @@ Role = Literal["admin", "coordinator", "viewer"]
 class Address(Strict):
     """A postal address; `country` is an ISO 3166-1 alpha-2 code such as `US`."""
 
-    line1: Annotated[str, StringConstraints(max_length=200)] | None = None
-    line2: Annotated[str, StringConstraints(max_length=200)] | None = None
-    city: Annotated[str, StringConstraints(max_length=100)] | None = None
-    state: Annotated[str, StringConstraints(max_length=100)] | None = None
+    line1: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Street address, first line."
+    )
+    line2: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Street address, second line (suite, floor, building)."
+    )
+    city: Annotated[str, StringConstraints(max_length=100)] | None = Field(default=None, description="City.")
+    state: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        default=None, description="State, province or region."
+    )
     postal_code: Annotated[str, StringConstraints(max_length=20)] | None = Field(
         default=None, description="Quote it: `'02115'` (a number would lose its leading zero)."
     )
@@ -165,15 +171,17 @@ class Address(Strict):
 class Profile(Strict):
     """The organization's public profile: a selling point to students."""
 
-    name: Name
-    type: OrgType
+    name: Name = Field(description="The organization's name as students see it.")
+    type: OrgType = Field(description="What kind of organization this is.")
     description: Text | None = Field(default=None, description="Markdown allowed.")
     website: (
         Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+\.[^\s]*$", max_length=2000)] | None
     ) = Field(default=None, description="An https:// URL.", json_schema_extra={"format": "uri"})
-    email: Email | None = None
-    phone: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
-    address: Address | None = None
+    email: Email | None = Field(default=None, description="The organization's public contact address.")
+    phone: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = Field(
+        default=None, description="The organization's public phone number, as written."
+    )
+    address: Address | None = Field(default=None, description="The organization's postal address.")
     timezone: (
         Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_timezone)] | None
     ) = Field(default=None, description="IANA time zone name, e.g. `America/Chicago`.")
@@ -182,19 +190,21 @@ class Profile(Strict):
 class Staff(Strict):
     """A person who administers the organization; identity is the email (case-insensitive)."""
 
-    email: Email
-    name: Name | None = None
-    title: Annotated[str, StringConstraints(max_length=200)] | None = None
-    role: Role
+    email: Email = Field(description="The person's identity (case-insensitive): one entry per person.")
+    name: Name | None = Field(default=None, description="The person's name, used when inviting them.")
+    title: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Job title at this organization."
+    )
+    role: Role = Field(description="What the person may do on the platform for this organization.")
 
 
 class FormField(Strict):
     """One field of a `type: form` step."""
 
     key: Key
-    label: Name
-    type: FieldType
-    required: bool = False
+    label: Name = Field(description="What the form shows beside the field.")
+    type: FieldType = Field(description="The kind of input.")
+    required: bool = Field(default=False, description="Whether the field must be filled in.")
     options: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
         default=None, description="Only, and required, for `type: select`."
     )
@@ -204,7 +214,7 @@ class School(Strict):
     """A school this site partners with; `key` is the school's platform slug."""
 
     key: Key
-    name: Name
+    name: Name = Field(description="The school's name.")
     contact_email: Email | None = Field(
         default=None,
         description="Required while the school is not on the platform: the invitation goes there.",

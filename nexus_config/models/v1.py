@@ -28,6 +28,7 @@ from nexus_config.models.common import (
 )
 
 __all__ = [
+    "SECTION_DESCRIPTIONS",
     "Agreement",
     "AppliesTo",
     "Capacity",
@@ -39,6 +40,20 @@ __all__ = [
     "Step",
     "StepBody",
 ]
+
+_OMITTED = " Absent: not managed by this configuration (nothing in it is deleted); `[]`: none."
+SECTION_DESCRIPTIONS = {
+    "kind": "Always `Organization`.",
+    "metadata": "Which organization this document describes; documents with the same slug merge.",
+    "profile": "The organization's public profile: in exactly one document of the organization.",
+    "staff": "Who administers the organization on the platform, by email." + _OMITTED,
+    "steps": "What students, faculty or coordinators complete at application, onboarding and offboarding."
+    + _OMITTED,
+    "services": "The service areas students rotate in, with their capacity windows." + _OMITTED,
+    "schools": "The schools this site partners with." + _OMITTED,
+    "agreements": "Affiliation agreements with those schools." + _OMITTED,
+}
+"""Hover text of the top-level keys, shared by every apiVersion."""
 
 PreviousKeys = Annotated[
     list[Key] | None,
@@ -55,6 +70,8 @@ Protect = Annotated[
 
 
 class Metadata(Strict):
+    """Which organization a document describes; documents with the same slug merge."""
+
     slug: Slug
     parent: Slug | None = Field(
         default=None, description="The parent organization, declared in the same tree."
@@ -67,65 +84,108 @@ class Metadata(Strict):
 class AppliesTo(Strict):
     """Each list empty or absent means all."""
 
-    workflows: list[Workflow] | None = None
-    disciplines: list[Discipline] | None = None
-    schools: list[Key] | None = None
+    workflows: list[Workflow] | None = Field(
+        default=None, description="Only rotations of these workflows (empty or absent: all)."
+    )
+    disciplines: list[Discipline] | None = Field(
+        default=None, description="Only students of these disciplines (empty or absent: all)."
+    )
+    schools: list[Key] | None = Field(
+        default=None, description="Only students of these schools, by school key (empty or absent: all)."
+    )
 
 
 class StepBody(Strict):
     """A step's fields except its stage (v1beta1 groups steps by stage instead)."""
 
     key: Key
-    name: Name
-    type: StepType
-    completed_by: CompletedBy = "student"
-    description: Text | None = None
-    instructions: Text | None = None
-    required: bool = True
-    due_days: Annotated[int, Field(ge=0, le=3650)] | None = None
-    expires_after_days: Annotated[int, Field(ge=1, le=36500)] | None = None
-    applies_to: AppliesTo | None = None
-    all_services: bool = False
+    name: Name = Field(description="The step's name as students see it.")
+    type: StepType = Field(description="A form to fill in, a file to upload, or a box to tick.")
+    completed_by: CompletedBy = Field(default="student", description="Who completes the step.")
+    description: Text | None = Field(default=None, description="What the step is for.")
+    instructions: Text | None = Field(default=None, description="How to complete it.")
+    required: bool = Field(default=True, description="Whether the step must be completed.")
+    due_days: Annotated[int, Field(ge=0, le=3650)] | None = Field(
+        default=None,
+        description="Days before the rotation starts (application, onboarding) or after it ends "
+        "(offboarding).",
+    )
+    expires_after_days: Annotated[int, Field(ge=1, le=36500)] | None = Field(
+        default=None, description="Days a completion stays valid, e.g. 365 for a yearly training."
+    )
+    applies_to: AppliesTo | None = Field(
+        default=None, description="Which rotations the step applies to (absent: all)."
+    )
+    all_services: bool = Field(
+        default=False,
+        description="The step applies to every service of this organization and, when declared by a "
+        "parent, of every child organization.",
+    )
     fields: list[FormField] | None = Field(default=None, description="Only, and required, for `type: form`.")
     previous_keys: PreviousKeys = None
 
 
 class Step(StepBody):
-    stage: Stage
+    """Something students, faculty or coordinators complete at application, onboarding or offboarding."""
+
+    stage: Stage = Field(description="When the step is completed.")
 
 
 class CapacityBody(Strict):
     """A capacity window's fields, except how it names its workflow (renamed between versions)."""
 
-    key: Key
-    name: Name
+    key: Key = Field(description="Stable identity, unique within its service.")
+    name: Name = Field(description="The window's name as coordinators and students see it.")
     agreement: Key | None = Field(
-        default=None, description="Required for coordinator_scheduled, forbidden for student_requested."
+        default=None,
+        description="The agreement (by key) the window is scheduled under: required for "
+        "coordinator_scheduled, forbidden for student_requested; it must cover this service.",
     )
-    disciplines: list[Discipline]
-    start_date: Date
-    end_date: Date
-    slots: Annotated[int, Field(ge=1, le=1000)]
-    max_group_size: Annotated[int, Field(ge=1, le=50)] = 1
-    allow_specific_dates: bool = False
-    visibility: Visibility = "published"
-    description: Text | None = None
+    disciplines: list[Discipline] = Field(description="Each one of the service's disciplines.")
+    start_date: Date = Field(description="First day of the window (YYYY-MM-DD).")
+    end_date: Date = Field(description="Last day of the window (YYYY-MM-DD), not before start_date.")
+    slots: Annotated[int, Field(ge=1, le=1000)] = Field(
+        description="How many rotations (a student, or a group) fit; never below those already booked."
+    )
+    max_group_size: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=1, description="Students per rotation."
+    )
+    allow_specific_dates: bool = Field(
+        default=False, description="Students may ask for dates inside the window."
+    )
+    visibility: Visibility = Field(default="published", description="A draft window is not offered yet.")
+    description: Text | None = Field(default=None, description="Shown with the window.")
     protect: Protect = None
     previous_keys: PreviousKeys = None
 
 
 class Capacity(CapacityBody):
-    workflow: Workflow
+    """A capacity window: how many students, when, which disciplines, and by which workflow."""
+
+    workflow: Workflow = Field(
+        description="coordinator_scheduled (one school, under an agreement) or student_requested (open "
+        "to students of any school)."
+    )
 
 
 class ServiceBody(Strict):
+    """A service area students rotate in, without its capacity windows (v1beta1 lists them apart)."""
+
     key: Key
-    name: Name
-    description: Text | None = None
-    location: Annotated[str, StringConstraints(max_length=200)] | None = None
-    department: Annotated[str, StringConstraints(max_length=200)] | None = None
-    disciplines: Annotated[list[Discipline], Field(min_length=1)]
-    specialties: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = None
+    name: Name = Field(description="The service's name, e.g. Emergency Medicine.")
+    description: Text | None = Field(default=None, description="What students do there.")
+    location: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Where it is (building, campus)."
+    )
+    department: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="The department it belongs to."
+    )
+    disciplines: Annotated[list[Discipline], Field(min_length=1)] = Field(
+        description="Disciplines of the students it hosts (at least one)."
+    )
+    specialties: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        default=None, description="Free-text specialties, e.g. Pediatric Emergency."
+    )
     steps: list[Key] | None = Field(
         default=None, description="Step keys, resolved in this organization, then up its parent chain."
     )
@@ -134,24 +194,42 @@ class ServiceBody(Strict):
 
 
 class Service(ServiceBody):
-    capacity: Annotated[list[Capacity] | None, NOT_NULL] = None
+    """A service area students rotate in (such as Emergency Medicine), with its capacity windows."""
+
+    capacity: Annotated[list[Capacity] | None, NOT_NULL] = Field(
+        default=None,
+        description="The service's capacity windows: `[]` manages none (every managed window goes), "
+        "absent leaves them unmanaged.",
+    )
 
 
 class Agreement(Strict):
+    """An affiliation agreement with one school: the site submits it, the school accepts it."""
+
     key: Key
-    school: Key
-    name: Name
-    description: Text | None = None
-    start_date: Date
-    end_date: Date | None = None
-    reminder_days: Annotated[int, Field(ge=1, le=365)] | None = None
-    services: Annotated[list[Key], Field(min_length=1)]
-    disciplines: Annotated[list[Discipline], Field(min_length=1)]
+    school: Key = Field(description="The school (by key, declared under `schools`).")
+    name: Name = Field(description="The agreement's name.")
+    description: Text | None = Field(default=None, description="What the agreement covers.")
+    start_date: Date = Field(description="First day it is in force (YYYY-MM-DD).")
+    end_date: Date | None = Field(
+        default=None, description="Last day it is in force (YYYY-MM-DD); absent: open-ended."
+    )
+    reminder_days: Annotated[int, Field(ge=1, le=365)] | None = Field(
+        default=None, description="Remind this many days before end_date."
+    )
+    services: Annotated[list[Key], Field(min_length=1)] = Field(
+        description="The services it covers, by key (at least one)."
+    )
+    disciplines: Annotated[list[Discipline], Field(min_length=1)] = Field(
+        description="The disciplines it covers (at least one)."
+    )
     document: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = Field(
         default=None,
         description="The signed agreement (PDF or DOCX, at most 20 MB), relative to this file.",
     )
-    submit: bool = False
+    submit: bool = Field(
+        default=False, description="`false` keeps it a draft; `true` submits it to the school for approval."
+    )
     protect: Protect = None
     previous_keys: PreviousKeys = None
 
@@ -159,12 +237,24 @@ class Agreement(Strict):
 class DocumentV1(Strict):
     """One YAML document of apiVersion `nexus/v1`: some or all sections of one organization."""
 
-    apiVersion: Literal["nexus/v1"]
-    kind: Literal["Organization"]
-    metadata: Metadata
-    profile: Annotated[Profile | None, NOT_NULL] = None
-    staff: Annotated[list[Staff] | None, NOT_NULL] = None
-    steps: Annotated[list[Step] | None, NOT_NULL] = None
-    services: Annotated[list[Service] | None, NOT_NULL] = None
-    schools: Annotated[list[School] | None, NOT_NULL] = None
-    agreements: Annotated[list[Agreement] | None, NOT_NULL] = None
+    apiVersion: Literal["nexus/v1"] = Field(description="The format of this document: `nexus/v1`.")
+    kind: Literal["Organization"] = Field(description=SECTION_DESCRIPTIONS["kind"])
+    metadata: Metadata = Field(description=SECTION_DESCRIPTIONS["metadata"])
+    profile: Annotated[Profile | None, NOT_NULL] = Field(
+        default=None, description=SECTION_DESCRIPTIONS["profile"]
+    )
+    staff: Annotated[list[Staff] | None, NOT_NULL] = Field(
+        default=None, description=SECTION_DESCRIPTIONS["staff"]
+    )
+    steps: Annotated[list[Step] | None, NOT_NULL] = Field(
+        default=None, description=SECTION_DESCRIPTIONS["steps"]
+    )
+    services: Annotated[list[Service] | None, NOT_NULL] = Field(
+        default=None, description=SECTION_DESCRIPTIONS["services"]
+    )
+    schools: Annotated[list[School] | None, NOT_NULL] = Field(
+        default=None, description=SECTION_DESCRIPTIONS["schools"]
+    )
+    agreements: Annotated[list[Agreement] | None, NOT_NULL] = Field(
+        default=None, description=SECTION_DESCRIPTIONS["agreements"]
+    )
