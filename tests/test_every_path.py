@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import textwrap
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
-from plan_apply.apply import lock_key
-
-from .support.actors import Nexus, book, execute, rows, scalar, school_answers
+from .support.actors import Nexus, book, execute, rows, scalar, school_answers, write_lock_held
 from .support.harness import fault_env, run_nexus
 
 ORG = """
@@ -194,7 +189,8 @@ def test_a_closed_agreement_keeps_its_terms_when_renamed(nexus: Nexus, write: Ca
 
 
 @pytest.mark.xfail(
-    strict=True, reason="a rename hides the school's proposal, then apply fails: 'does not exist in the database'"
+    strict=True,
+    reason="a rename hides the school's proposal, then apply fails: 'does not exist in the database'",
 )
 def test_a_renamed_agreement_with_a_school_proposal_shows_it_and_leaves_it_alone(
     nexus: Nexus, write: Callable[..., Path]
@@ -210,7 +206,9 @@ def test_a_renamed_agreement_with_a_school_proposal_shows_it_and_leaves_it_alone
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="adopting an active agreement with other terms skips the re-submission")
+@pytest.mark.xfail(
+    strict=True, reason="adopting an active agreement with other terms skips the re-submission"
+)
 def test_adopting_an_active_agreement_with_other_terms_says_it_resubmits(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -234,12 +232,17 @@ def test_adopting_an_active_agreement_with_other_terms_says_it_resubmits(
     assert any("re-submits the agreement" in note for note in change["notes"])
 
 
-@pytest.mark.xfail(strict=True, reason="previous_keys naming an unmanaged row takes it over without saying adopt")
-def test_previous_keys_naming_an_unmanaged_row_is_an_adoption(nexus: Nexus, write: Callable[..., Path]) -> None:
+@pytest.mark.xfail(
+    strict=True, reason="previous_keys naming an unmanaged row takes it over without saying adopt"
+)
+def test_previous_keys_naming_an_unmanaged_row_is_an_adoption(
+    nexus: Nexus, write: Callable[..., Path]
+) -> None:
     assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
     execute(nexus.url, UI_SERVICE)
     text = org().replace(
-        "services:\n", "services:\n  - {key: imaging, previous_keys: [radiology], name: Imaging, disciplines: [nursing]}\n"
+        "services:\n",
+        "services:\n  - {key: imaging, previous_keys: [radiology], name: Imaging, disciplines: [nursing]}\n",
     )
     plan = _plan_json(nexus, write({"lakeview.yaml": text}))
     change = _changes(plan)["lakeview/services/imaging"]
@@ -249,7 +252,9 @@ def test_previous_keys_naming_an_unmanaged_row_is_an_adoption(nexus: Nexus, writ
 # --- nothing the configuration does not own changes as a side effect ----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="deleting a service cascades into an unmanaged, school-accepted agreement")
+@pytest.mark.xfail(
+    strict=True, reason="deleting a service cascades into an unmanaged, school-accepted agreement"
+)
 def test_removing_a_service_never_changes_an_unmanaged_accepted_agreement(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -283,8 +288,11 @@ def test_removing_a_step_never_unlinks_it_from_an_unmanaged_service(
     )
     text = org().replace("steps: [{key: hipaa, stage: onboarding, name: HIPAA, type: upload}]", "steps: []")
     nexus("apply", str(write({"lakeview.yaml": text.replace("    steps: [hipaa]\n", "")})), "--auto-approve")
-    assert rows(nexus.url, "SELECT count(*) FROM service_steps ss JOIN services s ON s.id = ss.service_id "
-                "WHERE s.key = 'radiology'") == [(1,)]
+    assert rows(
+        nexus.url,
+        "SELECT count(*) FROM service_steps ss JOIN services s ON s.id = ss.service_id "
+        "WHERE s.key = 'radiology'",
+    ) == [(1,)]
 
 
 PARENT = """
@@ -315,7 +323,9 @@ def test_removing_a_step_never_unlinks_it_from_another_organizations_service_out
     assert rows(nexus.url, "SELECT count(*) FROM service_steps") == [(1,)]
 
 
-@pytest.mark.xfail(strict=True, reason="a school is removed while an unmanaged active agreement names it, unsaid")
+@pytest.mark.xfail(
+    strict=True, reason="a school is removed while an unmanaged active agreement names it, unsaid"
+)
 def test_removing_a_school_that_an_unmanaged_agreement_names_is_seen_by_the_plan(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -336,7 +346,9 @@ def test_removing_a_school_that_an_unmanaged_agreement_names_is_seen_by_the_plan
     assert kept or (code == 1 and "ui-deal" in nexus.output), nexus.output
 
 
-@pytest.mark.xfail(strict=True, reason="plan passes, then apply fails on a foreign key (window outside capacity:)")
+@pytest.mark.xfail(
+    strict=True, reason="plan passes, then apply fails on a foreign key (window outside capacity:)"
+)
 def test_removing_a_draft_agreement_a_window_still_uses_is_refused_by_the_plan_not_the_database(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -350,7 +362,9 @@ def test_removing_a_draft_agreement_a_window_still_uses_is_refused_by_the_plan_n
     assert (planned, applied) in ((1, 1), (0, 0)), nexus.output
 
 
-@pytest.mark.xfail(strict=True, reason="two organizations rewrite the platform-wide people.name back and forth")
+@pytest.mark.xfail(
+    strict=True, reason="two organizations rewrite the platform-wide people.name back and forth"
+)
 def test_two_organizations_naming_one_person_differently_converge(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -362,7 +376,9 @@ def test_two_organizations_naming_one_person_differently_converge(
 # --- an incremental plan equals a full plan --------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="drift in one organization of a multi-document file is reported as none")
+@pytest.mark.xfail(
+    strict=True, reason="drift in one organization of a multi-document file is reported as none"
+)
 def test_drift_in_one_organization_of_a_multi_document_file_is_reported(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -385,7 +401,9 @@ def test_a_replaced_signed_document_is_planned(nexus: Nexus, write: Callable[...
     assert "lakeview/agreements/state" in nexus.out
 
 
-@pytest.mark.xfail(strict=True, reason="an organization skipped as unchanged loses its v1beta1 deprecation warning")
+@pytest.mark.xfail(
+    strict=True, reason="an organization skipped as unchanged loses its v1beta1 deprecation warning"
+)
 def test_the_deprecation_warning_stays_when_the_organization_is_skipped(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -402,28 +420,10 @@ def test_an_organization_whose_apply_failed_is_compared_again(
 ) -> None:
     assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
     tree = write({"lakeview.yaml": org(slots=6)})
-    with _write_lock_held(nexus.url, "lakeview"):
+    with write_lock_held(nexus.url, "lakeview"):
         assert nexus("apply", str(tree), "--auto-approve", "--lock-timeout", "0.2") == 1
     assert nexus("plan", str(tree), "--detailed-exitcode") == 2
     assert "lakeview/services/er/capacity/spring" in nexus.out
-
-
-@contextmanager
-def _write_lock_held(url: str, slug: str) -> Iterator[None]:
-    """Another session holds what an apply of `slug` must take (SQLite's write lock, the advisory lock)."""
-    if url.startswith("sqlite"):
-        lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        lite.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            lite.execute("ROLLBACK")
-            lite.close()
-        return
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as holder:
-        holder.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(slug),))
-        yield
-        holder.rollback()
 
 
 # --- a saved plan is applied as reviewed, once, or not at all -------------------------------------------
@@ -502,7 +502,9 @@ def test_a_saved_plan_applies_once_even_after_a_revert(
     assert scalar(nexus.url, "SELECT slots FROM capacity_windows") == 4
 
 
-@pytest.mark.xfail(strict=True, reason="apply reads a saved plan's document from a FIFO and hangs under the lock")
+@pytest.mark.xfail(
+    strict=True, reason="apply reads a saved plan's document from a FIFO and hangs under the lock"
+)
 def test_a_saved_plan_whose_document_became_a_fifo_is_refused_not_hung(
     database_url: str, write: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -525,7 +527,9 @@ def test_a_saved_plan_whose_document_became_a_fifo_is_refused_not_hung(
 # --- the mass-delete guard counts the plan ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the 'more than 10 items' limit is counted per organization, not per plan")
+@pytest.mark.xfail(
+    strict=True, reason="the 'more than 10 items' limit is counted per organization, not per plan"
+)
 def test_more_than_ten_removals_across_organizations_need_allow_mass_delete(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -569,7 +573,10 @@ def test_a_file_name_never_writes_a_workflow_command_or_an_escape(
 
 @pytest.mark.parametrize(
     "fmt",
-    [pytest.param("text", marks=pytest.mark.xfail(strict=True, reason="history prints NEXUS_ACTOR raw")), "json"],
+    [
+        pytest.param("text", marks=pytest.mark.xfail(strict=True, reason="history prints NEXUS_ACTOR raw")),
+        "json",
+    ],
 )
 def test_the_actor_never_writes_a_workflow_command_or_an_escape_in_history(
     nexus: Nexus, write: Callable[..., Path], fmt: str

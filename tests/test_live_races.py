@@ -112,7 +112,9 @@ pg = pytest.mark.postgres
 
 @pg
 @pytest.mark.xfail(strict=True, reason="slots are checked under READ COMMITTED: a concurrent booking is lost")
-def test_slots_never_fall_below_rotations_booked_while_apply_runs(url: str, tree: Callable[..., Path]) -> None:
+def test_slots_never_fall_below_rotations_booked_while_apply_runs(
+    url: str, tree: Callable[..., Path]
+) -> None:
     assert run_nexus(_apply(tree(slots=4), url)).returncode == 0
     book(url, "spring", ["s1", "s2"])
     done = _race(
@@ -130,7 +132,9 @@ def test_slots_never_fall_below_rotations_booked_while_apply_runs(url: str, tree
 
 
 @pg
-@pytest.mark.xfail(strict=True, reason="an agreement the school accepts during apply becomes active on new terms")
+@pytest.mark.xfail(
+    strict=True, reason="an agreement the school accepts during apply becomes active on new terms"
+)
 def test_a_school_accepting_during_apply_never_accepts_terms_it_never_saw(
     url: str, tree: Callable[..., Path]
 ) -> None:
@@ -143,7 +147,9 @@ def test_a_school_accepting_during_apply_never_accepts_terms_it_never_saw(
 
 
 @pg
-@pytest.mark.xfail(strict=True, reason="an update that touches no row is reported applied and its revision recorded")
+@pytest.mark.xfail(
+    strict=True, reason="an update that touches no row is reported applied and its revision recorded"
+)
 def test_a_window_deleted_during_apply_is_not_reported_applied_nor_hidden_from_the_next_plan(
     url: str, tree: Callable[..., Path]
 ) -> None:
@@ -175,7 +181,9 @@ def test_on_sqlite_the_platforms_writer_and_apply_exclude_each_other(
             "SELECT id, s.column1, '2027-02-01', '2027-02-28', 'scheduled' FROM capacity_windows, "
             "(VALUES ('s3'), ('s4')) AS s WHERE key = 'spring'"
         )
-        blocked = run_nexus(["apply", str(tree(slots=3)), "--auto-approve", "--database-url", url, "--lock-timeout", "0.2"])
+        blocked = run_nexus(
+            ["apply", str(tree(slots=3)), "--auto-approve", "--database-url", url, "--lock-timeout", "0.2"]
+        )
         assert blocked.returncode == 1 and "Traceback" not in blocked.output
         assert scalar(url, "SELECT slots FROM capacity_windows") == 4
         student.execute("COMMIT")

@@ -8,12 +8,16 @@ reads like the story it tells: apply, a student books, the school accepts, plan 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
+from plan_apply.apply import lock_key
 from plan_apply.cli import main
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "rows",
     "scalar",
     "school_answers",
+    "write_lock_held",
 ]
 
 
@@ -111,9 +116,28 @@ def school_answers(url: str, agreement: str, status: str, proposed: str | None =
     assert (
         execute(
             url,
-            "UPDATE agreements SET status = :s, proposed = " + ("NULL" if proposed is None else f"'{proposed}'")
+            "UPDATE agreements SET status = :s, proposed = "
+            + ("NULL" if proposed is None else f"'{proposed}'")
             + " WHERE key = :k",
             {"s": status, "k": agreement},
         )
         == 1
     )
+
+
+@contextmanager
+def write_lock_held(url: str, slug: str) -> Iterator[None]:
+    """Another session holds what an apply of `slug` must take (SQLite's write lock, the advisory lock)."""
+    if url.startswith("sqlite"):
+        lite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        lite.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            lite.execute("ROLLBACK")
+            lite.close()
+        return
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(slug),))
+        yield
+        holder.rollback()
