@@ -585,3 +585,45 @@ def test_the_actor_never_writes_a_workflow_command_or_an_escape_in_history(
     assert nexus("apply", str(tree), "--auto-approve", env={"NEXUS_ACTOR": INJECTED}) == 0
     assert nexus("history", "--format", fmt) == 0
     _clean(nexus.output)
+
+
+@pytest.mark.parametrize("edit", ["role", "name", "new staff row"])
+def test_staff_changes_never_touch_the_persons_own_fields(
+    nexus: Nexus, write: Callable[..., Path], edit: str
+) -> None:
+    """A person's phone, bio and photo are the person's (set in the platform): no staff write clears them."""
+    assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
+    execute(
+        nexus.url,
+        "UPDATE people SET phone = '+1 555 0100', bio = 'Charge nurse', photo_url = 'https://x.example/a.png'",
+    )
+    text = {
+        "role": org().replace("role: admin", "role: coordinator"),
+        "name": org().replace("name: Ann Lee,", "name: Ann B. Lee,"),
+        "new staff row": org(),
+    }[edit]
+    files = {"lakeview.yaml": text}
+    if edit == "new staff row":
+        files["hillcrest.yaml"] = OTHER.replace("NAME", "Ann Lee")
+    assert nexus("apply", str(write(files)), "--auto-approve") == 0, nexus.output
+    assert rows(nexus.url, "SELECT phone, bio, photo_url FROM people") == [
+        ("+1 555 0100", "Charge nurse", "https://x.example/a.png")
+    ]
+
+
+def test_more_than_ten_removals_in_one_organization_need_allow_mass_delete(
+    nexus: Nexus, write: Callable[..., Path]
+) -> None:
+    """Eleven of 48 items is under a quarter: only the "more than 10" half of the guard refuses it."""
+
+    def services(count: int) -> dict[str, str]:
+        listed = ", ".join(f"{{key: s{i}, name: S{i}, disciplines: [nursing]}}" for i in range(count))
+        return {
+            "big.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: big}\n"
+            f"profile: {{name: Big, type: clinic}}\nservices: [{listed}]\n"
+        }
+
+    assert nexus("apply", str(write(services(48))), "--auto-approve") == 0
+    assert nexus("apply", str(write(services(37))), "--auto-approve") == 1
+    assert "--allow-mass-delete" in nexus.output
+    assert scalar(nexus.url, "SELECT count(*) FROM services") == 48
