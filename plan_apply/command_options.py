@@ -20,6 +20,7 @@ from plan_apply.views.color import COLOR_CHOICES
 
 __all__ = [
     "ApplyArgs",
+    "Day",
     "HistoryArgs",
     "NexusGroup",
     "PlanArgs",
@@ -98,6 +99,20 @@ class HistoryArgs:
     until: datetime.date | None
     limit: int
     fmt: str
+
+
+class Day(click.ParamType[datetime.date, "str | datetime.date"]):
+    """A UTC day given as YYYY-MM-DD."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime.date:
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return datetime.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"takes a date YYYY-MM-DD, not {value!r}", param, ctx)
 
 
 def takes(kind: Callable[..., A]) -> Callable[[Callable[[A], int]], Callable[..., int]]:
@@ -194,13 +209,14 @@ def _complete_slugs(ctx: click.Context, _param: click.Parameter, incomplete: str
 
     from nexus_config.discovery import discover
 
-    found, _problems = discover(list(ctx.params.get("paths") or ["."]))
+    # while completing, click leaves the PATHs typed so far unparsed in ctx.args
+    found, _problems = discover(list(ctx.params.get("paths") or ctx.args or ["."]))
     slugs: set[str] = set()
     for file in found:
         try:
             with open(file.path, encoding="utf-8") as stream:
                 documents = list(yaml.safe_load_all(stream))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        except Exception:  # a file that does not parse has no slug to offer
             continue
         for document in documents:
             metadata = document.get("metadata") if isinstance(document, dict) else None

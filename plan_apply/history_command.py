@@ -6,11 +6,10 @@ Registered by the CLI at start-up: the database modules are imported when it run
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
-from plan_apply.command_options import HistoryArgs, database_option, format_option, org_option
+from plan_apply.command_options import Day, HistoryArgs, database_option, format_option, org_option, takes
 from plan_apply.console import show_data
 from plan_apply.errors import UsageProblem
 
@@ -20,28 +19,17 @@ __all__ = ["history"]
 @click.command("history")
 @database_option
 @org_option("Only these organizations (repeatable, or a comma list).")
-@click.option(
-    "--since",
-    type=click.DateTime(["%Y-%m-%d"]),
-    metavar="YYYY-MM-DD",
-    help="Only applies on or after this date (UTC).",
-)
-@click.option(
-    "--until",
-    type=click.DateTime(["%Y-%m-%d"]),
-    metavar="YYYY-MM-DD",
-    help="Only applies before the end of this date (UTC).",
-)
+@click.option("--since", type=Day(), help="Only applies on or after this day (UTC).")
+@click.option("--until", type=Day(), help="Only applies on or before this day (UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @format_option("history")
-def history(**params: Any) -> int:
+@takes(HistoryArgs)
+def history(options: HistoryArgs) -> int:
     """List past applies: when, who, which commit, what changed."""
     from plan_apply.database.engine import open_database, redact
     from plan_apply.history import history_entries, recorded_organizations
     from plan_apply.views import view
 
-    since, until = (params.pop(flag) for flag in ("since", "until"))
-    options = HistoryArgs(since=since and since.date(), until=until and until.date(), **params)
     with (
         open_database(options.database_url, purpose="history") as (engine, url),
         engine.connect() as connection,
