@@ -12,7 +12,8 @@ __all__ = ["code_span", "escape_markdown", "escape_terminal", "fenced"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]#!|~])")
-_MENTION = re.compile(r"[^\s`|]*@[^\s`|]*")
+_MENTION = re.compile(r"[\w.+-]*@[\w-]+(?:[\w./-]*[\w-])?")
+"""An @-mention (`@team`, `@org/team`) or an e-mail address, without the punctuation around it."""
 FENCE = "`" * 3
 
 
