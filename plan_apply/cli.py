@@ -35,7 +35,7 @@ from plan_apply.command_options import (
     selection_options,
     takes,
 )
-from plan_apply.console import say, show_plan, show_problems, write_plan_file
+from plan_apply.console import say, show_plan, show_problems, without_passwords, write_plan_file
 from plan_apply.errors import ConfigurationInvalid, DatabaseError, NexusError, StalePlan, UsageProblem
 
 __all__ = ["cli", "main"]
@@ -86,8 +86,8 @@ def _color() -> bool:
     message=f"%(prog)s %(version)s (config {CURRENT_VERSION}; reads nexus/v1beta1)",
 )
 @color_option
-@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
-def cli(debug: bool) -> None:
+@click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks of internal errors.")
+def cli() -> None:
     """nexus: clinical-site configuration as code. validate → plan → apply.
 
     \b
@@ -375,22 +375,6 @@ _register_file_commands()
 # --- entry point --------------------------------------------------------------------------------------
 
 
-def _hidden(text: str, args: Sequence[str]) -> str:
-    """`text` with the passwords of every database URL this run was given hidden: an unexpected error's
-    message may quote a URL, and it is printed whole."""
-    from plan_apply.database.engine import scrub
-
-    urls = [os.environ.get("NEXUS_DATABASE_URL", "")]
-    for i, arg in enumerate(args):
-        if arg == "--database-url" and i + 1 < len(args):
-            urls.append(args[i + 1])
-        elif arg.startswith("--database-url="):
-            urls.append(arg.partition("=")[2])
-    for url in filter(None, urls):
-        text = scrub(text, url)
-    return text
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI and exit with the contract's exit codes; no traceback for expected failures."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -415,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         say(
-            f"internal error: {type(exc).__name__}: {_hidden(str(exc), args)} (re-run with --debug for details)"
+            f"internal error: {type(exc).__name__}: {without_passwords(str(exc), args)} (re-run with --debug for details)"
         )
         code = 1
     sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,7 @@ it there whatever stdout holds, and no file name can start a line of its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from nexus_config.problems import Problem
     from plan_apply.plan import Plan
 
-__all__ = ["say", "show_data", "show_plan", "show_problems", "write_plan_file"]
+__all__ = ["say", "show_data", "show_plan", "show_problems", "without_passwords", "write_plan_file"]
 
 
 def say(message: str) -> None:
@@ -67,3 +68,19 @@ def write_plan_file(path: str, text: str) -> None:
         write_atomically(path, text, mode=0o600)
     except (OSError, ValueError) as exc:
         raise NexusError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def without_passwords(text: str, args: Sequence[str]) -> str:
+    """`text` with the passwords of every database URL this run was given hidden: an unexpected error's
+    message may quote a URL, and it is printed whole."""
+    from plan_apply.database.engine import scrub
+
+    urls = [os.environ.get("NEXUS_DATABASE_URL", "")]
+    for i, arg in enumerate(args):
+        if arg == "--database-url" and i + 1 < len(args):
+            urls.append(args[i + 1])
+        elif arg.startswith("--database-url="):
+            urls.append(arg.partition("=")[2])
+    for url in filter(None, urls):
+        text = scrub(text, url)
+    return text
