@@ -21,4 +21,11 @@ __all__ = [
     "problems_to_text",
 ]
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    """`__version__`, from the installed package's metadata (the one version source), when asked."""
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("nexus-config")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

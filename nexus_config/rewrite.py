@@ -379,21 +379,27 @@ def symlink_in_path(path: str, root: str) -> str | None:
     return None
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Replace a file's content atomically (temp file beside it, then rename), keeping its mode.
+def write_atomically(path: str, text: str, *, mode: int | None = None) -> None:
+    """Replace or create a file's content atomically (temp file beside it, then rename), keeping an
+    existing file's mode unless `mode` is given (a new file gets `mode`, else owner-only).
 
     Refuses a symlink (ValueError): nexus never writes through one.
     """
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode):
+    try:
+        info: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
         raise ValueError(f"{path} is a symlink; nexus does not write through symlinks")
+    if mode is None:
+        mode = stat.S_IMODE(info.st_mode) if info is not None else 0o600
     directory, name = os.path.split(path)
     fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(text.encode("utf-8"))
             stream.flush()
-            os.fchmod(stream.fileno(), stat.S_IMODE(info.st_mode))
+            os.fchmod(stream.fileno(), mode)
             os.fsync(stream.fileno())
         os.replace(temp, path)
     except BaseException:

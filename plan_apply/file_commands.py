@@ -1,4 +1,4 @@
-"""Commands that read or write configuration files: fmt, migrate, export, completion.
+"""Commands that read or write configuration files: validate, schema, fmt, migrate, export, completion.
 
 Thin: parse, call `nexus_config.rewrite` / `nexus_config.migrate` / `plan_apply.export`, print, write,
 exit. Their modules (and ruamel.yaml) are imported inside the commands, never on validate/plan's path.
@@ -13,15 +13,23 @@ from typing import Any
 
 import click
 
-from nexus_config.problems import Problem, problems_to_text
+from nexus_config import CURRENT_VERSION
+from nexus_config.problems import Problem
+from plan_apply.command_options import (
+    ValidateArgs,
+    color_choice,
+    format_option,
+    jobs_option,
+    org_option,
+    paths_argument,
+    takes,
+)
+from plan_apply.console import say, show_data, show_problems
+from plan_apply.errors import UsageProblem
 
 __all__ = ["COMMANDS"]
 
 COMMANDS: list[click.Command] = []
-
-
-def _say(message: str) -> None:
-    click.echo(message, err=True)
 
 
 def _plural(count: int, noun: str) -> str:
@@ -29,7 +37,41 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _paths(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))(function)
+    return paths_argument()(function)
+
+
+@click.command("validate")
+@paths_argument()
+@format_option("problems")
+@jobs_option
+@takes(ValidateArgs)
+def validate(options: ValidateArgs) -> int:
+    """Check configuration files: YAML, schema, references and rules. No database."""
+    from nexus_config.heap import bulk_heap
+    from plan_apply.batching import check_tree
+
+    with bulk_heap():
+        result = check_tree(options.paths, jobs=options.jobs or max(1, os.cpu_count() or 1))
+    show_problems(result.problems, options.fmt)
+    if not result.ok:
+        return 1
+    say(f"valid: {_plural(result.organizations, 'organization')} in {_plural(result.files, 'file')}")
+    return 0
+
+
+@click.command("schema")
+@click.option(
+    "--api-version",
+    type=click.Choice(["nexus/v1", "nexus/v1beta1"]),
+    default=CURRENT_VERSION,
+    show_default=True,
+)
+def schema(api_version: str) -> int:
+    """Print the JSON Schema of a configuration apiVersion (for editors and CI)."""
+    from nexus_config.schemas import schema_text
+
+    show_data(schema_text(api_version))
+    return 0
 
 
 def _dry_run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,8 +107,7 @@ def _colored_diff(diff: str, color: bool) -> str:
 
 
 def _report(problems: Sequence[Problem]) -> None:
-    if problems:
-        click.echo(problems_to_text(sorted(problems, key=lambda p: p.sort_key)), err=True, nl=False)
+    show_problems(sorted(problems, key=lambda p: p.sort_key), "text")
 
 
 def _apply_rewrites(
@@ -80,18 +121,16 @@ def _apply_rewrites(
 ) -> list[Any]:
     """Print, check or write the changed files; returns those that changed (written unless dry)."""
     from nexus_config.rewrite import symlink_in_path, unified_diff, write_atomically
-    from plan_apply.render import color_enabled
+    from plan_apply.views.color import color_enabled
 
     changed = [r for r in rewrites if r.changed]
     if show_diff:
-        color = color_enabled(sys.stdout, (click.get_current_context().obj or {}).get("color", "auto"))
+        color = color_enabled(sys.stdout, color_choice())
         for rewrite in changed:
-            click.echo(
-                _colored_diff(unified_diff(rewrite.file, rewrite.before, rewrite.after), color), nl=False
-            )
+            show_data(_colored_diff(unified_diff(rewrite.file, rewrite.before, rewrite.after), color), color)
     if check:
         for rewrite in changed:
-            _say(f"would rewrite {rewrite.file}")
+            say(f"would rewrite {rewrite.file}")
     if check or show_diff:
         return changed
     refused = set()
@@ -153,9 +192,9 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> int:
     _report(problems)
     unchanged = sum(1 for r in rewrites if r.after == r.before)
     if check or show_diff:
-        _say(f"{_plural(len(changed), 'file')} would be reformatted, {unchanged} already formatted")
+        say(f"{_plural(len(changed), 'file')} would be reformatted, {unchanged} already formatted")
     else:
-        _say(f"{_plural(len(changed), 'file')} reformatted, {unchanged} left unchanged")
+        say(f"{_plural(len(changed), 'file')} reformatted, {unchanged} left unchanged")
     return 1 if problems or ((check or show_diff) and changed) else 0
 
 
@@ -175,36 +214,29 @@ def migrate(paths: tuple[str, ...], check: bool, show_diff: bool) -> int:
     problems = list(migration.problems)
     if not migration.ok:
         _report(problems)
-        _say("nothing was migrated: fix the errors above first")
+        say("nothing was migrated: fix the errors above first")
         return 1
     written = _apply_rewrites(
         migration.rewrites, migration.roots, problems, check=check, show_diff=show_diff, all_or_nothing=True
     )
     _report(problems)
     if problems:
-        _say("nothing was migrated")
+        say("nothing was migrated")
         return 1
     if not migration.rewrites:
-        _say("nothing to migrate: every document is nexus/v1")
+        say("nothing to migrate: every document is nexus/v1")
         return 0
     if check or show_diff:
-        _say(f"{_plural(len(written), 'file')} would be migrated to nexus/v1")
+        say(f"{_plural(len(written), 'file')} would be migrated to nexus/v1")
         return 1
     for rewrite in written:
-        _say(f"migrated {rewrite.file}")
-    _say(f"{_plural(len(written), 'file')} migrated to nexus/v1")
+        say(f"migrated {rewrite.file}")
+    say(f"{_plural(len(written), 'file')} migrated to nexus/v1")
     return 0
 
 
 @click.command("export")
-@click.option(
-    "--org",
-    "orgs",
-    multiple=True,
-    required=True,
-    metavar="SLUG",
-    help="Export this organization (repeatable).",
-)
+@org_option("Export these organizations (repeatable, or a comma list).", required=True)
 @click.option(
     "--out",
     "out_dir",
@@ -229,32 +261,34 @@ def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force:
     from plan_apply.database.engine import open_database
     from plan_apply.export import read_export, render_export, schema_reference, write_export
 
+    if out_dir == "-":
+        raise UsageProblem("export writes a folder of files per organization: --out takes a folder, not -")
     with open_database(database_url, purpose="export") as (engine, _url), engine.connect() as connection:
         state, contents, added = read_export(connection, orgs)
     for slug in added:
-        _say(f"also exporting {slug}: a parent of an organization asked for")
+        say(f"also exporting {slug}: a parent of an organization asked for")
     slugs = [*dict.fromkeys(orgs), *added]
     reference = schema_reference(out_dir, json_schema("nexus/v1")["$id"])
     exported = render_export(state, slugs, contents, reference)
     written = write_export(out_dir, exported.files, force=force)
     for note in exported.notes:
-        _say(f"note: {note}")
+        say(f"note: {note}")
     org_dirs = [os.path.join(out_dir, slug) for slug in slugs]
     ours = {os.path.normpath(p) for p in written}
     for directory in org_dirs:
         for name in sorted(os.listdir(directory)):
             path = os.path.normpath(os.path.join(directory, name))
             if name.endswith((".yaml", ".yml")) and path not in ours:
-                _say(f"note: {path} was already there and is not part of this export: plans will read it too")
+                say(f"note: {path} was already there and is not part of this export: plans will read it too")
     yaml_files = sum(1 for f in exported.files if f.path[-1] == "organization.yaml")
-    _say(
+    say(
         f"exported {_plural(len(slugs), 'organization')} to {out_dir} "
         f"({_plural(yaml_files, 'file')}, {_plural(len(exported.files) - yaml_files, 'document')})"
     )
     loaded = load_configuration(org_dirs)
     if not loaded.ok:
         _report(loaded.errors)
-        _say(
+        say(
             "error: the database holds what a configuration cannot say (listed above): fix those files "
             "before planning them"
         )
@@ -282,4 +316,4 @@ def completion(ctx: click.Context, shell: str) -> int:
     return 0
 
 
-COMMANDS.extend([fmt, migrate, export, completion])
+COMMANDS.extend([validate, schema, fmt, migrate, export, completion])

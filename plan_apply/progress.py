@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TextIO
 
 from plan_apply.apply import OrgResult
-from plan_apply.render import escape_terminal
+from plan_apply.views.escape import escape_terminal
 
 __all__ = ["PlanningBar", "Reporter", "planning_bar", "reporter", "summary_lines"]
 

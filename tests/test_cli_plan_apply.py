@@ -343,7 +343,7 @@ def test_history_lists_applies_with_commit_and_actor(
     monkeypatch.setenv("NEXUS_ACTOR", "ci-bot")
     assert nexus("apply", str(config()), "--auto-approve") == 0
     assert nexus("history", "--format", "json") == 0
-    entries = json.loads(nexus.out)
+    entries = json.loads(nexus.out)["applies"]
     assert {e["organization"] for e in entries} == {"lakeview", "hillcrest"}
     assert {e["commit"] for e in entries} == {"0123456789abcdef"}
     assert {e["actor"] for e in entries} == {"ci-bot"}
@@ -359,9 +359,9 @@ def test_examples_first_command_of_the_readme_works(nexus: Run) -> None:
 def test_history_filters_by_date(nexus: Run, config: Callable[..., Path]) -> None:
     assert nexus("apply", str(config()), "--auto-approve") == 0
     assert nexus("history", "--since", "2000-01-01", "--format", "json") == 0
-    assert len(json.loads(nexus.out)) == 2
+    assert len(json.loads(nexus.out)["applies"]) == 2
     assert nexus("history", "--until", "2000-01-01", "--format", "json") == 0
-    assert json.loads(nexus.out) == []
+    assert json.loads(nexus.out)["applies"] == []
     assert nexus("history", "--since", "yesterday") == 1
     assert "YYYY-MM-DD" in nexus.err
 

@@ -13,7 +13,7 @@ from .test_validate_command import nexus
 def test_examples_are_valid_and_the_v1beta1_one_is_flagged_deprecated() -> None:
     result = nexus("validate", str(EXAMPLES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "warning: apiVersion nexus/v1beta1 is deprecated" in result.stdout
+    assert "warning: apiVersion nexus/v1beta1 is deprecated" in result.stderr
     assert "valid: 5 organizations in 11 files" in result.stderr
 
 
@@ -21,7 +21,7 @@ def test_invalid_input_exits_1_with_located_errors_as_json(write_tree: Callable[
     tree = write_tree({"x.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: x1}\n"})
     result = nexus("validate", str(tree), "--format", "json")
     assert result.returncode == 1
-    (problem,) = json.loads(result.stdout)
+    (problem,) = json.loads(result.stdout)["problems"]
     assert problem["path"] == "/metadata/slug" and problem["line"] == 3
     assert 'organization "x1" has no profile' in problem["message"]
 
@@ -35,9 +35,9 @@ def test_a_misspelt_flag_exits_1_not_2_and_suggests() -> None:
 
 def test_missing_and_empty_paths_are_errors(tmp_path: Path) -> None:
     missing = nexus("validate", str(tmp_path / "nowhere"))
-    assert missing.returncode == 1 and "no such file or directory" in missing.stdout
+    assert missing.returncode == 1 and "no such file or directory" in missing.stderr
     empty = nexus("validate", str(tmp_path))
-    assert empty.returncode == 1 and "no configuration files" in empty.stdout
+    assert empty.returncode == 1 and "no configuration files" in empty.stderr
 
 
 def test_validate_never_touches_a_database() -> None:

@@ -151,7 +151,7 @@ def test_the_problem_matcher_reads_nexus_errors(nexus: Run, write_tree: Any) -> 
     matcher = json.loads((ROOT / "examples" / "ci" / "nexus-problem-matcher.json").read_text())
     [pattern] = matcher["problemMatcher"][0]["pattern"]
     regexp = re.compile(pattern["regexp"])
-    lines = nexus.out.splitlines()
+    lines = nexus.err.splitlines()
     matches = [m for m in map(regexp.match, lines) if m]
     assert len(matches) == len(lines) - 1  # every problem, not the count line
     first = matches[0]

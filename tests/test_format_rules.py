@@ -499,12 +499,12 @@ def test_all_problems_come_sorted_with_a_count_and_as_json(write_tree: Callable[
     tree = write_tree({f"{n}.yaml": CASES[n][1] for n in range(5)})
     text = CliRunner().invoke(cli, ["validate", str(tree)])
     assert text.exit_code == 1
-    lines = text.stdout.strip().splitlines()
+    lines = text.stderr.strip().splitlines()
     assert lines[-1].endswith("errors in 5 files")
     locations = [tuple(line.split(":")[:3]) for line in lines[:-1]]
     assert locations == sorted(locations, key=lambda t: (t[0], int(t[1]), int(t[2])))
     out = CliRunner().invoke(cli, ["validate", str(tree), "--format", "json"])
-    problems = json.loads(out.stdout)
+    problems = json.loads(out.stdout)["problems"]
     assert {"file", "line", "column", "path", "message"} <= set(problems[0])
 
 

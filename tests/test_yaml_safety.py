@@ -50,15 +50,15 @@ def test_hostile_file_is_refused_at_its_line_without_a_traceback(case: str) -> N
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
-    problems = [m for m in map(LINE.match, result.stdout.splitlines()) if m and m["severity"] == "error"]
-    assert problems and all(m["file"] == str(path) for m in problems), result.stdout
+    problems = [m for m in map(LINE.match, result.stderr.splitlines()) if m and m["severity"] == "error"]
+    assert problems and all(m["file"] == str(path) for m in problems), result.stderr
     first = next((m for m in problems if expect["word"] in m["message"]), None)
-    assert first is not None, f"no error says {expect['word']!r}:\n{result.stdout}"
+    assert first is not None, f"no error says {expect['word']!r}:\n{result.stderr}"
     assert int(first["line"]) == expect["line"], first.group(0)
     if expect["column"] is not None:
         assert int(first["column"]) == expect["column"], first.group(0)
     noun = "error" if len(problems) == 1 else "errors"
-    assert result.stdout.splitlines()[-1] == f"{len(problems)} {noun} in 1 file"
+    assert result.stderr.splitlines()[-1] == f"{len(problems)} {noun} in 1 file"
 
 
 # --- refused before schema validation, whatever the size ------------------------------------------------
@@ -400,8 +400,8 @@ def test_ten_files_with_one_syntax_error_each_are_all_reported_in_one_run_in_ord
 ) -> None:
     tree = write_tree({name: text for name, (text, _, _) in SYNTAX_ERRORS.items()})
     runs = [CliRunner().invoke(cli, ["validate", str(tree)]) for _ in range(2)]
-    assert runs[0].exit_code == 1 and runs[0].stdout == runs[1].stdout  # stable
-    lines = runs[0].stdout.splitlines()
+    assert runs[0].exit_code == 1 and runs[0].stderr == runs[1].stderr  # stable
+    lines = runs[0].stderr.splitlines()
     assert lines[-1] == "10 errors in 10 files"
     found = [LINE.match(line) for line in lines[:-1]]
     assert all(found), lines
@@ -428,7 +428,7 @@ def test_problems_of_many_kinds_come_sorted_by_file_line_and_column_with_a_count
         }
     )
     result = CliRunner().invoke(cli, ["validate", str(tree)])
-    lines = result.stdout.splitlines()
+    lines = result.stderr.splitlines()
     assert lines[-1] == "7 errors in 3 files"
     found = [LINE.match(line) for line in lines[:-1]]
     keys = [(m["file"], int(m["line"]), int(m["column"])) for m in found if m]
@@ -439,7 +439,7 @@ def test_json_problems_carry_file_line_column_and_an_escaped_pointer(write_tree:
     tree = write_tree({"org.yaml": HEAD + 'profile:\n  name: A\n  type: clinic\n  "a/b~c": 1\n  "~0": 2\n'})
     result = CliRunner().invoke(cli, ["validate", str(tree), "--format", "json"])
     assert result.exit_code == 1
-    problems = json.loads(result.stdout)
+    problems = json.loads(result.stdout)["problems"]
     assert [{k: p[k] for k in ("file", "line", "column", "path", "message")} for p in problems] == [
         {
             "file": str(tree / "org.yaml"),
@@ -458,11 +458,11 @@ def test_json_problems_carry_file_line_column_and_an_escaped_pointer(write_tree:
     ]
 
 
-def test_json_output_of_a_valid_tree_is_an_empty_list(write_tree: WriteTree) -> None:
+def test_json_output_of_a_valid_tree_lists_no_problems(write_tree: WriteTree) -> None:
     result = CliRunner().invoke(
         cli, ["validate", str(write_tree({"org.yaml": HEAD + PROFILE})), "--format", "json"]
     )
-    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert result.exit_code == 0 and json.loads(result.stdout)["problems"] == []
 
 
 def test_reading_every_corpus_file_directly_gives_problems_not_exceptions() -> None:
