@@ -217,7 +217,7 @@ def bench(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         count = work / "count.json"
         bench = Bench(backend, before, after, initial, {}, 0, 0)
         reset(lane_urls[0])
-        done = run_nexus(bench.apply_args(lane_urls[0]), fault_env(count_to=count))
+        done = run_nexus(bench.apply_args(lane_urls[0]), fault_env(count_to=str(count)))
         assert done.returncode == 0, done.stderr
         assert all(word in done.stdout for word in ("~>", "x ", "<=", "+ ", "- ", "~ ")), done.stdout
         counted = json.loads(count.read_text())
@@ -317,7 +317,7 @@ def test_the_fork_server_counts_the_same_statements_as_the_nexus_script(bench: B
     lane = bench.lanes[0]
     lane.reset()
     count = lane.server.workdir / "count.json"
-    assert lane.server.run(bench.apply_args(lane.url), count_to=count).returncode == 0
+    assert lane.server.run(bench.apply_args(lane.url), count_to=str(count)).returncode == 0
     counted = json.loads(count.read_text())
     assert (counted["statements"], counted["commits"]) == (bench.statements, bench.commits)
     assert snapshot(lane.url) == bench.final

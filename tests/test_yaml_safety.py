@@ -181,7 +181,7 @@ def test_a_file_of_exactly_4_mib_is_read(write_tree: WriteTree) -> None:
 # --- YAML 1.2 values that must still load, as written -----------------------------------------------------
 
 
-def _profile(write_tree: WriteTree, text: str) -> Any:
+def _profile(write_tree: WriteTree, text: str | bytes) -> Any:
     result = load_configuration([write_tree({"org.yaml": text})])
     assert result.ok, [p.as_text() for p in result.errors]
     return result.state.organizations["hostile"].profile

@@ -125,7 +125,8 @@ def start_nexus(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen
 
 def finish(process: subprocess.Popen[str], timeout: float = 180) -> Finished:
     stdout, stderr = process.communicate(timeout=timeout)
-    return Finished(process.args[1:], process.returncode, stdout, stderr)  # type: ignore[index]
+    assert isinstance(process.args, list)
+    return Finished(process.args[1:], process.returncode, stdout, stderr)
 
 
 class ForkServer:
@@ -206,7 +207,7 @@ class Gate:
 
     def arrivals(self, count: int) -> list[Arrival]:
         """Wait until `count` more processes are at the gate (held there), and say who they are."""
-        arrived = []
+        arrived: list[Arrival] = []
         for _ in range(count):
             try:
                 connection, _ = self.server.accept()

@@ -25,9 +25,10 @@ import json
 import os
 import re
 import signal
+from typing import Any
 
-_armed: dict = {}
-_seen: dict = {"statements": 0, "commits": 0}
+_armed: dict[str, Any] = {}
+_seen: dict[str, Any] = {"statements": 0, "commits": 0}
 
 
 def arm() -> None:
@@ -124,7 +125,7 @@ def _install() -> None:
         if _seen["commits"] == _armed["kill_after_commit"]:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    Connection._commit_impl = _commit_then_maybe_die
+    Connection._commit_impl = _commit_then_maybe_die  # type: ignore[method-assign]
 
     def _write_count() -> None:
         if _armed["count_to"]:
