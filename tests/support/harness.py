@@ -1,5 +1,5 @@
 """What the subprocess tests share: running the real `nexus` with the fault injector, throwaway PostgreSQL
-databases, a barrier that releases workers together, and per-organization snapshots of every row.
+databases, gates that hold processes at a statement until the test lets them go, and per-organization snapshots of every row.
 
 A snapshot replaces surrogate ids by natural keys (so a row created again after a rollback compares
 equal even though a PostgreSQL sequence moved on), inlines the shared rows an organization points at
