@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -52,7 +53,7 @@ def _yaml_files(fleet_dir: Path) -> list[Path]:
 
 def ensure_fleet(
     out: Path, facilities: int, seed: int, systems: int | None, regenerate: bool
-) -> tuple[Path, dict]:
+) -> tuple[Path, dict[str, Any]]:
     name = f"fleet-{facilities}" + (f"-s{seed}" if seed else "") + (f"-h{systems}" if systems else "")
     fleet_dir = out / name
     wanted = {
@@ -85,7 +86,7 @@ def ensure_fleet(
 def _floor_once(files: list[Path], gc_paused: bool, compose_only: bool = False) -> list[object]:
     import yaml
 
-    docs = []
+    docs: list[object] = []
     if gc_paused:
         gc.disable()
     try:
@@ -101,12 +102,12 @@ def _floor_once(files: list[Path], gc_paused: bool, compose_only: bool = False) 
     return docs
 
 
-def _resolve(spec: str):
+def _resolve(spec: str) -> Any:
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name or "load_configuration")
 
 
-def _describe_nexus(result: object) -> dict:
+def _describe_nexus(result: object) -> dict[str, Any]:
     info: dict[str, object] = {}
     state = getattr(result, "state", None)
     orgs = getattr(state, "organizations", None)
@@ -125,7 +126,7 @@ def _describe_nexus(result: object) -> dict:
     return info
 
 
-def run_worker(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: str) -> dict:
+def run_worker(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: str) -> dict[str, Any]:
     """Measure one kind in this process; returns times, RSS and details (never raises)."""
     report: dict[str, object] = {"kind": kind}
     try:
@@ -138,7 +139,7 @@ def run_worker(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: 
             def work() -> object:
                 return _floor_once(files, gc_paused, compose_only=kind == "compose")
 
-            def describe(result: object) -> dict:
+            def describe(result: object) -> dict[str, Any]:
                 return {"files": len(files), "documents": len(result)}  # type: ignore[arg-type]
         else:
             try:
@@ -153,7 +154,7 @@ def run_worker(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: 
             describe = _describe_nexus
         report["rss_before_mb"] = _peak_rss_mb()
         times = []
-        details: dict = {}
+        details: dict[str, Any] = {}
         for n in range(warmup + runs):
             gc.collect()
             started = time.perf_counter()
@@ -171,7 +172,7 @@ def run_worker(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: 
     return report
 
 
-def _in_child(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: str) -> dict:
+def _in_child(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: str) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -191,7 +192,8 @@ def _in_child(kind: str, fleet_dir: Path, runs: int, warmup: int, loader_spec: s
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
-            return json.loads(line)
+            report: dict[str, Any] = json.loads(line)
+            return report
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
     return {"kind": kind, "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
 
@@ -206,7 +208,9 @@ LABELS = {
 }
 
 
-def print_table(reports: list[dict], manifest: dict, fleet_dir: Path, runs: int, in_process: bool) -> None:
+def print_table(
+    reports: list[dict[str, Any]], manifest: dict[str, Any], fleet_dir: Path, runs: int, in_process: bool
+) -> None:
     mb = manifest.get("bytes", 0) / 1e6
     facilities = manifest.get("facilities")
     print()

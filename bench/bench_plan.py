@@ -114,7 +114,7 @@ def _parse(fleet_dir: Path) -> list[dict[str, Any]]:
     """Read every configuration file and parse it with libyaml's CSafeLoader (the parse floor)."""
     import yaml
 
-    documents = []
+    documents: list[dict[str, Any]] = []
     for path in _yaml_files(fleet_dir):
         documents.extend(
             d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) if d
@@ -481,7 +481,8 @@ def _in_child(spec: dict[str, Any]) -> dict[str, Any]:
     )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
-            return json.loads(line)
+            report: dict[str, Any] = json.loads(line)
+            return report
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
     return {"kind": spec["kind"], "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
 
@@ -695,7 +696,7 @@ def _nexus_note(report: dict[str, Any] | None) -> str:
     if not report:
         return ""
     if "error" in report:
-        return report["error"][:160]
+        return str(report["error"])[:160]
     d = report.get("details", {})
     if "orgs" in d:
         return f"{d['orgs']} orgs, {d['errors']} errors, {d['problems']} problems"
@@ -703,7 +704,9 @@ def _nexus_note(report: dict[str, Any] | None) -> str:
     return "; ".join(n if len(n) < 110 else n[:107] + "..." for n in notes if "Legend" not in n)
 
 
-def print_table(backend: str, r: dict[str, Any], manifest: dict[str, Any], args: argparse.Namespace) -> dict:
+def print_table(
+    backend: str, r: dict[str, Any], manifest: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
     """The table of one backend, and the issue's target checks; returns the figures printed."""
     mb = manifest.get("bytes", 0) / 1e6
     print(
@@ -744,9 +747,9 @@ def print_table(backend: str, r: dict[str, Any], manifest: dict[str, Any], args:
             floor_cpu = f"{base_cpu:.2f}" if base_cpu is not None else "n/a"
         ratio = med / base if med is not None and base else None
         cpu_ratio = med_cpu / base_cpu if med_cpu is not None and base_cpu else None
-        as_text = (lambda v: f"{v:.3f}") if floor_kind == "full plan" else (lambda v: f"{v:.2f}x")
-        ratio_s = as_text(ratio) if ratio else "n/a"
-        cpu_ratio_s = as_text(cpu_ratio) if cpu_ratio else "n/a"
+        digits = "{:.3f}" if floor_kind == "full plan" else "{:.2f}x"
+        ratio_s = digits.format(ratio) if ratio else "n/a"
+        cpu_ratio_s = digits.format(cpu_ratio) if cpu_ratio else "n/a"
         loads = "/".join(f"{x['load_average']:.1f}" for x in (nexus, floor) if x and "load_average" in x)
         note = _nexus_note(nexus)
         if floor is not None and floor.get("error"):
@@ -789,12 +792,12 @@ def print_table(backend: str, r: dict[str, Any], manifest: dict[str, Any], args:
             "--jobs 1 for one process doing everything)"
         )
     print(f"(engine measured: {args.code}; Python {sys.version.split()[0]})")
-    loads = [v["load_average"] for v in r.values() if isinstance(v, dict) and "load_average" in v]
-    if loads:
+    load_averages = [v["load_average"] for v in r.values() if isinstance(v, dict) and "load_average" in v]
+    if load_averages:
         cpus = os.cpu_count() or 1
-        busy = max(loads) > cpus * 0.75
+        busy = max(load_averages) > cpus * 0.75
         print(
-            f"1-minute load average after the measurements: {min(loads):.1f}-{max(loads):.1f} on {cpus} CPUs"
+            f"1-minute load average after the measurements: {min(load_averages):.1f}-{max(load_averages):.1f} on {cpus} CPUs"
             + (" -- the machine was busy: other processes skew these figures" if busy else "")
         )
     apply_ratio = figures["first apply (nexus apply)"]["ratio"]

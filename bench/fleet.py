@@ -46,6 +46,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["GENERATOR_VERSION", "MANIFEST", "default_systems", "read_manifest", "write_fleet"]
 
@@ -948,7 +949,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 offset = rng.randint(0, max(0, span - length))
                 start = agr.start + datetime.timedelta(days=offset)
                 end = start + datetime.timedelta(days=length)
-                discs = rng.sample(common, rng.randint(1, len(common)))
+                window_discs = rng.sample(common, rng.randint(1, len(common)))
                 base = f"{agr.school}-{_term(start)}-{start.year}"
                 name = f"{school_labels[agr.school]} cohort, {_term(start).capitalize()} {start.year}"
                 workflow, agreement = "coordinator_scheduled", agr.key
@@ -956,7 +957,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 year = rng.choice((2026, 2027, 2027, 2028))
                 start = datetime.date(year, rng.choice((1, 3, 5, 6, 8, 9)), rng.randint(1, 28))
                 end = start + datetime.timedelta(days=rng.choice((28, 56, 90, 120, 180, 300)))
-                discs = rng.sample(svc.disciplines, rng.randint(1, len(svc.disciplines)))
+                window_discs = rng.sample(svc.disciplines, rng.randint(1, len(svc.disciplines)))
                 base = f"open-{_term(start)}-{start.year}"
                 name = f"Electives {_term(start).capitalize()} {start.year}" + (
                     " (apply with your own dates)" if rng.random() < 0.3 else ""
@@ -968,7 +969,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 key = f"{base}-{n}"
                 n += 1
             used.add(key)
-            w = Window(key, name, workflow, agreement, discs, start, end, rng.randint(1, 24))
+            w = Window(key, name, workflow, agreement, window_discs, start, end, rng.randint(1, 24))
             roll = rng.random()
             if roll < 0.25:
                 w.max_group_size = rng.randint(2, 10)
@@ -995,7 +996,7 @@ def _facility(seed: int, i: int, system: System) -> Org:
     return org
 
 
-def _facility_steps_lines(rng: random.Random, picked: list, school_keys: list[str]) -> list[str]:
+def _facility_steps_lines(rng: random.Random, picked: list[Any], school_keys: list[str]) -> list[str]:
     lines = ["steps:"]
     stage = ""
     for key, st, sname, stype, by, desc, instr, due, expires in picked:
@@ -1053,7 +1054,7 @@ def _apply_changes(org: Org, seed: int, change_round: int) -> None:
     dated = [a for a in org.agreements if a.reminder_days is not None]
     if dated:
         agr = rng.choice(dated)
-        agr.reminder_days = 1 + (agr.reminder_days + 7 * (change_round + 1)) % 365
+        agr.reminder_days = 1 + ((agr.reminder_days or 0) + 7 * (change_round + 1)) % 365
 
 
 def _changed_indices(seed: int, facilities: int, fraction: float, change_round: int) -> set[int]:
@@ -1282,11 +1283,12 @@ def write_fleet(
     return sorted(written)
 
 
-def read_manifest(out_dir: Path) -> dict | None:
+def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return manifest
 
 
 def _prepare(out_dir: Path) -> None:

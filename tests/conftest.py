@@ -53,7 +53,7 @@ def postgres_server_url(worker_id: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def worker_id(request: pytest.FixtureRequest) -> str:
-    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
 
 
 def _upgrade(url: str) -> None:
@@ -97,7 +97,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         path = tmp_path / "platform.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
-    url = request.getfixturevalue("postgres_upgraded")
+    url: str = request.getfixturevalue("postgres_upgraded")
     _truncate_postgres(url)
     return url
 

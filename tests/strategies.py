@@ -35,7 +35,7 @@ def organization(draw: st.DrawFn, slug: str = "generated-org") -> dict[str, Any]
         {"key": k, "name": draw(names), "contact_email": f"{k}@schools.example.edu"} for k in school_keys
     ]
     service_keys = draw(st.lists(keys, unique=True, min_size=0, max_size=4))
-    services = []
+    services: list[dict[str, Any]] = []
     for key in service_keys:
         disciplines = draw(st.lists(st.sampled_from(DISCIPLINES), unique=True, min_size=1, max_size=3))
         services.append(
@@ -47,7 +47,7 @@ def organization(draw: st.DrawFn, slug: str = "generated-org") -> dict[str, Any]
                 "capacity": [],
             }
         )
-    agreements = []
+    agreements: list[dict[str, Any]] = []
     if school_keys and services:
         for i, school in enumerate(draw(st.lists(st.sampled_from(school_keys), unique=True, max_size=2))):
             covered = draw(st.lists(st.sampled_from([s["key"] for s in services]), unique=True, min_size=1))

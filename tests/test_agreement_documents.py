@@ -10,6 +10,7 @@ import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,9 +140,12 @@ def test_the_open_audit_sees_documents_it_opens(
     inside = tree.resolve() / "org" / "documents" / "signed.pdf"
     opened: list[str] = []
     real_open = os.open
-    monkeypatch.setattr(
-        os, "open", lambda path, *a, **k: opened.append(os.fsdecode(path)) or real_open(path, *a, **k)
-    )
+
+    def recording_open(path: Any, *a: Any, **k: Any) -> int:
+        opened.append(os.fsdecode(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", recording_open)
     assert load_configuration([tree]).ok
     assert str(inside) in opened
 

@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _plan_json(url: str, folder: Path, batch: int, monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> str:
+def _plan_json(url: str, folder: Path, batch: int, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> str:
     monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", batch)
     engine = engine_for(url)
     try:

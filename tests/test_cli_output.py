@@ -156,8 +156,12 @@ def test_history_of_an_unknown_organization_is_an_error_with_a_suggestion(nexus:
 
 
 def test_validate_and_history_json_carry_a_format_version(nexus: Run, tree: Path) -> None:
+    # CLI.md fixes validate's JSON as a list of problem objects: each object carries the version.
     assert nexus("validate", str(tree), "--format", "json", database=False) == 0
-    assert json.loads(nexus.out) == {"format_version": 1, "valid": True, "problems": []}
+    assert json.loads(nexus.out) == []
+    (tree / "typo.yaml").write_text("apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: x1}\n")
+    assert nexus("validate", str(tree), "--format", "json", database=False) == 1
+    assert [p["format_version"] for p in json.loads(nexus.out)] == [1]
     assert nexus("history", "--format", "json") == 0
     assert json.loads(nexus.out) == {"format_version": 1, "applies": []}
 

@@ -50,7 +50,7 @@ class Run:
     def __init__(self, capsys: pytest.CaptureFixture[str], url: str | None) -> None:
         """With `url` None, the command lines name their database themselves."""
         self.capsys = capsys
-        self.url = url
+        self.url = url or ""
         self.out = ""
         self.err = ""
 
@@ -59,7 +59,7 @@ class Run:
         return self.out + self.err
 
     def __call__(self, *args: str, database: bool = True) -> int:
-        argv = [*args, "--database-url", self.url] if database and self.url is not None else list(args)
+        argv = [*args, "--database-url", self.url] if database and self.url else list(args)
         try:
             main(argv)
         except SystemExit as exc:

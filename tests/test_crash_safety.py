@@ -28,15 +28,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from plan_apply.apply import lock_key
 from plan_apply.database.engine import engine_for
 
 from .conftest import POSTGRES_ADMIN_URL
 from .support.harness import (
     ForkServer,
+    Gate,
     Snapshot,
     advisory_locks,
     base_rows,
     fault_env,
+    gates_env,
     postgres_database,
     restore_rows,
     run_nexus,
@@ -151,13 +154,19 @@ def _seed_live_data(url: str) -> None:
 
 
 def _no_locks_within(url: str, seconds: float) -> bool:
-    """A SIGKILLed client's backend notices the closed socket and ends, releasing its locks, at once."""
-    deadline = time.monotonic() + seconds
-    while advisory_locks(url):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    """A SIGKILLed client's backend notices the closed socket and ends, releasing its locks, at once:
+    taking every organization's lock (waiting at most `seconds`) shows it, then nothing holds one."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{seconds}s'")
+            for slug in sorted(SLUGS):
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(slug)})
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+    return advisory_locks(url) == 0
 
 
 @dataclass
@@ -208,7 +217,7 @@ def bench(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         count = work / "count.json"
         bench = Bench(backend, before, after, initial, {}, 0, 0)
         reset(lane_urls[0])
-        done = run_nexus(bench.apply_args(lane_urls[0]), fault_env(count_to=count))
+        done = run_nexus(bench.apply_args(lane_urls[0]), fault_env(count_to=str(count)))
         assert done.returncode == 0, done.stderr
         assert all(word in done.stdout for word in ("~>", "x ", "<=", "+ ", "- ", "~ ")), done.stdout
         counted = json.loads(count.read_text())
@@ -308,7 +317,7 @@ def test_the_fork_server_counts_the_same_statements_as_the_nexus_script(bench: B
     lane = bench.lanes[0]
     lane.reset()
     count = lane.server.workdir / "count.json"
-    assert lane.server.run(bench.apply_args(lane.url), count_to=count).returncode == 0
+    assert lane.server.run(bench.apply_args(lane.url), count_to=str(count)).returncode == 0
     counted = json.loads(count.read_text())
     assert (counted["statements"], counted["commits"]) == (bench.statements, bench.commits)
     assert snapshot(lane.url) == bench.final
@@ -356,25 +365,22 @@ def test_a_killed_apply_leaves_no_journal_that_blocks_the_next_run(bench: Bench)
     assert not Path(lane.url.removeprefix("sqlite:///") + "-journal").exists()
 
 
-def _backend_of_apply(url: str, deadline: float) -> int:
-    """The backend pid of a `nexus apply` that holds an organization's advisory lock (waits for one)."""
+def _backend_of_apply(url: str) -> int:
+    """The backend pid of the `nexus apply` that holds an organization's advisory lock."""
     engine = sa.create_engine(url)
     try:
-        while time.monotonic() < deadline:
-            with engine.connect() as connection:
-                pid = connection.execute(
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
                     sa.text(
                         "SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
                         "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'nexus apply %' "
-                        "AND a.datname = current_database() LIMIT 1"
+                        "AND a.datname = current_database()"
                     )
-                ).scalar()
-            if pid:
-                return int(pid)
-            time.sleep(0.02)
+                ).scalar_one()
+            )
     finally:
         engine.dispose()
-    raise TimeoutError("no nexus apply took a lock")
 
 
 def _password_url(url: str) -> str:
@@ -388,14 +394,19 @@ def test_pg_terminate_backend_mid_apply_fails_cleanly_and_a_reapply_converges(be
     lane = bench.lanes[0]
     lane.reset()
     url = _password_url(lane.url)
-    env = fault_env(sleep_after="pg_advisory_xact_lock", sleep=3)
-    process = start_nexus([*bench.apply_args(url), "--jobs", "1"], env)
-    started = time.monotonic()
-    victim = _backend_of_apply(lane.url, started + 60)
-    killer = sa.create_engine(lane.url)
-    with killer.connect() as connection:
-        assert connection.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": victim}).scalar()
-    killer.dispose()
+    locked = Gate("pg_advisory_xact_lock", "after")
+    process = start_nexus([*bench.apply_args(url), "--jobs", "1"], fault_env(gates=gates_env(locked)))
+    try:
+        locked.arrivals(1)  # holds its first organization's lock, mid-apply
+        killer = sa.create_engine(lane.url)
+        with killer.connect() as connection:
+            victim = _backend_of_apply(lane.url)
+            assert connection.execute(
+                sa.text("SELECT pg_terminate_backend(:p, 60000)"), {"p": victim}
+            ).scalar()
+        killer.dispose()
+    finally:
+        locked.close()
     stdout, stderr = process.communicate(timeout=120)
     output = stdout + stderr
     assert process.returncode == 1, output

@@ -464,7 +464,7 @@ def _tampered(saved: dict[str, Any], how: str) -> dict[str, Any]:
         body = {k: v for k, v in plan.items() if k != "integrity"}
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         plan["integrity"] = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-    return plan
+    return dict(plan)
 
 
 @pytest.mark.xfail(strict=True, reason="a hand-edited saved plan without a valid integrity is applied")

@@ -162,7 +162,11 @@ def test_a_bulk_apply_hands_the_collector_back_as_it_found_it(
     monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 5)
     monkeypatch.setattr(apply, "SETTLE_EVERY", 5)
     settled: list[int] = []
-    counted = lambda: settled.append(1) or settle()  # noqa: E731
+
+    def counted() -> None:
+        settled.append(1)
+        settle()
+
     monkeypatch.setattr(planner, "settle", counted)
     monkeypatch.setattr(workers, "settle", counted)
     monkeypatch.setattr(apply, "settle", counted)

@@ -1,4 +1,5 @@
-"""The house checks run with the tests: ruff (lint and format) and mypy --strict on the packages."""
+"""The house checks run with the tests: ruff (lint and format) and mypy --strict on the packages, the
+tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -38,5 +39,5 @@ def test_code_is_ruff_formatted() -> None:
 
 
 def test_mypy_strict_finds_nothing() -> None:
-    result = _run(_tool("mypy"), *PACKAGES)
+    result = _run(_tool("mypy"), *PACKAGES, "tests", "bench")
     assert result.returncode == 0, result.stdout + result.stderr

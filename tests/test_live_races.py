@@ -97,14 +97,13 @@ def _race(url: str, tree: Path, write: str) -> Finished:
     """Apply `tree` while a platform transaction that made `write` is open; commit it once apply is
     blocked on it (or done), then let apply finish."""
     with _platform(url) as session:
-        session.execute(write)  # type: ignore[arg-type]
-        started = time.perf_counter()
+        session.execute(write)
         process = start_nexus(_apply(tree, url), fault_env())
         try:
             _blocked_or_done(url, process)
         finally:
             session.commit()
-    return finish(process, started)
+    return finish(process)
 
 
 pg = pytest.mark.postgres

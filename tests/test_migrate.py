@@ -39,7 +39,7 @@ def examples(tmp_path: Path) -> Path:
     return copy
 
 
-def _records(paths: list[Path]) -> dict[str, list[tuple[Any, ...]]]:
+def _records(paths: list[Path]) -> dict[str, list[Any]]:
     """What plans compare, per organization: independent of where (or in which version) it was said."""
     loaded = load_configuration(paths)
     assert loaded.ok, [p.as_text() for p in loaded.errors]

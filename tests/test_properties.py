@@ -61,7 +61,7 @@ def scalar(value: Any) -> str:
     if isinstance(value, float):
         return (".inf" if value > 0 else "-.inf") if math.isinf(value) else repr(value)
     if (_PLAIN.match(value) and value not in _RESERVED and not value.endswith(" ")) or _TRAPS.match(value):
-        return value  # NO, off, yes, 1:20, 0x10, 2026-1-5... stay strings, written plain
+        return str(value)  # NO, off, yes, 1:20, 0x10, 2026-1-5... stay strings, written plain
     body = "".join(
         _ESCAPES.get(c)
         or (
@@ -110,7 +110,7 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False)
-    | st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+    | st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
     | st.sampled_from(
         ["NO", "off", "on", "yes", "y", "~x", "1:20", "0777", "0o17", "0x10", "2026-02-30", "1_000"]
     ),
@@ -147,7 +147,7 @@ def test_the_emitter_writes_yaml_1_1_words_plain() -> None:
 # --- valid organizations ---------------------------------------------------------------------------------
 
 keys = st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}", fullmatch=True)
-names = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30)
+names = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30)
 disciplines = st.lists(st.sampled_from(DISCIPLINES), min_size=1, max_size=3, unique=True)
 dates = st.dates(datetime.date(2025, 1, 1), datetime.date(2035, 12, 31))
 
@@ -172,7 +172,7 @@ def optional(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[Any]]) -> dict
     return {name: draw(strategy) for name, strategy in fields.items() if draw(st.booleans())}
 
 
-texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 
 
 @st.composite
@@ -219,7 +219,7 @@ def organization(
         if draw(st.booleans()):
             step["due_days"] = draw(st.integers(0, 3650))
             step["expires_after_days"] = draw(st.integers(1, 36500))
-        if school_keys and draw(st.booleans()):
+        if len(school_keys) > 0 and draw(st.booleans()):
             step["applies_to"] = {
                 "schools": draw(st.lists(st.sampled_from(school_keys), unique=True)),
                 "disciplines": draw(disciplines),
@@ -242,9 +242,14 @@ def organization(
         )
         steps.append(step)
     usable_steps = [s["key"] for s in steps] + list(inherited)
-    services = []
+    services: list[dict[str, Any]] = []
     for key in draw(st.lists(keys, max_size=3, unique=True)):
-        service = {"key": key, "name": draw(names), "disciplines": draw(disciplines), "capacity": []}
+        service: dict[str, Any] = {
+            "key": key,
+            "name": draw(names),
+            "disciplines": draw(disciplines),
+            "capacity": [],
+        }
         service.update(
             draw(
                 optional(
@@ -262,12 +267,12 @@ def organization(
         if usable_steps:
             service["steps"] = draw(st.lists(st.sampled_from(usable_steps), unique=True, max_size=3))
         services.append(service)
-    agreements = []
+    agreements: list[dict[str, Any]] = []
     if school_keys and services:
         for key in draw(st.lists(keys, max_size=2, unique=True)):
             start = draw(dates)
             covered = draw(st.lists(st.sampled_from([s["key"] for s in services]), min_size=1, unique=True))
-            agreement = {
+            agreement: dict[str, Any] = {
                 "key": key,
                 "school": draw(st.sampled_from(school_keys)),
                 "name": draw(names),
@@ -306,7 +311,7 @@ def organization(
                 "slots": draw(st.integers(1, 1000)),
                 "max_group_size": draw(st.integers(1, 50)),
             }
-            if covering and draw(st.booleans()):
+            if len(covering) > 0 and draw(st.booleans()):
                 agreement = draw(st.sampled_from(covering))
                 shared = [d for d in service["disciplines"] if d in agreement["disciplines"]]
                 start = datetime.date.fromisoformat(agreement["start_date"])

@@ -51,6 +51,7 @@ def test_the_examples_are_valid() -> None:
     run = nexus("validate", "examples/orgs")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "valid: 5 organizations in 11 files" in run.stderr
+    assert "warning: apiVersion nexus/v1beta1 is deprecated" in run.stderr
     assert "error" not in run.stdout + run.stderr
 
 
@@ -78,6 +79,7 @@ def test_a_misspelt_flag_exits_1_not_2_and_suggests_the_flag() -> None:
     assert run.returncode == 1
     assert "No such option '--fromat'. Did you mean '--format'?" in run.stderr
     assert "did you mean" in run.stderr.lower()
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(
@@ -143,9 +145,18 @@ def test_json_format_writes_only_json_to_stdout(write_tree: WriteTree) -> None:
     tree = write_tree({"org.yaml": VALID + "servics: []\n"})
     run = nexus("validate", "--format", "json", str(tree))
     assert run.returncode == 1
-    assert run.stdout.startswith("{") and run.stdout.rstrip().endswith("}")
+    assert run.stdout.startswith("[") and run.stdout.rstrip().endswith("]")
     assert '"path": "/servics"' in run.stdout and '"line": 5' in run.stdout
-    assert json.loads(run.stdout)["format_version"] == 1
+    assert [p["format_version"] for p in json.loads(run.stdout)] == [1]
+
+
+def test_json_problems_carry_the_pointer_and_line_of_what_is_wrong(write_tree: WriteTree) -> None:
+    tree = write_tree({"x.yaml": "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: x1}\n"})
+    run = nexus("validate", str(tree), "--format", "json")
+    assert run.returncode == 1
+    (problem,) = json.loads(run.stdout)
+    assert problem["path"] == "/metadata/slug" and problem["line"] == 3
+    assert 'organization "x1" has no profile' in problem["message"]
 
 
 def test_a_valid_tree_exits_0_and_says_how_much_it_read(

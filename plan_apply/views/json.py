@@ -1,5 +1,5 @@
-"""The JSON view: plans, problems and the apply history for machines, each an object with a
-`format_version` (CLI.md: fields may be added; none removed or renamed without raising it)."""
+"""The JSON view: plans, problems and the apply history for machines, each carrying a `format_version`
+(CLI.md: fields may be added; none removed or renamed without raising it)."""
 
 from __future__ import annotations
 
@@ -33,15 +33,9 @@ def render_plan(plan: Plan, paint: Any = None) -> str:
 
 
 def render_problems(problems: Sequence[Problem]) -> str:
-    """Configuration problems (CLI.md: file, line, column, path, message) and whether the input is valid."""
-    return _dumps(
-        {
-            "format_version": FORMAT_VERSION,
-            "valid": not any(p.severity == "error" for p in problems),
-            "problems": [p.as_json() for p in problems],
-        },
-        sort_keys=False,
-    )
+    """Configuration problems as CLI.md fixes them: one JSON list of objects (file, line, column, path,
+    message), each also carrying the `format_version` of its shape, so a list-reading pipeline keeps working."""
+    return _dumps([{"format_version": FORMAT_VERSION, **p.as_json()} for p in problems], sort_keys=False)
 
 
 def render_history(entries: Sequence[HistoryEntry]) -> str:

@@ -1,5 +1,5 @@
 """What the subprocess tests share: running the real `nexus` with the fault injector, throwaway PostgreSQL
-databases, a barrier that releases workers together, and per-organization snapshots of every row.
+databases, gates that hold processes at a statement until the test lets them go, and per-organization snapshots of every row.
 
 A snapshot replaces surrogate ids by natural keys (so a row created again after a rollback compares
 equal even though a PostgreSQL sequence moved on), inlines the shared rows an organization points at
@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
-import time
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,13 +36,15 @@ from plan_apply.planner import build_plan
 __all__ = [
     "FAULTS",
     "NEXUS",
-    "Barrier",
+    "Arrival",
     "Finished",
     "ForkServer",
+    "Gate",
     "Snapshot",
     "advisory_locks",
     "base_rows",
     "fault_env",
+    "gates_env",
     "plan_folder",
     "postgres_database",
     "restore_rows",
@@ -94,7 +98,6 @@ class Finished:
     returncode: int
     stdout: str
     stderr: str
-    seconds: float
 
     @property
     def output(self) -> str:
@@ -103,7 +106,6 @@ class Finished:
 
 def run_nexus(args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 120) -> Finished:
     """Run the installed `nexus` console script (a real process) and wait for it."""
-    started = time.perf_counter()
     done = subprocess.run(
         [NEXUS, *args],
         capture_output=True,
@@ -112,7 +114,7 @@ def run_nexus(args: Sequence[str], env: Mapping[str, str] | None = None, timeout
         env=dict(env or fault_env()),
         check=False,
     )
-    return Finished(args, done.returncode, done.stdout, done.stderr, time.perf_counter() - started)
+    return Finished(args, done.returncode, done.stdout, done.stderr)
 
 
 def start_nexus(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
@@ -121,9 +123,10 @@ def start_nexus(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen
     )
 
 
-def finish(process: subprocess.Popen[str], started: float, timeout: float = 180) -> Finished:
+def finish(process: subprocess.Popen[str], timeout: float = 180) -> Finished:
     stdout, stderr = process.communicate(timeout=timeout)
-    return Finished(process.args[1:], process.returncode, stdout, stderr, time.perf_counter() - started)  # type: ignore[index]
+    assert isinstance(process.args, list)
+    return Finished(process.args[1:], process.returncode, stdout, stderr)
 
 
 class ForkServer:
@@ -150,14 +153,11 @@ class ForkServer:
             "stdout": str(out),
             "stderr": str(err),
         }
-        started = time.perf_counter()
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         reply = json.loads(self.process.stdout.readline())
-        return Finished(
-            args, reply["returncode"], out.read_text(), err.read_text(), time.perf_counter() - started
-        )
+        return Finished(args, reply["returncode"], out.read_text(), err.read_text())
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -190,33 +190,59 @@ def postgres_database(admin_url: str, migrate: bool = True, prefix: str = "nexus
         admin.dispose()
 
 
-class Barrier:
-    """Releases N `nexus` workers at once: each waits (NEXUS_FAULT_BARRIER) on an advisory lock the test
-    holds; `release()` returns once all N are seen waiting, then lets go."""
+class Gate:
+    """Holds `nexus` processes at a statement until the test lets them go on: ordering by events, never
+    by durations. A process armed with `fault_env(gates=gates_env(...))` connects to the gate's socket
+    when it reaches the statement and waits; `arrivals(n)` returns once n processes are there (so a
+    process held after taking a lock proves the lock is held), `go(arrival)` lets one go on."""
 
-    def __init__(self, url: str) -> None:
-        self.key = int.from_bytes(uuid.uuid4().bytes[:7], "big")
-        self.engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        self.connection = self.engine.connect()
-        self.connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
-        libpq = sa.engine.make_url(url).set(drivername="postgresql")
-        self.env_value = f"{libpq.render_as_string(hide_password=False)}|{self.key}"
+    def __init__(self, statement: str, where: str = "before", timeout: float = 120) -> None:
+        self.folder = tempfile.mkdtemp(prefix="nexus-gate-")  # short: a socket path has ~100 bytes
+        self.rule = [statement, where, os.path.join(self.folder, "gate")]
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.rule[2])
+        self.server.listen(64)
+        self.server.settimeout(timeout)  # a process that never comes fails the test instead of hanging it
+        self.waiting: list[Arrival] = []
 
-    def release(self, workers: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        waiting = sa.text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND ((classid::bigint << 32) | objid::bigint) = :k"
-        )
-        while self.connection.execute(waiting, {"k": self.key}).scalar_one() < workers:
-            if time.monotonic() > deadline:
-                raise TimeoutError("workers never reached the barrier")
-            time.sleep(0.02)
-        self.connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+    def arrivals(self, count: int) -> list[Arrival]:
+        """Wait until `count` more processes are at the gate (held there), and say who they are."""
+        arrived: list[Arrival] = []
+        for _ in range(count):
+            try:
+                connection, _ = self.server.accept()
+            except TimeoutError:
+                raise TimeoutError(f"{len(arrived)} of {count} processes reached {self.rule[:2]}") from None
+            with connection.makefile("r", encoding="utf-8") as stream:
+                pid, statement = stream.readline().rstrip("\n").split(" ", 1)
+            arrival = Arrival(int(pid), statement, connection)
+            arrived.append(arrival)
+            self.waiting.append(arrival)
+        return arrived
+
+    def go(self, *arrivals: Arrival) -> None:
+        for arrival in arrivals or list(self.waiting):
+            arrival.connection.sendall(b"go\n")
+            arrival.connection.close()
+            self.waiting.remove(arrival)
 
     def close(self) -> None:
-        self.connection.close()
-        self.engine.dispose()
+        """Let everyone still held go on (a failing test must not leave processes hanging)."""
+        self.go()
+        self.server.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    pid: int
+    statement: str
+    connection: socket.socket
+
+
+def gates_env(*gates: Gate) -> str:
+    """The NEXUS_FAULT_GATES value arming `gates` in one process."""
+    return json.dumps([gate.rule for gate in gates])
 
 
 # --- rows ---------------------------------------------------------------------------------------------------

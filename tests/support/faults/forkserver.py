@@ -11,8 +11,9 @@ import atexit
 import json
 import os
 import sys
+from typing import Any
 
-import sitecustomize  # the injector (this folder is on PYTHONPATH)
+import sitecustomize  # type: ignore[import-not-found]  # the injector (this folder is on PYTHONPATH)
 
 sitecustomize._install()
 
@@ -31,7 +32,7 @@ import plan_apply.progress  # noqa: E402
 import plan_apply.render  # noqa: E402
 
 
-def _child(request: dict) -> int:
+def _child(request: dict[str, Any]) -> int:
     os.environ.update(request.get("env", {}))
     sitecustomize.arm()
     for fd, path in ((1, request["stdout"]), (2, request["stderr"])):

@@ -10,12 +10,10 @@ NEXUS_FAULT_KILL_AT=k        SIGKILL this process just before its k-th statement
 NEXUS_FAULT_KILL_AFTER_COMMIT=c  SIGKILL it just after its c-th COMMIT returned.
 NEXUS_FAULT_KILL_IN_WORKER=k SIGKILL a planning worker process (not the main one) just before its k-th
                              statement.
-NEXUS_FAULT_BARRIER=DSN|KEY  before the first statement, wait until the test releases
-                             pg_advisory_lock(KEY) (so all workers start their race together).
-NEXUS_FAULT_SLEEP_AFTER=RE and NEXUS_FAULT_SLEEP=SECONDS
-                             sleep after the first statement matching the regular expression RE
-                             (widens a race window: after the plan's first SELECT, after a lock...).
-NEXUS_FAULT_SLEEPS=[[RE, SECONDS], ...]  the same for several expressions (JSON), each once.
+NEXUS_FAULT_GATES=[[RE, "before"|"after", SOCKET], ...]  (JSON) just before or after the first statement
+                             matching the regular expression RE (each gate once), connect to the Unix
+                             socket SOCKET, say "PID STATEMENT", and wait for the test's answer (or its
+                             hanging up): the test decides when this process goes on (harness.Gate).
 NEXUS_FAULT_TERMINATE_COMMIT_AFTER=RE  at the first COMMIT after a statement matching RE (e.g. an
                              organization's lock), a second session pg_terminate_backend()s this
                              process's backend first, so that COMMIT meets a dead connection.
@@ -27,10 +25,10 @@ import json
 import os
 import re
 import signal
-import time
+from typing import Any
 
-_armed: dict = {}
-_seen: dict = {"statements": 0, "commits": 0}
+_armed: dict[str, Any] = {}
+_seen: dict[str, Any] = {"statements": 0, "commits": 0}
 
 
 def arm() -> None:
@@ -44,14 +42,11 @@ def arm() -> None:
         terminate_commit_after=get("NEXUS_FAULT_TERMINATE_COMMIT_AFTER"),
         terminate_pending=False,
         count_to=get("NEXUS_FAULT_COUNT_TO"),
-        barrier=get("NEXUS_FAULT_BARRIER"),
-        sleeps=[
-            [pattern, float(seconds)] for pattern, seconds in json.loads(get("NEXUS_FAULT_SLEEPS") or "[]")
+        gates=[
+            [pattern, where, path, False]
+            for pattern, where, path in json.loads(get("NEXUS_FAULT_GATES") or "[]")
         ],
-        waited=False,
     )
-    if get("NEXUS_FAULT_SLEEP_AFTER"):
-        _armed["sleeps"].append([get("NEXUS_FAULT_SLEEP_AFTER"), float(get("NEXUS_FAULT_SLEEP", "0") or 0)])
     _seen.update(statements=0, commits=0)
 
 
@@ -69,13 +64,18 @@ def _in_worker() -> bool:
     return multiprocessing.current_process().name != "MainProcess"
 
 
-def _wait_for_barrier() -> None:
-    import psycopg
+def _gates(where: str, statement: str) -> None:
+    """Wait at every gate of `where` ("before"/"after") that `statement` opens, each once."""
+    for gate in _armed["gates"]:
+        pattern, at, path, passed = gate
+        if at == where and not passed and re.search(pattern, statement):
+            gate[3] = True
+            import socket
 
-    dsn, key = _armed["barrier"].rsplit("|", 1)
-    with psycopg.connect(dsn, autocommit=True) as side:
-        side.execute("SELECT pg_advisory_lock_shared(%s)", (int(key),))
-        side.execute("SELECT pg_advisory_unlock_shared(%s)", (int(key),))
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as side:
+                side.connect(path)
+                side.sendall(f"{os.getpid()} {' '.join(statement.split())[:200]}\n".encode())
+                side.recv(16)  # "go", or the test hung up: either way, go on
 
 
 def _terminate_own_backend(conn) -> None:  # type: ignore[no-untyped-def]
@@ -86,9 +86,8 @@ def _terminate_own_backend(conn) -> None:  # type: ignore[no-untyped-def]
         f"{k}={v}" for k, v in info.get_parameters().items() if k in ("host", "port", "dbname", "user")
     )
     with psycopg.connect(dsn, autocommit=True) as side:
-        side.execute("SELECT pg_terminate_backend(%s)", (info.backend_pid,))
-        while side.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (info.backend_pid,)).fetchone():
-            time.sleep(0.01)
+        # With a timeout, pg_terminate_backend returns once the backend has ended (PostgreSQL 14+).
+        side.execute("SELECT pg_terminate_backend(%s, 60000)", (info.backend_pid,))
 
 
 def _install() -> None:
@@ -101,19 +100,14 @@ def _install() -> None:
 
     @event.listens_for(Engine, "before_cursor_execute")
     def _before_statement(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if _armed["barrier"] and not _armed["waited"]:
-            _armed["waited"] = True
-            _wait_for_barrier()
+        _gates("before", statement)
         if _armed["terminate_commit_after"] and re.search(_armed["terminate_commit_after"], statement):
             _armed["terminate_pending"] = True
         _tick()
 
     @event.listens_for(Engine, "after_cursor_execute")
     def _after_statement(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        for entry in _armed["sleeps"]:
-            if entry[1] is not None and re.search(entry[0], statement):
-                seconds, entry[1] = entry[1], None  # once
-                time.sleep(seconds)
+        _gates("after", statement)
 
     @event.listens_for(Engine, "commit")
     def _before_commit(conn):  # type: ignore[no-untyped-def]
@@ -131,7 +125,7 @@ def _install() -> None:
         if _seen["commits"] == _armed["kill_after_commit"]:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    Connection._commit_impl = _commit_then_maybe_die
+    Connection._commit_impl = _commit_then_maybe_die  # type: ignore[method-assign]
 
     def _write_count() -> None:
         if _armed["count_to"]:
@@ -147,8 +141,7 @@ _FAULTS = (
     "kill_after_commit",
     "kill_in_worker",
     "count_to",
-    "barrier",
-    "sleeps",
+    "gates",
     "terminate_commit_after",
 )
 if os.environ.get("NEXUS_FAULT_SERVER") or any(_armed[name] for name in _FAULTS):
