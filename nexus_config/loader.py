@@ -2,30 +2,57 @@
 
 Every stage returns values and problems; nothing prints. The result is a checked `DesiredState`
 (parents before children) and every problem of the whole tree, located and sorted.
+
+The stages that need pydantic or PyYAML are imported when a load starts, not with this module: the
+command line imports the loader for every command, `nexus --version` included.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nexus_config.attachments import attached_document
-from nexus_config.desired import DesiredOrganization, DesiredState
 from nexus_config.discovery import discover
 from nexus_config.headers import FileHeader, file_header
 from nexus_config.heap import paused_gc
 from nexus_config.locations import Locator, locate
-from nexus_config.merge import LocatedDocument, merged_organizations
 from nexus_config.models import CURRENT_VERSION
 from nexus_config.problems import Problem
-from nexus_config.rules import rule_problems
-from nexus_config.schema_check import checked_document
-from nexus_config.versions import upgrade
-from nexus_config.yaml_reader import decode_text, read_documents
+
+if TYPE_CHECKING:
+    from nexus_config.attachments import attached_document
+    from nexus_config.desired import DesiredOrganization, DesiredState
+    from nexus_config.merge import LocatedDocument, merged_organizations
+    from nexus_config.rules import rule_problems
+    from nexus_config.schema_check import checked_document
+    from nexus_config.versions import upgrade
+    from nexus_config.yaml_reader import decode_text, read_documents
 
 __all__ = ["LoadResult", "Scan", "ScannedFile", "load_configuration", "scan_configuration"]
+
+_STAGES = {
+    "attached_document": "nexus_config.attachments",
+    "DesiredState": "nexus_config.desired",
+    "LocatedDocument": "nexus_config.merge",
+    "merged_organizations": "nexus_config.merge",
+    "rule_problems": "nexus_config.rules",
+    "checked_document": "nexus_config.schema_check",
+    "upgrade": "nexus_config.versions",
+    "decode_text": "nexus_config.yaml_reader",
+    "read_documents": "nexus_config.yaml_reader",
+}
+"""The stages imported when the first load starts, as names of this module (so a test may replace one)."""
+
+
+def _import_stages() -> None:
+    namespace = globals()
+    for name, home in _STAGES.items():
+        if name not in namespace:
+            namespace[name] = getattr(importlib.import_module(home), name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +259,7 @@ def load_configuration(
     `skip` names organizations known to be unchanged since they were last applied, with the files they
     came from: those files are not parsed unless a changed file needs them (incremental plans).
     """
+    _import_stages()
     locator = locator or Locator()
     problems: list[Problem] = []
     with paused_gc():

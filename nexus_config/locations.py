@@ -11,10 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nexus_config.problems import Problem
-from nexus_config.yaml_reader import compose_nodes, decode_text
 
 __all__ = ["Locator", "locate", "split_pointer"]
 
@@ -34,6 +31,10 @@ class Locator:
         self._documents: dict[str, list[Any]] = {}
 
     def _nodes(self, file: str) -> list[Any]:
+        import yaml  # imported when a problem is located: the CLI imports this module for every command
+
+        from nexus_config.yaml_reader import compose_nodes, decode_text
+
         if file not in self._documents:
             try:
                 text, _ = decode_text(file, self._read(file))
@@ -44,6 +45,8 @@ class Locator:
 
     def node(self, file: str, document: int, pointer: str, at_key: bool = False) -> Any | None:
         """The deepest node on the pointer's way (or the key node when `at_key`)."""
+        import yaml
+
         documents = self._nodes(file)
         if document >= len(documents):
             return None
@@ -76,6 +79,8 @@ class Locator:
 
     def scalar_text(self, file: str, document: int, pointer: str) -> str | None:
         """The scalar exactly as written in the file (to say `quote it: "02115"`)."""
+        import yaml
+
         node = self.node(file, document, pointer)
         if isinstance(node, yaml.nodes.ScalarNode):
             return str(node.value)

@@ -69,9 +69,42 @@ class Problem:
         }
 
 
+FOLDED_LINES_SHOWN = 5
+"""How many other lines a folded problem names before it only counts them."""
+
+
+def _folded(first: Problem, others: Sequence[Problem]) -> str:
+    """One line for a problem repeated in a file: the first place, then how many more and where."""
+    if not others:
+        return first.as_text()
+    same = sum(1 for p in others if p.line == first.line)  # one node reached through YAML aliases
+    lines = list(dict.fromkeys(p.line for p in others if p.line != first.line))
+    where = [f"{same} on the same line"] if same else []
+    if lines:
+        shown = ", ".join(str(line) for line in lines[:FOLDED_LINES_SHOWN])
+        hidden = len(lines) - FOLDED_LINES_SHOWN
+        where.append(
+            f"line{'s' if len(lines) > 1 else ''} {shown}"
+            + (f" and {hidden} other lines" if hidden > 0 else "")
+        )
+    return f"{first.as_text()} (and {len(others)} more like it: {', '.join(where)})"
+
+
 def problems_to_text(problems: Sequence[Problem]) -> str:
-    """The `FILE:LINE:COLUMN: error: MESSAGE` lines, then a count (the GCC problem-matcher form)."""
-    lines = [p.as_text() for p in problems]
+    """The `FILE:LINE:COLUMN: error: MESSAGE` lines, then a count (the GCC problem-matcher form).
+
+    The same problem repeated in one file (same message, code and severity: a misspelt alias used
+    9,000 times) is one line at its first place, naming the others; the count still counts each.
+    `problems_to_json` keeps every one: machines want each location.
+    """
+    repeats: dict[tuple[str, str, str, str], list[Problem]] = {}
+    for p in problems:
+        repeats.setdefault((p.file, p.severity, p.code, p.message), []).append(p)
+    lines = []
+    for p in problems:
+        group = repeats[(p.file, p.severity, p.code, p.message)]
+        if group[0] is p:
+            lines.append(_folded(p, group[1:]))
     errors = [p for p in problems if p.severity == "error"]
     files = {p.file for p in errors}
     if errors:

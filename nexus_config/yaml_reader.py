@@ -109,85 +109,116 @@ def plain_scalar(text: str) -> Any:
 
 
 class _Builder:
-    """Turns one composed node tree into Python values, enforcing the refusals above."""
+    """Builds one document's Python values from libyaml's events, enforcing the refusals above.
 
-    __slots__ = ("built", "expanded")
+    Events, not libyaml's composed node tree: the tree of a 20 MB file is ~30 bytes of Python objects per
+    byte of YAML, held whole until the values are built; events are dropped as they are consumed, so
+    memory is the values themselves (plus the values of anchors, which aliases share).
+    """
 
-    def __init__(self) -> None:
-        self.built: dict[int, tuple[Any, int]] = {}
+    __slots__ = ("anchors", "expanded", "open", "parser")
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.open: set[str] = set()
         self.expanded = 0
 
-    def value(self, node: Any, at: Any) -> tuple[Any, int]:
-        """The node's value and its size in nodes; `at` is the mark to blame for an alias."""
-        if node.tag != _IMPLICIT:
+    def value(self, event: Any, at: Any) -> tuple[Any, int]:
+        """The value starting at `event` and its size in nodes; `at` is the mark to blame for an alias."""
+        if isinstance(event, yaml.events.AliasEvent):
+            return self._alias(event, at)
+        if event.tag is not None and event.tag != "!":
             raise _InputError(
-                f"explicit YAML tags are not allowed (found {_shown_tag(node.tag)}); write a plain value",
-                node.start_mark,
+                f"explicit YAML tags are not allowed (found {_shown_tag(event.tag)}); write a plain value",
+                event.start_mark,
                 "yaml.tag",
             )
-        if isinstance(node, yaml.nodes.ScalarNode):
-            return (plain_scalar(node.value) if node.style == "" else node.value), 1
-        seen = self.built.get(id(node))
-        if seen is not None:
-            self.expanded += seen[1]
-            if self.expanded > ALIAS_BUDGET:
-                raise _InputError(
-                    f"alias expansion exceeds {ALIAS_BUDGET} nodes; write the repeated content out",
-                    at,
-                    "yaml.alias_budget",
-                )
-            return seen
-        if isinstance(node, yaml.nodes.SequenceNode):
-            items = []
-            size = 1
-            for item in node.value:
-                # An alias item is the anchored node itself (its mark is the anchor's): blame this list.
-                v, n = self.value(item, node.start_mark if id(item) in self.built else item.start_mark)
-                items.append(v)
-                size += n
-            result: tuple[Any, int] = (items, size)
+        anchor = event.anchor
+        if anchor is not None:
+            self.open.add(anchor)
+        if isinstance(event, yaml.events.ScalarEvent):
+            result: tuple[Any, int] = ((plain_scalar(event.value) if event.style == "" else event.value), 1)
+        elif isinstance(event, yaml.events.SequenceStartEvent):
+            result = self._sequence(event)
         else:
-            mapping: dict[str, Any] = {}
-            key_marks: dict[str, Any] = {}
-            size = 1
-            for key_node, value_node in node.value:
-                key = self._key(key_node)
-                if key in mapping:
-                    first = key_marks[key]
-                    raise _InputError(
-                        f"duplicate key {key!r} (first defined at line {first.line + 1})",
-                        key_node.start_mark,
-                        "yaml.duplicate_key",
-                    )
-                key_marks[key] = key_node.start_mark
-                v, n = self.value(value_node, key_node.start_mark)
-                mapping[key] = v
-                size += n + 1
-            result = (mapping, size)
-        self.built[id(node)] = result
+            result = self._mapping(event)
+        if anchor is not None:
+            self.open.discard(anchor)
+            self.anchors[anchor] = result
         return result
 
-    @staticmethod
-    def _key(node: Any) -> str:
-        if node.tag != _IMPLICIT:
+    def _alias(self, event: Any, at: Any) -> tuple[Any, int]:
+        seen = self.anchors.get(event.anchor)
+        if seen is None:
+            if event.anchor in self.open:
+                raise _InputError(
+                    "an alias cannot refer to the node that contains it",
+                    event.start_mark,
+                    "yaml.alias_budget",
+                )
+            raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+        self.expanded += seen[1]
+        if self.expanded > ALIAS_BUDGET:
             raise _InputError(
-                f"explicit YAML tags are not allowed (found {_shown_tag(node.tag)})",
-                node.start_mark,
+                f"alias expansion exceeds {ALIAS_BUDGET} nodes; write the repeated content out",
+                at,
+                "yaml.alias_budget",
+            )
+        return seen
+
+    def _sequence(self, start: Any) -> tuple[Any, int]:
+        items = []
+        size = 1
+        get_event = self.parser.get_event
+        while not isinstance(event := get_event(), yaml.events.SequenceEndEvent):
+            # An alias item blames this list, as the line a reader looks at.
+            v, n = self.value(event, start.start_mark if isinstance(event, yaml.events.AliasEvent) else None)
+            items.append(v)
+            size += n
+        return items, size
+
+    def _mapping(self, start: Any) -> tuple[Any, int]:
+        mapping: dict[str, Any] = {}
+        key_marks: dict[str, Any] = {}
+        size = 1
+        get_event = self.parser.get_event
+        while not isinstance(key_event := get_event(), yaml.events.MappingEndEvent):
+            key = self._key(key_event)
+            if key in mapping:
+                first = key_marks[key]
+                raise _InputError(
+                    f"duplicate key {key!r} (first defined at line {first.line + 1})",
+                    key_event.start_mark,
+                    "yaml.duplicate_key",
+                )
+            key_marks[key] = key_event.start_mark
+            v, n = self.value(get_event(), key_event.start_mark)
+            mapping[key] = v
+            size += n + 1
+        return mapping, size
+
+    @staticmethod
+    def _key(event: Any) -> str:
+        if not isinstance(event, yaml.events.AliasEvent) and event.tag is not None and event.tag != "!":
+            raise _InputError(
+                f"explicit YAML tags are not allowed (found {_shown_tag(event.tag)})",
+                event.start_mark,
                 "yaml.tag",
             )
-        if not isinstance(node, yaml.nodes.ScalarNode):
-            raise _InputError("mapping keys must be strings", node.start_mark, "yaml.key_type")
-        key = plain_scalar(node.value) if node.style == "" else node.value
+        if not isinstance(event, yaml.events.ScalarEvent):
+            raise _InputError("mapping keys must be strings", event.start_mark, "yaml.key_type")
+        key = plain_scalar(event.value) if event.style == "" else event.value
         if not isinstance(key, str):
             raise _InputError(
-                f"mapping keys must be strings (found {node.value!r}); quote it",
-                node.start_mark,
+                f"mapping keys must be strings (found {event.value!r}); quote it",
+                event.start_mark,
                 "yaml.key_type",
             )
-        if key == "<<" and node.style == "":
+        if key == "<<" and event.style == "":
             raise _InputError(
                 "merge keys (<<) are a YAML 1.1 feature nexus does not read; write the fields out",
-                node.start_mark,
+                event.start_mark,
                 "yaml.merge_key",
             )
         return key
@@ -307,32 +338,40 @@ def read_documents(file: str, text: str) -> tuple[list[RawDocument], list[Proble
     try:
         while True:
             try:
-                if not parser.check_node():
+                event = parser.get_event()
+                if isinstance(event, yaml.events.StreamStartEvent):
+                    event = parser.get_event()
+                if isinstance(event, yaml.events.StreamEndEvent):
                     break
-                node = parser.get_node()
+                root = parser.get_event()  # the document's start is `event`; its root node starts here
+                try:
+                    value, _ = _Builder(parser).value(root, root.start_mark)
+                except _InputError as exc:
+                    refused = _mark_problem(file, index, exc.message, exc.mark, exc.code)
+                    while not isinstance(parser.get_event(), yaml.events.DocumentEndEvent):
+                        pass  # the rest of the document; a syntax error in it is reported instead
+                    problems.append(refused)
+                else:
+                    parser.get_event()  # the document's end
+                    if value is not None:
+                        documents.append(RawDocument(file, index, value))
+                    elif root.value:  # `~` or `null` written as the whole document (an empty one is skipped)
+                        problems.append(
+                            _mark_problem(
+                                file,
+                                index,
+                                "a document must be a mapping with apiVersion, kind and metadata (found null); "
+                                "delete it, or leave the document empty",
+                                root.start_mark,
+                                "yaml.null_document",
+                            )
+                        )
             except yaml.YAMLError as exc:
                 problems.append(_syntax_problem(file, text, index, exc))
                 break  # the parser cannot resynchronise after a syntax error
-            try:
-                value, _ = _Builder().value(node, node.start_mark)
-            except _InputError as exc:
-                problems.append(_mark_problem(file, index, exc.message, exc.mark, exc.code))
             except RecursionError:  # pragma: no cover - libyaml's depth limit comes first
-                problems.append(_mark_problem(file, index, "nesting too deep", node.start_mark, "yaml.depth"))
-            else:
-                if value is not None:
-                    documents.append(RawDocument(file, index, value))
-                elif node.value:  # `~` or `null` written as the whole document (an empty one is skipped)
-                    problems.append(
-                        _mark_problem(
-                            file,
-                            index,
-                            "a document must be a mapping with apiVersion, kind and metadata (found null); "
-                            "delete it, or leave the document empty",
-                            node.start_mark,
-                            "yaml.null_document",
-                        )
-                    )
+                problems.append(_mark_problem(file, index, "nesting too deep", None, "yaml.depth"))
+                break
             index += 1
     finally:
         parser.dispose()

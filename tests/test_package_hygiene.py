@@ -41,7 +41,9 @@ MISSING_ALL: set[str] = set()
 
 
 def _public(module: types.ModuleType) -> set[str]:
-    """Public names bound in a package's namespace, except its submodules."""
+    """Public names bound in a package's namespace, except its submodules (lazy exports resolved first)."""
+    for name in getattr(module, "__all__", ()):
+        getattr(module, name, None)
     return {
         n for n, v in vars(module).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)
     }

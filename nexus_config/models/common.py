@@ -44,7 +44,7 @@ __all__ = [
 class Strict(BaseModel):
     """Base of every document model: unknown fields are errors, types are never coerced."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 def _not_null(schema: dict[str, Any]) -> None:
