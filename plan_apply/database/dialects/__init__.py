@@ -3,9 +3,9 @@ package tests a backend's name, and a backend nexus does not know is refused by 
 
 import sqlalchemy.engine
 
+from plan_apply import errors
 from plan_apply.database.dialects import postgresql, sqlite
 from plan_apply.database.dialects.protocol import Dialect, Locked
-from plan_apply.errors import DatabaseError
 
 __all__ = ["DIALECTS", "Dialect", "Locked", "dialect_named", "dialect_of"]
 
@@ -20,7 +20,7 @@ def dialect_named(backend: str, shown: str) -> Dialect:
         if backend == dialect.name or backend in dialect.aliases:
             return dialect
     known = " or ".join(d.example for d in DIALECTS)
-    raise DatabaseError(f"unsupported database {backend!r} in {shown}: use {known}")
+    raise errors.DatabaseError(f"unsupported database {backend!r} in {shown}: use {known}")
 
 
 def dialect_of(bind: sqlalchemy.engine.Engine | sqlalchemy.engine.Connection) -> Dialect:
