@@ -161,6 +161,15 @@ def test_the_problem_matcher_reads_nexus_errors(nexus: Run, write_tree: Any) -> 
     assert first.group(pattern["message"])
 
 
+def test_the_problem_matcher_takes_the_located_line_not_the_plans_marked_one() -> None:
+    matcher = json.loads((ROOT / "examples" / "ci" / "nexus-problem-matcher.json").read_text())
+    [pattern] = matcher["problemMatcher"][0]["pattern"]
+    regexp = re.compile(pattern["regexp"])
+    assert regexp.match("  ! orgs/x.yaml:3:4: error: slots below booked") is None
+    located = regexp.match("orgs/x.yaml:3:4: error: slots below booked")
+    assert located is not None and located.group(pattern["file"]) == "orgs/x.yaml"
+
+
 def test_pre_commit_hooks_name_existing_commands() -> None:
     hooks = {hook["id"]: hook for hook in _load(ROOT / ".pre-commit-hooks.yaml")}
     assert set(hooks) == {"nexus-fmt", "nexus-validate"}
