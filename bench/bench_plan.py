@@ -407,7 +407,7 @@ def _preimport(kind: str, urls: list[str]) -> None:
     import plan_apply.cli
     import plan_apply.database.engine
     import plan_apply.planner
-    import plan_apply.render  # noqa: F401
+    import plan_apply.views.text  # noqa: F401
 
     if any(u.startswith("postgresql") for u in urls):
         import psycopg  # noqa: F401

@@ -14,7 +14,8 @@ from nexus_config import load_configuration
 from plan_apply.actual import ActualOrganization, ActualState, fingerprint_of
 from plan_apply.diff import make_plan
 from plan_apply.plan import Action, Change, OrgPlan, Plan
-from plan_apply.render import MARKDOWN_BUDGET, render_markdown, render_text
+from plan_apply.views.markdown import MARKDOWN_BUDGET, render_markdown
+from plan_apply.views.text import render_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from fleet import write_fleet

@@ -22,8 +22,9 @@ from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for
 from plan_apply.diff import PlanOptions
 from plan_apply.planner import build_plan, located_plan
-from plan_apply.render import render_markdown, render_text
 from plan_apply.selection import selected_organizations
+from plan_apply.views.markdown import render_markdown
+from plan_apply.views.text import render_text
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 CREATED_AT = "2026-11-28T12:00:00Z"

@@ -29,7 +29,8 @@ import plan_apply.apply  # noqa: E402
 import plan_apply.cli  # noqa: E402
 import plan_apply.planner  # noqa: E402
 import plan_apply.progress  # noqa: E402
-import plan_apply.render  # noqa: E402
+import plan_apply.views.markdown  # noqa: E402
+import plan_apply.views.text  # noqa: E402
 
 
 def _child(request: dict[str, Any]) -> int:
