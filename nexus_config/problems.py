@@ -7,7 +7,8 @@ by `locations.locate`, which re-reads only the files that have problems.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -73,10 +74,10 @@ FOLDED_LINES_SHOWN = 5
 """How many other lines a folded problem names before it only counts them."""
 
 
-def _folded(first: Problem, others: Sequence[Problem]) -> str:
+def _folded(first: Problem, others: Sequence[Problem], escape: Callable[[str], str]) -> str:
     """One line for a problem repeated in a file: the first place, then how many more and where."""
     if not others:
-        return first.as_text()
+        return escape(first.as_text())
     same = sum(1 for p in others if p.line == first.line)  # one node reached through YAML aliases
     lines = list(dict.fromkeys(p.line for p in others if p.line != first.line))
     where = [f"{same} on the same line"] if same else []
@@ -87,10 +88,19 @@ def _folded(first: Problem, others: Sequence[Problem]) -> str:
             f"line{'s' if len(lines) > 1 else ''} {shown}"
             + (f" and {hidden} other lines" if hidden > 0 else "")
         )
-    return f"{first.as_text()} (and {len(others)} more like it: {', '.join(where)})"
+    return f"{escape(first.as_text())} (and {len(others)} more like it: {', '.join(where)})"
 
 
-def problems_to_text(problems: Sequence[Problem]) -> str:
+_FIELD_PATH = re.compile(r"^[A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*: ")
+"""The `staff[3].role: ` a message may start with, naming where it was reached (through an alias, say)."""
+
+
+def _repeat_key(problem: Problem) -> tuple[str, str, str, str]:
+    """What makes two problems "the same": file, severity, code and message, whichever field path led there."""
+    return (problem.file, problem.severity, problem.code, _FIELD_PATH.sub("", problem.message, count=1))
+
+
+def problems_to_text(problems: Sequence[Problem], escape: Callable[[str], str] = str) -> str:
     """The `FILE:LINE:COLUMN: error: MESSAGE` lines, then a count (the GCC problem-matcher form).
 
     The same problem repeated in one file (same message, code and severity: a misspelt alias used
@@ -99,12 +109,12 @@ def problems_to_text(problems: Sequence[Problem]) -> str:
     """
     repeats: dict[tuple[str, str, str, str], list[Problem]] = {}
     for p in problems:
-        repeats.setdefault((p.file, p.severity, p.code, p.message), []).append(p)
+        repeats.setdefault(_repeat_key(p), []).append(p)
     lines = []
     for p in problems:
-        group = repeats[(p.file, p.severity, p.code, p.message)]
+        group = repeats[_repeat_key(p)]
         if group[0] is p:
-            lines.append(_folded(p, group[1:]))
+            lines.append(_folded(p, group[1:], escape))
     errors = [p for p in problems if p.severity == "error"]
     files = {p.file for p in errors}
     if errors:

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ def scratch(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
-def _with(url: str, **parts: str) -> str:
+def _with(url: str, **parts: Any) -> str:
     return sa.engine.make_url(url).set(**parts).render_as_string(hide_password=False)
 
 

@@ -4,6 +4,7 @@ tests a backend's name, and a backend nexus does not know is refused by name, ne
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,7 @@ def test_an_unknown_backend_is_refused_by_name(url: str) -> None:
 
 
 def test_apply_on_an_unknown_backend_writes_nothing_and_names_it(
-    capsys: pytest.CaptureFixture[str], write_tree: ..., monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], write_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NEXUS_DATABASE_URL", raising=False)
     nexus = Run(capsys, None)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
-from plan_apply.database.dialects import Dialect, dialect_named, dialect_of
+from plan_apply.database.dialects import Dialect, dialect_for_url, dialect_of
 from plan_apply.database.dialects.sessions import application_name, lock_milliseconds
 from plan_apply.errors import DatabaseError, SchemaOutOfDate
 
@@ -171,7 +171,7 @@ def _checked(url: str) -> tuple[Dialect, URL]:
         parsed = make_url(url)
     except Exception:
         raise DatabaseError(f"not a database URL: {redact(url)}") from None
-    dialect = dialect_named(parsed.get_backend_name(), redact(url))
+    dialect = dialect_for_url(parsed, redact(url))
     return dialect, dialect.checked_url(parsed, redact(url))
 
 

@@ -90,14 +90,11 @@ def located_lines(plan: Plan) -> list[str]:
 
 
 def render_problems(problems: Sequence[Problem]) -> str:
-    """The located lines of configuration problems, then a count (the GCC problem-matcher form)."""
-    lines = [escape_terminal(p.as_text()) for p in problems]
-    errors = [p for p in problems if p.severity == "error"]
-    files = {p.file for p in errors}
-    if errors:
-        noun = "error" if len(errors) == 1 else "errors"
-        lines.append(f"{len(errors)} {noun} in {len(files)} file{'s' if len(files) != 1 else ''}")
-    return "\n".join(lines) + ("\n" if lines else "")
+    """The located lines of configuration problems (a problem repeated in a file folded into one), then a
+    count: the GCC problem-matcher form, every string from the files escaped for a terminal."""
+    from nexus_config.problems import problems_to_text
+
+    return problems_to_text(problems, escape_terminal)
 
 
 def render_history(entries: Sequence[HistoryEntry]) -> str:

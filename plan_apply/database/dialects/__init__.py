@@ -7,7 +7,7 @@ from plan_apply import errors
 from plan_apply.database.dialects import postgresql, sqlite
 from plan_apply.database.dialects.protocol import Dialect, Locked
 
-__all__ = ["DIALECTS", "Dialect", "Locked", "dialect_named", "dialect_of"]
+__all__ = ["DIALECTS", "Dialect", "Locked", "dialect_for_url", "dialect_named", "dialect_of"]
 
 DIALECTS: tuple[Dialect, ...] = (sqlite.DIALECT, postgresql.DIALECT)
 """Every backend nexus can drive."""
@@ -21,6 +21,11 @@ def dialect_named(backend: str, shown: str) -> Dialect:
             return dialect
     known = " or ".join(d.example for d in DIALECTS)
     raise errors.DatabaseError(f"unsupported database {backend!r} in {shown}: use {known}")
+
+
+def dialect_for_url(url: sqlalchemy.engine.URL, shown: str) -> Dialect:
+    """The dialect that drives a parsed URL (shown as `shown`); any other backend is refused by name."""
+    return dialect_named(url.get_backend_name(), shown)
 
 
 def dialect_of(bind: sqlalchemy.engine.Engine | sqlalchemy.engine.Connection) -> Dialect:
