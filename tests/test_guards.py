@@ -146,7 +146,7 @@ def test_a_removed_draft_agreement_with_nothing_under_it_is_deleted() -> None:
 
 @pytest.mark.parametrize("type_", ["school", "step", "staff", "profile"])
 def test_other_removed_items_are_deleted(type_: str) -> None:
-    item = record(type_, "x", rotations=4, status="active", dependents=3)
+    item = record(type_, "x", rotations=4, status="active")
     assert must_archive(item, by_address(item)) is None
 
 
