@@ -170,7 +170,7 @@ def _styles(document: dict[str, Any]) -> st.SearchStrategy[str]:
 @st.composite
 def _messy(draw: st.DrawFn) -> str:
     """A generated organization in some style, with trailing blanks, blank lines and comments sprinkled."""
-    text = draw(_styles(draw(organization())))
+    text = draw(_styles(draw(organization(plain=True))))
     noise = draw(st.randoms(use_true_random=False))
     out = []
     for line in text.split("\n"):

@@ -73,7 +73,7 @@ def _apply(engine: sa.Engine, folder: Path) -> Plan:
 
 
 @SETTINGS
-@given(document=organization())
+@given(document=organization(plain=True))
 def test_apply_then_plan_is_empty(tmp_path: Path, document: dict[str, Any]) -> None:
     engine = _fresh_engine(tmp_path, "first")
     try:
@@ -85,7 +85,7 @@ def test_apply_then_plan_is_empty(tmp_path: Path, document: dict[str, Any]) -> N
 
 
 @SETTINGS
-@given(before=organization(), after=organization())
+@given(before=organization(plain=True), after=organization(plain=True))
 def test_any_edit_applied_then_planned_is_empty(
     tmp_path: Path, before: dict[str, Any], after: dict[str, Any]
 ) -> None:
@@ -100,7 +100,11 @@ def test_any_edit_applied_then_planned_is_empty(
 
 
 @SETTINGS
-@given(before=organization(), after=organization(), booked=st.lists(st.integers(0, 50), max_size=6))
+@given(
+    before=organization(plain=True),
+    after=organization(plain=True),
+    booked=st.lists(st.integers(0, 50), max_size=6),
+)
 def test_no_plan_deletes_or_orphans_a_rotation(
     tmp_path: Path, before: dict[str, Any], after: dict[str, Any], booked: list[int]
 ) -> None:
@@ -152,7 +156,7 @@ def test_no_plan_deletes_or_orphans_a_rotation(
 
 
 @SETTINGS
-@given(document=organization())
+@given(document=organization(plain=True))
 def test_plan_json_round_trip_is_exact(tmp_path: Path, document: dict[str, Any]) -> None:
     engine = _fresh_engine(tmp_path, "json")
     try:

@@ -321,7 +321,7 @@ def _beta(document: dict[str, Any], capacity: bool, stages: list[str]) -> dict[s
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    document=organization(),
+    document=organization(plain=True),
     capacity=st.booleans(),
     stages=st.permutations(["application", "onboarding", "offboarding"]),
 )

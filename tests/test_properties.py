@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import datetime
 import math
 import re
 from pathlib import Path
@@ -21,11 +20,15 @@ from hypothesis import strategies as st
 
 from nexus_config import load_configuration
 from nexus_config.models import DocumentV1, DocumentV1beta1
-from nexus_config.models.common import DISCIPLINES
 from nexus_config.versions import downgrade, upgrade
 from nexus_config.yaml_reader import read_documents
 from plan_apply import batching
 from plan_apply.batching import check_tree
+
+from .strategies import (
+    family,
+    organization,
+)
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -145,233 +148,6 @@ def test_the_emitter_writes_yaml_1_1_words_plain() -> None:
 
 
 # --- valid organizations ---------------------------------------------------------------------------------
-
-keys = st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}", fullmatch=True)
-names = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30)
-disciplines = st.lists(st.sampled_from(DISCIPLINES), min_size=1, max_size=3, unique=True)
-dates = st.dates(datetime.date(2025, 1, 1), datetime.date(2035, 12, 31))
-
-
-@st.composite
-def form_fields(draw: st.DrawFn) -> list[dict[str, Any]]:
-    fields = []
-    for key in draw(st.lists(keys, min_size=1, max_size=3, unique=True)):
-        kind = draw(st.sampled_from(["text", "textarea", "date", "number", "select", "checkbox"]))
-        field: dict[str, Any] = {"key": key, "label": draw(names), "type": kind}
-        if kind == "select":
-            field["options"] = draw(st.lists(names, min_size=1, max_size=3))
-        if draw(st.booleans()):
-            field["required"] = draw(st.booleans())
-        fields.append(field)
-    return fields
-
-
-@st.composite
-def optional(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
-    """Some of the optional fields, each drawn or left out (so defaults and explicit values both occur)."""
-    return {name: draw(strategy) for name, strategy in fields.items() if draw(st.booleans())}
-
-
-texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
-
-
-@st.composite
-def organization(
-    draw: st.DrawFn, slug: str, parent: str | None = None, inherited: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """One valid v1 document; `inherited` are step keys its parents declare (services may use them)."""
-    metadata: dict[str, Any] = {"slug": slug}
-    if parent:
-        metadata["parent"] = parent
-    if draw(st.booleans()):
-        metadata["labels"] = draw(
-            st.dictionaries(
-                st.from_regex(r"[a-z][a-z._-]{0,8}", fullmatch=True), names.map(lambda s: s[:63]), max_size=2
-            )
-        )
-    profile: dict[str, Any] = {
-        "name": draw(names),
-        "type": draw(st.sampled_from(["health_system", "hospital", "clinic", "other"])),
-    }
-    if draw(st.booleans()):
-        profile["address"] = {
-            "postal_code": draw(st.from_regex(r"0[0-9]{4}", fullmatch=True)),
-            "country": draw(st.sampled_from(["US", "NO", "CA", "DE"])),
-        }
-        profile["timezone"] = draw(st.sampled_from(["America/Chicago", "Europe/Oslo", "UTC"]))
-        profile["website"] = "https://" + slug + ".example.org/about"
-    schools = [
-        {"key": k, "name": draw(names), "contact_email": f"{k}@school.example.edu"}
-        for k in draw(st.lists(keys, max_size=3, unique=True))
-    ]
-    school_keys = [s["key"] for s in schools]
-    steps = []
-    for key in draw(st.lists(keys, max_size=4, unique=True)):
-        kind = draw(st.sampled_from(["form", "upload", "checkbox"]))
-        step: dict[str, Any] = {
-            "key": key,
-            "stage": draw(st.sampled_from(["application", "onboarding", "offboarding"])),
-            "name": draw(names),
-            "type": kind,
-        }
-        if kind == "form":
-            step["fields"] = draw(form_fields())
-        if draw(st.booleans()):
-            step["due_days"] = draw(st.integers(0, 3650))
-            step["expires_after_days"] = draw(st.integers(1, 36500))
-        if len(school_keys) > 0 and draw(st.booleans()):
-            step["applies_to"] = {
-                "schools": draw(st.lists(st.sampled_from(school_keys), unique=True)),
-                "disciplines": draw(disciplines),
-            }
-        step.update(
-            draw(
-                optional(
-                    {
-                        "completed_by": st.sampled_from(
-                            ["student", "faculty", "school_coordinator", "site_coordinator"]
-                        ),
-                        "description": texts,
-                        "instructions": texts,
-                        "required": st.booleans(),
-                        "all_services": st.booleans(),
-                        "previous_keys": st.just([f"old-{key}"]),
-                    }
-                )
-            )
-        )
-        steps.append(step)
-    usable_steps = [s["key"] for s in steps] + list(inherited)
-    services: list[dict[str, Any]] = []
-    for key in draw(st.lists(keys, max_size=3, unique=True)):
-        service: dict[str, Any] = {
-            "key": key,
-            "name": draw(names),
-            "disciplines": draw(disciplines),
-            "capacity": [],
-        }
-        service.update(
-            draw(
-                optional(
-                    {
-                        "description": texts,
-                        "location": texts,
-                        "department": texts,
-                        "specialties": st.lists(names, max_size=2),
-                        "protect": st.booleans(),
-                        "previous_keys": st.just([f"old-{key}"]),
-                    }
-                )
-            )
-        )
-        if usable_steps:
-            service["steps"] = draw(st.lists(st.sampled_from(usable_steps), unique=True, max_size=3))
-        services.append(service)
-    agreements: list[dict[str, Any]] = []
-    if school_keys and services:
-        for key in draw(st.lists(keys, max_size=2, unique=True)):
-            start = draw(dates)
-            covered = draw(st.lists(st.sampled_from([s["key"] for s in services]), min_size=1, unique=True))
-            agreement: dict[str, Any] = {
-                "key": key,
-                "school": draw(st.sampled_from(school_keys)),
-                "name": draw(names),
-                "start_date": start.isoformat(),
-                "services": covered,
-                "disciplines": draw(disciplines),
-                "submit": draw(st.booleans()),
-            }
-            if draw(st.booleans()):
-                agreement["end_date"] = (
-                    start + datetime.timedelta(days=draw(st.integers(0, 900)))
-                ).isoformat()
-                agreement["reminder_days"] = draw(st.integers(1, 365))
-            agreement.update(
-                draw(
-                    optional(
-                        {
-                            "description": texts,
-                            "protect": st.booleans(),
-                            "previous_keys": st.just([f"old-{key}"]),
-                        }
-                    )
-                )
-            )
-            agreements.append(agreement)
-    for service in services:
-        for key in draw(st.lists(keys, max_size=3, unique=True)):
-            covering = [
-                a
-                for a in agreements
-                if service["key"] in a["services"] and set(a["disciplines"]) & set(service["disciplines"])
-            ]
-            window: dict[str, Any] = {
-                "key": key,
-                "name": draw(names),
-                "slots": draw(st.integers(1, 1000)),
-                "max_group_size": draw(st.integers(1, 50)),
-            }
-            if len(covering) > 0 and draw(st.booleans()):
-                agreement = draw(st.sampled_from(covering))
-                shared = [d for d in service["disciplines"] if d in agreement["disciplines"]]
-                start = datetime.date.fromisoformat(agreement["start_date"])
-                end = datetime.date.fromisoformat(agreement.get("end_date", "2040-12-31"))
-                first = start + datetime.timedelta(days=draw(st.integers(0, (end - start).days)))
-                last = first + datetime.timedelta(days=draw(st.integers(0, (end - first).days)))
-                window.update(
-                    workflow="coordinator_scheduled",
-                    agreement=agreement["key"],
-                    disciplines=draw(st.lists(st.sampled_from(shared), min_size=1, unique=True)),
-                )
-            else:
-                first = draw(dates)
-                last = first + datetime.timedelta(days=draw(st.integers(0, 400)))
-                window.update(
-                    workflow="student_requested",
-                    disciplines=draw(st.lists(st.sampled_from(service["disciplines"]), unique=True)),
-                )
-            window.update(start_date=first.isoformat(), end_date=last.isoformat())
-            window.update(
-                draw(
-                    optional(
-                        {
-                            "allow_specific_dates": st.booleans(),
-                            "visibility": st.sampled_from(["draft", "published"]),
-                            "description": texts,
-                            "protect": st.booleans(),
-                            "previous_keys": st.just([f"old-{key}"]),
-                        }
-                    )
-                )
-            )
-            service["capacity"].append(window)
-    staff = [
-        {
-            "email": f"{who}@{slug}.example.org",
-            "role": draw(st.sampled_from(["admin", "coordinator", "viewer"])),
-        }
-        for who in draw(st.lists(st.from_regex(r"[a-z]{1,6}", fullmatch=True), max_size=3, unique=True))
-    ]
-    return {
-        "apiVersion": "nexus/v1",
-        "kind": "Organization",
-        "metadata": metadata,
-        "profile": profile,
-        "staff": staff,
-        "steps": steps,
-        "schools": schools,
-        "agreements": agreements,
-        "services": services,
-    }
-
-
-@st.composite
-def family(draw: st.DrawFn) -> list[dict[str, Any]]:
-    """A health system and one or two facilities under it that may use its steps."""
-    system = draw(organization("system"))
-    inherited = tuple(s["key"] for s in system["steps"])
-    children = [draw(organization(f"site-{n}", "system", inherited)) for n in range(draw(st.integers(1, 2)))]
-    return [system, *children]
 
 
 def _write(folder: Path, files: dict[str, str]) -> Path:
