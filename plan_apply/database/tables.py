@@ -8,7 +8,8 @@ Every table the configuration can write has `managed` (created or adopted by nex
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+
+from plan_apply.database.dialects import json_column
 
 __all__ = [
     "agreement_services",
@@ -40,7 +41,7 @@ metadata = sa.MetaData(
     }
 )
 
-JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+JSON = json_column()
 
 
 def _ownership() -> list[sa.Column[object]]:

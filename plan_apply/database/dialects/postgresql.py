@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.types import TypeEngine
 
 from plan_apply.database.dialects.protocol import Locked
 from plan_apply.database.dialects.sessions import application_name, lock_key, lock_milliseconds
@@ -51,6 +53,7 @@ class PostgreSQL:
     name = "postgresql"
     aliases: tuple[str, ...] = ("postgres",)
     example = "postgresql://"
+    json_type: TypeEngine[Any] | None = JSONB()  # indexed, compared by value
 
     def checked_url(self, url: URL, shown: str) -> URL:
         if url.drivername not in _DRIVERS:

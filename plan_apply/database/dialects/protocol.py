@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.types import TypeEngine
 
 __all__ = ["Dialect", "Locked"]
 
@@ -29,6 +30,8 @@ class Dialect(Protocol):
     """Other backend names meaning the same (`postgres`)."""
     example: str
     """How its URLs begin, for messages that list what nexus can drive."""
+    json_type: TypeEngine[Any] | None
+    """The column type JSON values are stored in here, where it is not SQLAlchemy's generic JSON."""
 
     def checked_url(self, url: URL, shown: str) -> URL:
         """`url` with the one driver nexus uses; a driver nexus cannot use is a DatabaseError naming `shown`."""

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.types import TypeEngine
 
 from plan_apply.database.dialects.sessions import FOREVER_MS, lock_milliseconds
 from plan_apply.errors import DatabaseError
@@ -41,6 +42,7 @@ class SQLite:
     name = "sqlite"
     aliases: tuple[str, ...] = ()
     example = "sqlite:///"
+    json_type: TypeEngine[Any] | None = None
 
     def checked_url(self, url: URL, shown: str) -> URL:
         if url.drivername not in _DRIVERS:
