@@ -54,12 +54,12 @@ def shared_fleet(facilities: int) -> Path:
             raise SystemExit(f"{out} exists without a fleet manifest: remove it")
         fleet.write_fleet(out, facilities)
         (out / "documents").mkdir()
-        for n in range(DOCUMENTS):
-            (out / "documents" / f"signed-{n}.pdf").write_bytes(f"%PDF-1.7\n% signed {n}\n%%EOF\n".encode())
         for number, path in enumerate(sorted(out.glob("*/agreements.yaml"))):
+            name = f"signed-{number % DOCUMENTS}.pdf"  # the same bytes in every directory: one document
+            (path.parent / name).write_bytes(f"%PDF-1.7\n% signed {number % DOCUMENTS}\n%%EOF\n".encode())
             text = path.read_text(encoding="utf-8")
-            shared = f"    document: ../documents/signed-{number % DOCUMENTS}.pdf\n"
-            path.write_text(re.sub(r"(    disciplines: [^\n]*\n)", r"\1" + shared, text), encoding="utf-8")
+            text = re.sub(r"(    disciplines: [^\n]*\n)", r"\1" + f"    document: {name}\n", text)
+            path.write_text(text, encoding="utf-8")
     return out
 
 

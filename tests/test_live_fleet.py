@@ -34,7 +34,7 @@ def facility(n: int) -> str:
         schools: [{{key: state-u, name: State University, contact_email: placements@state.example.edu}}]
         agreements:
           - {{key: state, school: state-u, name: State nursing, start_date: 2027-01-01, end_date: 2027-12-31,
-             services: [er], disciplines: [nursing], submit: true, document: ../shared/signed-{n % 3}.pdf}}
+             services: [er], disciplines: [nursing], submit: true, document: signed-{n % 3}.pdf}}
         services: [{{key: er, name: Emergency, disciplines: [nursing]}}]
         """
     )
@@ -43,11 +43,10 @@ def facility(n: int) -> str:
 @pytest.fixture
 def fleet(tmp_path: Path) -> Path:
     root = tmp_path / "fleet"
-    (root / "shared").mkdir(parents=True)
+    (root / "sites").mkdir(parents=True)
     for n, pdf in enumerate(PDFS):
-        (root / "shared" / f"signed-{n}.pdf").write_bytes(pdf)
+        (root / "sites" / f"signed-{n}.pdf").write_bytes(pdf)
     for n in range(12):
-        (root / "sites").mkdir(exist_ok=True)
         (root / "sites" / f"site-{n:02d}.yaml").write_text(facility(n), encoding="utf-8")
     return root
 
