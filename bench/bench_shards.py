@@ -41,7 +41,7 @@ ITEMS_PER_FACILITY = 191
 
 _WAITING = (
     "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE NOT l.granted AND a.application_name LIKE 'nexus apply%' AND a.datname = %s"
+    "WHERE NOT l.granted AND a.application_name LIKE 'nexus apply%%' AND a.datname = %s"
 )
 
 
