@@ -1,9 +1,11 @@
 """apply_plan: Plan → database, one transaction per organization, exactly as planned or not at all.
 
 Each organization is locked first, as its database's dialect locks it (for the rest of the transaction,
-never longer), its state re-read
-and fingerprinted under the lock and compared with the plan's, then written through the writers registry
-in plan order, then logged. Applies of one organization therefore serialize and never lose an update;
+never longer), then the rows its plan changes and its own row are locked against the platform's writers
+(which never take nexus's lock), its state re-read and fingerprinted under those locks and compared with
+the plan's, then written through the writers registry in plan order (every UPDATE and DELETE checked to
+touch the rows it carries), then logged: what was written, and what was left alone as such. Applies of
+one organization therefore serialize, with each other and with the platform, and never lose an update;
 applies of different organizations run side by side. A failure rolls that organization back completely;
 the others go on, and the result says which failed and why: a lock not had within the lock timeout (naming
 its holder where the database can tell), a lost connection (and whether the outcome is unknown).
@@ -19,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -32,13 +34,23 @@ from plan_apply.database.dialects import Locked, dialect_of
 from plan_apply.database.dialects.sessions import lock_key, lock_milliseconds
 from plan_apply.database.engine import LOCK_TIMEOUT_OPTION, CommitOutcomeUnknown, write_transaction
 from plan_apply.database.reads import read_actual_state
-from plan_apply.database.writes import WRITERS, WriteContext
+from plan_apply.database.writes import WRITERS, WriteContext, locking_queries
 from plan_apply.incremental import config_hash_of
 from plan_apply.plan import Change, OrgPlan, Plan
 
-__all__ = ["ApplyOptions", "ApplyResult", "OrgResult", "apply_plan", "lock_holder", "lock_key"]
+__all__ = [
+    "ApplyOptions",
+    "ApplyResult",
+    "OrgResult",
+    "apply_plan",
+    "lock_holder",
+    "lock_key",
+    "logged_changes",
+    "logged_summary",
+]
 
-Status = Literal["applied", "unchanged", "failed", "stale", "refused", "skipped"]
+Status = Literal["applied", "left_alone", "unchanged", "failed", "stale", "refused", "skipped"]
+"""`left_alone`: every change of the organization was left alone (a school's proposal); nothing written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +78,7 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.status in ("applied", "unchanged", "skipped") for r in self.organizations)
+        return all(r.status in ("applied", "left_alone", "unchanged", "skipped") for r in self.organizations)
 
 
 SETTLE_EVERY = 100
@@ -75,6 +87,10 @@ SETTLE_EVERY = 100
 
 class _Stale(Exception):
     pass
+
+
+class _Cycle(Exception):
+    """The organization's new parent chain leads back to it."""
 
 
 def _lock_timeout(connection: Connection) -> float:
@@ -163,7 +179,9 @@ def _batches(changes: Sequence[Change]) -> list[list[Change]]:
 def _record_configuration(connection: Connection, org_id: int | None, org: OrgPlan, complete: bool) -> None:
     """Remember what this apply came from. The triggers have bumped `revision` with every write; an
     incremental plan skips the organization only while `revision` stays at `applied_revision` and the
-    files hash the same. An apply that left changes pending (a school's proposal) is never "clean"."""
+    files hash the same. The organization's row has been locked since before its state was read, so no
+    other writer's bump can be in `revision` here: it is the revision read plus this apply's own writes.
+    An apply that left changes pending (a school's proposal) is never "clean"."""
     o = t.organizations
     connection.execute(
         sa.update(o)
@@ -181,6 +199,9 @@ def _apply_org(
 ) -> OrgResult:
     with write_transaction(connection) as tx:
         _lock(tx, [org.slug])
+        dialect = dialect_of(tx)
+        for query in locking_queries(org.slug, org.changes):
+            dialect.lock_rows(tx, query)
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         state = read_actual_state(tx, [org.slug], school_keys)
         actual = state.organizations[org.slug]
@@ -202,26 +223,54 @@ def _apply_org(
         )
         for batch in _batches(org.changes):
             WRITERS[(batch[0].type, batch[0].action)](ctx, batch)
-        written = len(org.changes) - len(ctx.skipped)
-        _record_configuration(tx, ctx.org_id, org, complete=not ctx.skipped)
-        finished = datetime.datetime.now(datetime.UTC)
+        if any(c.type == "organization" and "parent" in c.after for c in org.changes):
+            _refuse_cycle(tx, org.slug, ctx.org_id)
+        left = {c.address for c in ctx.left_alone}
+        written = [c for c in org.changes if c.address not in left]
+        _record_configuration(tx, ctx.org_id, org, complete=not left)
         tx.execute(
             sa.insert(t.apply_log).values(
                 org_slug=org.slug,
                 started_at=now,
-                finished_at=finished,
+                finished_at=datetime.datetime.now(datetime.UTC),
                 actor=options.actor or default_actor(),
                 commit_sha=options.commit,
                 plan_hash=plan_hash,
                 fingerprint_before=org.state_fingerprint,
-                summary={
-                    a: sum(1 for c in org.changes if c.action.value == a)
-                    for a in sorted({c.action.value for c in org.changes})
-                },
-                changes=[c.to_json() for c in org.changes],
+                summary=logged_summary(written, ctx.left_alone),
+                changes=logged_changes(written, ctx.left_alone),
             )
         )
-    return OrgResult(org.slug, "applied", written, notes=tuple(ctx.skipped))
+    status: Status = "left_alone" if not written else "applied"
+    return OrgResult(org.slug, status, len(written), notes=tuple(ctx.skipped))
+
+
+def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> dict[str, int]:
+    """The apply log's counts: changes written by action, and those left alone (never counted written)."""
+    counts = {
+        a: sum(1 for c in written if c.action.value == a) for a in sorted({c.action.value for c in written})
+    }
+    if left_alone:
+        counts["left alone"] = len(left_alone)
+    return counts
+
+
+def logged_changes(written: Sequence[Change], left_alone: Sequence[Change]) -> list[dict[str, Any]]:
+    """The apply log's changes: those written as planned, then those left alone marked so."""
+    return [c.to_json() for c in written] + [{**c.to_json(), "left_alone": True} for c in left_alone]
+
+
+def _refuse_cycle(connection: Connection, slug: str, org_id: int | None) -> None:
+    """Walk the organization's new parent chain, locking each ancestor's row (so two applies cannot close
+    a cycle between them); raise _Cycle when it leads back to the organization."""
+    o = t.organizations
+    dialect, seen, current = dialect_of(connection), {org_id}, org_id
+    while current is not None:
+        dialect.lock_rows(connection, sa.select(o.c.id).where(o.c.id == current))
+        current = connection.execute(sa.select(o.c.parent_id).where(o.c.id == current)).scalar()
+        if current in seen:
+            raise _Cycle(slug)
+        seen.add(current)
 
 
 def _families(plan: Plan) -> list[list[OrgPlan]]:
@@ -245,20 +294,31 @@ def apply_plan(
 ) -> ApplyResult:
     """Apply every organization of the plan in its own transaction; report each outcome in plan order.
 
-    With `jobs` > 1, families of organizations (a health system and its facilities) are applied in
-    parallel threads, each transaction on its own connection; results are still reported, and returned,
-    in plan order, so output never depends on scheduling.
+    A family (a health system and its facilities) is applied parent first; a child whose parent was not
+    applied is not applied either. With `jobs` > 1, families are applied in parallel threads, each
+    transaction on its own connection. Each result goes to `on_result` as its transaction ends; they are
+    returned in plan order.
     """
     options = options or ApplyOptions()
     plan_hash = plan.identity
     stop = threading.Event()
     futures: dict[str, Future[OrgResult]] = {org.slug: Future() for org in plan.organizations}
+    reported = _Reporter(on_result)
 
     def run_family(family: list[OrgPlan]) -> None:
+        not_applied: set[str] = set()
         for org in family:
-            result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set())
+            if org.parent in not_applied:
+                result = OrgResult(
+                    org.slug, "skipped", message=f"not applied: its parent {org.parent} was not applied"
+                )
+            else:
+                result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set())
+            if result.status in ("failed", "stale", "refused", "skipped"):
+                not_applied.add(org.slug)
             if options.fail_fast and result.status in ("failed", "stale", "refused"):
                 stop.set()
+            reported(result)
             futures[org.slug].set_result(result)
 
     families = _families(plan)
@@ -266,27 +326,29 @@ def apply_plan(
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as pool:
             for family in families:
                 pool.submit(run_family, family)
-            results = _in_order(plan, futures, on_result)
+            results = [futures[org.slug].result() for org in plan.organizations]
     else:
         for family in families:
             run_family(family)
-        results = _in_order(plan, futures, on_result)
+        results = [futures[org.slug].result() for org in plan.organizations]
     _record_unchanged(engine, plan, results)
     return ApplyResult(tuple(results))
 
 
-def _in_order(
-    plan: Plan, futures: dict[str, Future[OrgResult]], on_result: Callable[[OrgResult], None] | None
-) -> list[OrgResult]:
-    results = []
-    for number, org in enumerate(plan.organizations, 1):
-        result = futures[org.slug].result()
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-        if number % SETTLE_EVERY == 0:
-            settle()
-    return results
+class _Reporter:
+    """Hands each result to `on_result` as soon as its transaction has ended (so a killed run has printed
+    every organization it committed), one at a time whatever thread finished it."""
+
+    def __init__(self, on_result: Callable[[OrgResult], None] | None) -> None:
+        self.on_result, self.lock, self.count = on_result, threading.Lock(), 0
+
+    def __call__(self, result: OrgResult) -> None:
+        with self.lock:
+            self.count += 1
+            if self.on_result is not None:
+                self.on_result(result)
+            if self.count % SETTLE_EVERY == 0:
+                settle()
 
 
 def _apply_one(
@@ -313,6 +375,18 @@ def _apply_one(
         return OrgResult(
             org.slug, "stale", message="the database changed since this plan was made: run plan again"
         )
+    except _Cycle:
+        return OrgResult(
+            org.slug,
+            "failed",
+            message=f"its new parent chain leads back to {org.slug} (a cycle); nothing of it was written",
+        )
+    except sa.exc.IntegrityError as exc:
+        message = (
+            f"another session wrote a row that conflicts with {org.slug}'s meanwhile "
+            f"({str(exc.orig or exc).strip().splitlines()[0]}); nothing of it was written: plan again"
+        )
+        return OrgResult(org.slug, "failed", message=message)
     except Locked as locked:
         return OrgResult(org.slug, "failed", message=_locked_message(engine, locked, options.timeout_hint))
     except (sa.exc.SQLAlchemyError, CommitOutcomeUnknown) as exc:

@@ -161,6 +161,11 @@ def _make_plan(request: PlanArgs | ApplyArgs, fmt: str) -> Any:
 )
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
 @click.option(
+    "--fail-on-held",
+    is_flag=True,
+    help="Exit 1 when a change waits on someone else (an agreement whose school proposed changes).",
+)
+@click.option(
     "--progress/--no-progress", default=True, help="A progress bar on a terminal (stderr, text format only)."
 )
 @jobs_option
@@ -178,7 +183,12 @@ def plan(options: PlanArgs) -> int:
     if options.fail_on_drift and any(c.cause == "drift" for c in the_plan.changes):
         say("drift found: the database was changed outside nexus")
         return 1
-    return 2 if options.detailed_exitcode and the_plan.has_changes else 0
+    if options.fail_on_held and the_plan.held:
+        say(
+            f"{len(the_plan.held)} change(s) held: apply leaves them alone until the school's proposal is answered"
+        )
+        return 1
+    return 2 if options.detailed_exitcode and the_plan.has_pending_changes else 0
 
 
 def _confirm() -> None:

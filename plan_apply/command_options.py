@@ -66,6 +66,7 @@ class PlanArgs:
     out: str | None
     detailed_exitcode: bool
     fail_on_drift: bool
+    fail_on_held: bool
     progress: bool
     jobs: int | None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT

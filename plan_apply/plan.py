@@ -66,9 +66,12 @@ class Change:
     notes: tuple[str, ...] = ()
     title: str = ""
     """How people call the item ("Emergency Medicine › Spring block"): for renderers only."""
+    pending: bool = True
+    """False for a change apply will not make as things stand (an agreement whose school proposed
+    changes is left alone): shown, but not "changes present" for `plan --detailed-exitcode`."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "title": self.title,
             "address": self.address,
             "type": self.type,
@@ -79,6 +82,9 @@ class Change:
             "risk": self.risk,
             "notes": list(self.notes),
         }
+        if not self.pending:
+            result["pending"] = False
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +181,16 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(org.changes for org in self.organizations)
+
+    @property
+    def has_pending_changes(self) -> bool:
+        """Whether apply would write anything: changes it leaves alone (`pending` false) do not count."""
+        return any(c.pending for c in self.changes)
+
+    @property
+    def held(self) -> tuple[Change, ...]:
+        """The changes apply leaves alone as things stand (a school's proposal)."""
+        return tuple(c for c in self.changes if not c.pending)
 
     @property
     def identity(self) -> str:

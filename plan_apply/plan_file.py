@@ -83,6 +83,7 @@ class _ChangeFile(_Strict):
     risk: Risk
     notes: list[str]
     title: str = ""
+    pending: bool = True
 
     def value(self) -> Change:
         return Change(
@@ -95,6 +96,7 @@ class _ChangeFile(_Strict):
             risk=self.risk,
             notes=tuple(self.notes),
             title=self.title,
+            pending=self.pending,
         )
 
 

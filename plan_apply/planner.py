@@ -39,6 +39,7 @@ from plan_apply.database.identity import database_identity
 from plan_apply.database.reads import read_actual_state, read_applied_configurations
 from plan_apply.diff import PlanOptions, make_plan
 from plan_apply.errors import DatabaseError
+from plan_apply.holds import held_for_schools
 from plan_apply.incremental import clean_organizations
 from plan_apply.plan import Action, OrgPlan, Plan, PlanProblem
 from plan_apply.selection import EVERYTHING, Selection, check_selection, chosen_organizations
@@ -103,7 +104,7 @@ def build_plan(
     with connection.begin():
         actual = read_actual_state(connection, planned, _school_keys(state, planned))
     plan = make_plan(state, actual, planned, created_at=created_at(), database=database, options=options)
-    plan = _invitation_problems(plan, state, actual)
+    plan = held_for_schools(_invitation_problems(plan, state, actual), actual)
     if file_hashes is not None:
         plan = replace(
             plan,

@@ -18,6 +18,10 @@ from plan_apply.views.escape import escape_terminal
 __all__ = ["PlanningBar", "Reporter", "planning_bar", "reporter", "summary_lines"]
 
 
+_DONE = ("applied", "left_alone", "unchanged")
+"""Outcomes that are not failures: a change left alone for a school is said, and counted apart."""
+
+
 class Reporter(Protocol):
     def start(self, total: int) -> None: ...
     def result(self, result: OrgResult) -> None: ...
@@ -25,7 +29,7 @@ class Reporter(Protocol):
 
 
 def _line(result: OrgResult) -> str:
-    line = f"{result.slug}: {result.status}"
+    line = f"{result.slug}: {result.status.replace('_', ' ')}"
     if result.status == "applied":
         line += f" ({result.changes} change{'s' if result.changes != 1 else ''})"
     if result.message and result.status != "unchanged":
@@ -44,7 +48,7 @@ class _Lines:
 
     def result(self, result: OrgResult) -> None:
         self.done += 1
-        failed = result.status not in ("applied", "unchanged")
+        failed = result.status not in _DONE
         if result.status == "unchanged" or (self.quiet and not failed):
             return
         print(f"[{self.done}/{self.total}] {_line(result)}", file=self.stream, flush=True)
@@ -78,7 +82,7 @@ class _Bar:
         self.task = self.progress.add_task("apply", total=total)
 
     def result(self, result: OrgResult) -> None:
-        if result.status not in ("applied", "unchanged") or result.notes:
+        if result.status not in _DONE or result.notes:
             self.console.print(_line(result), markup=False, highlight=False, soft_wrap=True)
             for note in result.notes:
                 self.console.print(f"  note: {escape_terminal(note)}", markup=False, highlight=False)
@@ -139,8 +143,8 @@ def summary_lines(results: Sequence[OrgResult]) -> list[str]:
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
     changes = sum(r.changes for r in results if r.status == "applied")
-    failed = [r for r in results if r.status not in ("applied", "unchanged")]
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    failed = [r for r in results if r.status not in _DONE]
+    parts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
     lines = [
         f"Apply {'incomplete' if failed else 'complete'}: {changes} change(s) applied; organizations: {parts}."
     ]

@@ -110,7 +110,6 @@ pg = pytest.mark.postgres
 
 
 @pg
-@pytest.mark.xfail(strict=True, reason="slots are checked under READ COMMITTED: a concurrent booking is lost")
 def test_slots_never_fall_below_rotations_booked_while_apply_runs(
     url: str, tree: Callable[..., Path]
 ) -> None:
@@ -131,9 +130,6 @@ def test_slots_never_fall_below_rotations_booked_while_apply_runs(
 
 
 @pg
-@pytest.mark.xfail(
-    strict=True, reason="an agreement the school accepts during apply becomes active on new terms"
-)
 def test_a_school_accepting_during_apply_never_accepts_terms_it_never_saw(
     url: str, tree: Callable[..., Path]
 ) -> None:
@@ -146,9 +142,6 @@ def test_a_school_accepting_during_apply_never_accepts_terms_it_never_saw(
 
 
 @pg
-@pytest.mark.xfail(
-    strict=True, reason="an update that touches no row is reported applied and its revision recorded"
-)
 def test_a_window_deleted_during_apply_is_not_reported_applied_nor_hidden_from_the_next_plan(
     url: str, tree: Callable[..., Path]
 ) -> None:

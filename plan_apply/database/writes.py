@@ -24,16 +24,28 @@ from plan_apply.sections.section import Writer
 
 __all__ = [
     "WRITERS",
+    "ChangedMeanwhile",
     "WriteContext",
     "Writer",
     "after_rename",
     "columns_of",
     "insert_rows",
+    "locking_queries",
     "registry",
     "row_address",
     "update_rows",
     "writers_of",
 ]
+
+
+class ChangedMeanwhile(LookupError):
+    """A write touched fewer rows than the plan carries: someone changed or removed them since the state
+    was read. The organization is rolled back."""
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        named = ", ".join(addresses) or "a planned item"
+        super().__init__(f"{named} was changed or removed meanwhile: plan again")
+        self.addresses = tuple(addresses)
 
 
 @dataclass
@@ -50,6 +62,14 @@ class WriteContext:
     counter_propose: bool = False
     platform_schools: frozenset[str] = frozenset()
     skipped: list[str] = field(default_factory=list)
+    """Notes on the changes left alone (a school's proposal), for the people reading the result."""
+    left_alone: list[Change] = field(default_factory=list)
+    """The changes not written: never reported, nor logged, as applied."""
+
+    def leave_alone(self, change: Change, why: str) -> None:
+        """Do not write `change`, and say why."""
+        self.left_alone.append(change)
+        self.skipped.append(f"{change.address}: {why}")
 
     def row_id(self, address: str) -> int:
         try:
@@ -145,7 +165,23 @@ def update_rows(ctx: WriteContext, section: Section, changes: Sequence[Change], 
             .where(table.c.id == sa.bindparam("row_id"))
             .values({c: sa.bindparam(c) for c in columns})
         )
-        ctx.connection.execute(statement, rows)
+        counted(ctx, table, statement, rows)
+
+
+def counted(
+    ctx: WriteContext, table: sa.Table, statement: sa.Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Execute `statement` for `rows` (each naming its `row_id`), checking it touched one row each; else
+    raise ChangedMeanwhile naming the items whose rows are gone."""
+    touched = ctx.connection.execute(statement, list(rows)).rowcount
+    if touched != len(rows):
+        _missing(ctx, table, [int(row["row_id"]) for row in rows])
+
+
+def _missing(ctx: WriteContext, table: sa.Table, ids: Sequence[int]) -> None:
+    present = set(ctx.connection.scalars(sa.select(table.c.id).where(table.c.id.in_(ids))))
+    by_id = {row_id: address for address, row_id in ctx.ids.items()}
+    raise ChangedMeanwhile(sorted({by_id.get(i, str(i)) for i in ids if i not in present}))
 
 
 def row_address(change: Change) -> str:
@@ -158,13 +194,56 @@ def row_address(change: Change) -> str:
 def _archive_rows(ctx: WriteContext, section: Section, changes: Sequence[Change]) -> None:
     table = _table(section)
     ids = [ctx.row_id(c.address) for c in changes]
-    ctx.connection.execute(sa.update(table).where(table.c.id.in_(ids)).values(archived_at=ctx.now))
+    touched = ctx.connection.execute(
+        sa.update(table).where(table.c.id.in_(ids)).values(archived_at=ctx.now)
+    ).rowcount
+    if touched != len(set(ids)):
+        _missing(ctx, table, ids)
 
 
 def _delete_rows(ctx: WriteContext, section: Section, changes: Sequence[Change]) -> None:
     table = _table(section)
     ids = [ctx.row_id(c.address) for c in changes]
-    ctx.connection.execute(sa.delete(table).where(table.c.id.in_(ids)))
+    if ctx.connection.execute(sa.delete(table).where(table.c.id.in_(ids))).rowcount != len(set(ids)):
+        _missing(ctx, table, ids)
+
+
+def locking_queries(
+    slug: str, changes: Sequence[Change], sections: Sequence[Section] = SECTIONS
+) -> list[sa.Select[Any]]:
+    """What to lock before the organization's state is read: one SELECT per table of the rows the plan
+    changes (windows whose slots change, agreements whose terms change...), then the organization's row,
+    which every platform write to the organization updates (its revision trigger). Child rows come first,
+    in the order the platform's own writes take them, so that the two never wait on each other."""
+    org_id = sa.select(t.organizations.c.id).where(t.organizations.c.slug == slug).scalar_subquery()
+    by_section = {s.section: s for s in sections}
+    queries = []
+    for section in sections:
+        if section.root or section.single or section.key_column != "key" or not section.table:
+            continue
+        keys = sorted(
+            {
+                _key_of(row_address(c))
+                for c in changes
+                if c.type == section.type and c.action is not Action.CREATE
+            }
+        )
+        if not keys:
+            continue
+        table = _table(section)
+        owner: Any = org_id
+        if section.within is not None:
+            parent = _table(by_section[section.within])
+            (link,) = [fk.parent for fk in table.foreign_keys if fk.column.table is parent]
+            queries.append(
+                sa.select(table.c.id).where(
+                    link.in_(sa.select(parent.c.id).where(parent.c.org_id == org_id)), table.c.key.in_(keys)
+                )
+            )
+            continue
+        queries.append(sa.select(table.c.id).where(table.c.org_id == owner, table.c.key.in_(keys)))
+    queries.append(sa.select(t.organizations.c.id).where(t.organizations.c.slug == slug))
+    return queries
 
 
 def after_rename(ctx: WriteContext, changes: Sequence[Change]) -> None:

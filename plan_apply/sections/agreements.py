@@ -141,11 +141,17 @@ def _document_id(ctx: WriteContext, document: Mapping[str, Any] | None) -> int |
         else ("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     )
     content = read_document_bytes(AttachedDocument(path, document["name"], document["size"], sha, media))
-    ctx.connection.execute(
-        sa.insert(t.documents).values(
-            sha256=sha, name=document["name"], media_type=media, size=len(content), content=content
-        )
-    )
+    from plan_apply.database.dialects import dialect_of
+
+    row = {
+        "sha256": sha,
+        "name": document["name"],
+        "media_type": media,
+        "size": len(content),
+        "content": content,
+    }
+    # Another organization's apply may be storing the same file right now: theirs or ours, one row.
+    dialect_of(ctx.connection).insert_unless_present(ctx.connection, t.documents, row, ["sha256"])
     return int(
         ctx.connection.execute(sa.select(t.documents.c.id).where(t.documents.c.sha256 == sha)).scalar_one()
     )
@@ -181,9 +187,7 @@ def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
     for change in changes:
         current = ctx.records.get(row_address(change))
         if current is not None and current.status == "changes_proposed" and not ctx.counter_propose:
-            ctx.skipped.append(
-                f"{change.address}: the school proposed changes; left alone (use --counter-propose)"
-            )
+            ctx.leave_alone(change, "the school proposed changes; left alone (use --counter-propose)")
             continue
         kept.append(change)
     if kept:

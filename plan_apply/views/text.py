@@ -46,11 +46,13 @@ def render_text(plan: Plan, style: Paint | None = None, *, name_database: bool =
         for change in org.changes:
             cause = "  (drift: changed outside nexus)" if change.cause == "drift" else ""
             risk = "  [review]" if change.risk == "review" else ""
+            held = "" if change.pending else "  [held: apply leaves it alone]"
             symbol = SYMBOLS[change.action]
             lines.append(
                 paint(f"  {symbol:>2} {escape_terminal(change.address)}", _COLORS[change.action])
                 + cause
                 + risk
+                + held
             )
             for name, shown in field_lines(change):
                 lines.append(f"        {escape_terminal(name)}: {escape_terminal(shown)}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.types import TypeEngine
 
@@ -150,6 +151,21 @@ class PostgreSQL:
     def bulk_insert(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:  # SQLAlchemy batches an executemany into multi-row INSERTs (insertmanyvalues)
             connection.execute(sa.insert(table), list(rows))
+
+    def lock_rows(self, connection: Connection, query: sa.Select[Any]) -> None:
+        """`SELECT … FOR UPDATE`: conflicts with the `FOR KEY SHARE` a rotation's insert takes on its window
+        and with any UPDATE or DELETE of the rows, so a platform write either committed before the state
+        is read (and is seen) or waits for this transaction. `lock_timeout` bounds the wait."""
+        connection.execute(query.with_for_update()).all()
+
+    def insert_unless_present(
+        self, connection: Connection, table: sa.Table, values: Mapping[str, Any], unique: Sequence[str]
+    ) -> None:
+        """`INSERT … ON CONFLICT DO NOTHING`: a concurrent insert of the same row is waited for, not a
+        unique violation."""
+        connection.execute(
+            postgresql_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(unique))
+        )
 
     def server_identity(self, connection: Connection) -> str | None:
         """The cluster's system identifier (`pg_control_system()`, readable by any role) and the

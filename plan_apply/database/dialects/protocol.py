@@ -91,6 +91,18 @@ class Dialect(Protocol):
         """Insert many rows in as few round trips as the backend allows."""
         ...
 
+    def lock_rows(self, connection: Connection, query: sa.Select[Any]) -> None:
+        """Lock the rows `query` selects against concurrent writers (the platform's own, which never take
+        nexus's apply lock) for the rest of the transaction, waiting for those that hold them."""
+        ...
+
+    def insert_unless_present(
+        self, connection: Connection, table: sa.Table, values: Mapping[str, Any], unique: Sequence[str]
+    ) -> None:
+        """Insert a row unless a row with the same `unique` columns exists or is being inserted by another
+        transaction (which is waited for): two writers of the same row both succeed."""
+        ...
+
     def server_identity(self, connection: Connection) -> str | None:
         """What this database is, apart from nexus's own identifier: the server and database on
         PostgreSQL, the file on SQLite; None for a database private to this process (in memory)."""

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.types import TypeEngine
 
@@ -120,6 +121,18 @@ class SQLite:
     def bulk_insert(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             connection.execute(sa.insert(table), list(rows))  # executemany: one prepared statement
+
+    def lock_rows(self, connection: Connection, query: sa.Select[Any]) -> None:
+        """Nothing to lock row by row: the write transaction's `BEGIN IMMEDIATE` already excludes every
+        other writer (the platform's too) until it ends, so no write can land between read and write."""
+
+    def insert_unless_present(
+        self, connection: Connection, table: sa.Table, values: Mapping[str, Any], unique: Sequence[str]
+    ) -> None:
+        """`INSERT … ON CONFLICT DO NOTHING` (one writer at a time: only a committed row can conflict)."""
+        connection.execute(
+            sqlite_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(unique))
+        )
 
     def server_identity(self, connection: Connection) -> str | None:
         """The file SQLite itself says it opened (so `nexus.db` and its absolute path are one database,
