@@ -42,7 +42,14 @@ from plan_apply.errors import DatabaseError
 from plan_apply.holds import held_for_schools
 from plan_apply.incremental import clean_organizations
 from plan_apply.plan import Action, OrgPlan, Plan, PlanProblem
-from plan_apply.selection import EVERYTHING, Selection, check_selection, chosen_organizations
+from plan_apply.selection import (
+    EVERYTHING,
+    Selection,
+    balanced_shards,
+    check_selection,
+    chosen_organizations,
+    root_of,
+)
 from plan_apply.workers import Workers
 
 __all__ = ["Selection", "TreePlan", "build_plan", "located_plan", "plan_tree", "utc_now"]
@@ -192,6 +199,25 @@ def _chosen(
     return chosen_organizations(candidates, parents, selection)
 
 
+def family_sizes(scan: Scan) -> dict[str, int]:
+    """Each family's size (root → bytes of the files its organizations are declared in), from the file
+    headers, without parsing: what `--shard` deals by, so that shards carry about the same work."""
+    parents: dict[str, str | None] = {}
+    for f in scan.files:
+        for slug, parent in f.header.organizations if f.header else ():
+            parents[slug] = parent or parents.get(slug)
+    sizes: dict[str, int] = {}
+    for f in scan.files:
+        declared = [slug for slug, _ in f.header.organizations] if f.header else []
+        if not declared:
+            continue
+        size = os.stat(f.path).st_size
+        for slug in declared:
+            root = root_of(slug, parents)
+            sizes[root] = sizes.get(root, 0) + size // len(declared)
+    return sizes
+
+
 def plan_tree(
     paths: Sequence[str | Path],
     connection: Connection,
@@ -216,6 +242,8 @@ def plan_tree(
         applied = read_applied_configurations(connection)
         database_id = database_identity(connection)
     skip = {} if full else clean_organizations(applied, scan.hashes)
+    if selection.shard is not None:
+        selection = replace(selection, deal=balanced_shards(family_sizes(scan), selection.shard[1]))
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
     workers = Workers(jobs, _start_worker, (url,)) if url and jobs > 1 else None
     total = len(declared_slugs(scan))

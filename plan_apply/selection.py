@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nexus_config import DesiredState
 from nexus_config.ancestry import lineage
@@ -18,6 +18,7 @@ from plan_apply.errors import UsageProblem
 __all__ = [
     "EVERYTHING",
     "Selection",
+    "balanced_shards",
     "check_selection",
     "chosen_organizations",
     "in_selection",
@@ -36,6 +37,9 @@ class Selection:
     orgs: Sequence[str] = ()
     selectors: Sequence[str] = ()
     shard: tuple[int, int] | None = None
+    deal: Mapping[str, int] = field(default_factory=dict)
+    """Each family's shard (root → I) as `balanced_shards` deals them by size; a root it does not name
+    falls back to `shard_of`'s hash."""
 
 
 EVERYTHING = Selection()
@@ -74,6 +78,18 @@ def root_of(slug: str, parents: Mapping[str, str | None]) -> str:
     return lineage(slug, parents.get)[-1]
 
 
+def balanced_shards(family_sizes: Mapping[str, int], count: int) -> dict[str, int]:
+    """Families (root → size) dealt to `count` shards, the largest first to the lightest shard so far:
+    the same tree deals the same way on every machine, so each shard's job computes the deal alone."""
+    loads = [0] * count
+    deal: dict[str, int] = {}
+    for root, size in sorted(family_sizes.items(), key=lambda item: (-item[1], item[0])):
+        lightest = min(range(count), key=lambda i: (loads[i], i))
+        deal[root] = lightest + 1
+        loads[lightest] += size
+    return deal
+
+
 def in_selection(
     slug: str,
     labels: Mapping[str, str],
@@ -81,13 +97,17 @@ def in_selection(
     wanted: Mapping[str, str],
     shard: tuple[int, int] | None,
     parents: Mapping[str, str | None],
+    deal: Mapping[str, int] | None = None,
 ) -> bool:
     """Whether --org, --selector (parsed: `wanted`) and --shard take this organization."""
     if orgs and slug not in orgs:
         return False
     if not all(labels.get(k) == v for k, v in wanted.items()):
         return False
-    return shard is None or shard_of(root_of(slug, parents), shard[1]) == shard[0]
+    if shard is None:
+        return True
+    root = root_of(slug, parents)
+    return ((deal or {}).get(root) or shard_of(root, shard[1])) == shard[0]
 
 
 def chosen_organizations(
@@ -99,7 +119,7 @@ def chosen_organizations(
     return [
         slug
         for slug, labels in candidates.items()
-        if in_selection(slug, labels, selection.orgs, wanted, selection.shard, parents)
+        if in_selection(slug, labels, selection.orgs, wanted, selection.shard, parents, selection.deal)
     ]
 
 
