@@ -56,6 +56,8 @@ def _diff_line(change: Change) -> Iterable[str]:
         yield f"#         {name}: {shown}"
     for note in change.notes:
         yield f"#         ({note})"
+    if not change.pending:
+        yield "#         (held: apply leaves it alone)"
 
 
 class _Budget:
@@ -127,6 +129,7 @@ def _risky(out: _Budget, plan: Plan, omitted: list[str]) -> None:
             line = f"- **{change.action.value}** {escape_markdown(sentence(change))}"
             line += f" ({escape_markdown(why)})" if why else ""
         line += " — changed in the database outside nexus (drift)" if change.cause == "drift" else ""
+        line += " — **held**: apply leaves it alone" if not change.pending else ""
         line += f" {code_span(change.address)}"
         if not out.fits(line, _TAIL_RESERVE * 3):
             omitted.append(f"{len(risky) - i} more changes that need a careful look")
