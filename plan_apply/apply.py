@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from nexus_config.ancestry import lineage
 from nexus_config.heap import settle
+from plan_apply.actual import ActualOrganization
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.database import tables as t
 from plan_apply.database.dialects import Locked, dialect_of
@@ -35,8 +36,17 @@ from plan_apply.database.reads import read_actual_state
 from plan_apply.database.writes import WRITERS, WriteContext
 from plan_apply.incremental import config_hash_of
 from plan_apply.plan import Change, OrgPlan, Plan
+from plan_apply.rederive import refusals_under_lock
 
-__all__ = ["ApplyOptions", "ApplyResult", "OrgResult", "apply_plan", "lock_holder", "lock_key"]
+__all__ = [
+    "ApplyOptions",
+    "ApplyResult",
+    "OrgResult",
+    "applied_before",
+    "apply_plan",
+    "lock_holder",
+    "lock_key",
+]
 
 Status = Literal["applied", "unchanged", "failed", "stale", "refused", "skipped"]
 
@@ -75,6 +85,46 @@ SETTLE_EVERY = 100
 
 class _Stale(Exception):
     pass
+
+
+class _AlreadyApplied(Exception):
+    """This plan was applied to the organization before (a plan applies once)."""
+
+
+class _Refused(Exception):
+    """A change the guards refuse against the state read under the lock (a hand-edited plan)."""
+
+
+def applied_before(connection: Connection, plan_hash: str, slugs: Sequence[str]) -> dict[str, str]:
+    """The organizations this plan was already applied to, each with when and by whom."""
+    log = t.apply_log
+    found = connection.execute(
+        sa.select(log.c.org_slug, log.c.finished_at, log.c.actor)
+        .where(log.c.plan_hash == plan_hash, log.c.org_slug.in_(list(slugs)))
+        .order_by(log.c.id)
+    )
+    return {row.org_slug: f"already applied at {_when(row.finished_at)} by {row.actor}" for row in found}
+
+
+def _when(moment: datetime.datetime) -> str:
+    utc = moment.astimezone(datetime.UTC) if moment.tzinfo else moment
+    return utc.replace(microsecond=0, tzinfo=None).isoformat(sep=" ") + " UTC"
+
+
+def _check_once_and_as_reviewed(
+    tx: Connection, org: OrgPlan, actual: ActualOrganization, plan_hash: str
+) -> None:
+    """Under the lock: the plan was not applied to it yet, the state is the one it was made against
+    (content and revision: A→B→A is not A), and every change passes the guards on that state."""
+    done = applied_before(tx, plan_hash, [org.slug])
+    if done:
+        raise _AlreadyApplied(done[org.slug])
+    moved = org.revision is not None and actual.id is not None and actual.revision != org.revision
+    if actual.fingerprint != org.state_fingerprint or moved:
+        raise _Stale(org.slug)
+    refusals = refusals_under_lock(org, actual)
+    if refusals:
+        raise _Refused("; ".join(refusals))
 
 
 def _lock_timeout(connection: Connection) -> float:
@@ -184,8 +234,7 @@ def _apply_org(
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         state = read_actual_state(tx, [org.slug], school_keys)
         actual = state.organizations[org.slug]
-        if actual.fingerprint != org.state_fingerprint:
-            raise _Stale(org.slug)
+        _check_once_and_as_reviewed(tx, org, actual, plan_hash)
         ids = {address: int(r.extra["id"]) for address, r in actual.records.items() if "id" in r.extra}
         if actual.id is not None:
             ids[org.slug] = actual.id
@@ -309,6 +358,10 @@ def _apply_one(
     try:
         with engine.connect() as connection:
             return _apply_org(connection, org, plan_hash, options, now)
+    except _AlreadyApplied as already:
+        return OrgResult(org.slug, "stale", message=f"this plan was {already}: a plan applies once")
+    except _Refused as refused:
+        return OrgResult(org.slug, "refused", message=f"nothing was written to it: {refused}")
     except _Stale:
         return OrgResult(
             org.slug, "stale", message="the database changed since this plan was made: run plan again"

@@ -58,7 +58,7 @@ def parsed_plan(text: str) -> Plan:
             f"plan format_version {parsed.format_version} is not supported (this nexus writes {FORMAT_VERSION})"
         )
     body = {k: v for k, v in raw.items() if k != "integrity"}
-    if parsed.integrity is not None and parsed.integrity != integrity_of(body):
+    if parsed.integrity != integrity_of(body):
         raise PlanFileInvalid("plan file was modified after it was written (integrity hash mismatch)")
     return Plan(
         created_at=parsed.created_at,
@@ -149,4 +149,6 @@ class _PlanFile(_Strict):
     database_id: str | None = None
     organizations: list[_OrgFile]
     summary: dict[str, int]
-    integrity: str | None = None
+    integrity: str
+    """Mandatory: a plan without one is refused. It catches an edit, not an editor (anyone can hash):
+    apply also re-checks every change against the guards under the lock (`rederive`)."""

@@ -467,7 +467,6 @@ def _tampered(saved: dict[str, Any], how: str) -> dict[str, Any]:
     return dict(plan)
 
 
-@pytest.mark.xfail(strict=True, reason="a hand-edited saved plan without a valid integrity is applied")
 @pytest.mark.parametrize("how", ["deleted", "null", "recomputed"])
 def test_a_hand_edited_saved_plan_never_deletes_a_protected_or_unmanaged_window(
     nexus: Nexus, write: Callable[..., Path], tmp_path: Path, how: str
@@ -488,7 +487,6 @@ def test_a_hand_edited_saved_plan_never_deletes_a_protected_or_unmanaged_window(
     assert rows(nexus.url, "SELECT key FROM capacity_windows ORDER BY key") == [("spring",), ("summer-ui",)]
 
 
-@pytest.mark.xfail(strict=True, reason="a saved plan is applied again after a revert (A→B→A)")
 def test_a_saved_plan_applies_once_even_after_a_revert(
     nexus: Nexus, write: Callable[..., Path], tmp_path: Path
 ) -> None:
