@@ -244,7 +244,7 @@ def _apply_org(
             actual.id,
             dict(actual.records),
             ids,
-            org.documents,
+            org.document_files,
             now,
             counter_propose=options.counter_propose,
             platform_schools=state.platform_schools,

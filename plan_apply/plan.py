@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -110,7 +111,9 @@ class OrgPlan:
     """The changes for one organization, and the state they were computed against.
 
     `state_fingerprint` is re-checked under the organization's lock before anything is written;
-    `documents` maps a content hash to the file to upload (its bytes are re-hashed at apply).
+    `documents` maps a content hash to the file to upload, relative to `documents_root` (the
+    configuration tree it was found in; its bytes are re-read with validate's checks and re-hashed at
+    apply), so a saved plan finds its documents whatever folder apply runs in.
     """
 
     slug: str
@@ -124,6 +127,15 @@ class OrgPlan:
     notes: tuple[str, ...] = ()
     revision: int | None = None
     parent: str | None = None
+    documents_root: str | None = None
+
+    @property
+    def document_files(self) -> dict[str, str]:
+        """Where each document is read at apply: under `documents_root`, or (a plan of an older nexus,
+        without one) where the path leads from the working directory."""
+        if self.documents_root is None:
+            return dict(self.documents)
+        return {sha: os.path.join(self.documents_root, path) for sha, path in self.documents.items()}
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -146,6 +158,8 @@ class OrgPlan:
             result["revision"] = self.revision
         if self.parent is not None:
             result["parent"] = self.parent
+        if self.documents_root is not None:
+            result["documents_root"] = self.documents_root
         return result
 
 

@@ -8,6 +8,7 @@ accepted in saved plans the moment it exists.
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -60,6 +61,11 @@ def parsed_plan(text: str) -> Plan:
     body = {k: v for k, v in raw.items() if k != "integrity"}
     if parsed.integrity != integrity_of(body):
         raise PlanFileInvalid("plan file was modified after it was written (integrity hash mismatch)")
+    for org in parsed.organizations:
+        if org.documents_root is not None and any(_escapes(path) for path in org.documents.values()):
+            raise PlanFileInvalid(
+                f"not a valid plan file: {org.slug}: a document path leaves its configuration root"
+            )
     return Plan(
         created_at=parsed.created_at,
         database=parsed.database,
@@ -67,6 +73,11 @@ def parsed_plan(text: str) -> Plan:
         format_version=parsed.format_version,
         organizations=tuple(o.value() for o in parsed.organizations),
     )
+
+
+def _escapes(path: str) -> bool:
+    pure = PurePosixPath(path.replace("\\", "/"))
+    return pure.is_absolute() or ".." in pure.parts or (len(path) > 1 and path[1] == ":")
 
 
 class _Strict(BaseModel):
@@ -125,6 +136,7 @@ class _OrgFile(_Strict):
     notes: list[str] = []
     revision: int | None = None
     parent: str | None = None
+    documents_root: str | None = None
 
     def value(self) -> OrgPlan:
         return OrgPlan(
@@ -139,6 +151,7 @@ class _OrgFile(_Strict):
             notes=tuple(self.notes),
             revision=self.revision,
             parent=self.parent,
+            documents_root=self.documents_root,
         )
 
 

@@ -500,9 +500,6 @@ def test_a_saved_plan_applies_once_even_after_a_revert(
     assert scalar(nexus.url, "SELECT slots FROM capacity_windows") == 4
 
 
-@pytest.mark.xfail(
-    strict=True, reason="apply reads a saved plan's document from a FIFO and hangs under the lock"
-)
 def test_a_saved_plan_whose_document_became_a_fifo_is_refused_not_hung(
     database_url: str, write: Callable[..., Path], tmp_path: Path
 ) -> None:
