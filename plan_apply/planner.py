@@ -143,8 +143,11 @@ def _documents_of(
 
 
 def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> dict[str, str]:
-    """The files an organization's records come from: its own and its ancestors' (inherited steps)."""
-    return {path: hashes[path] for org in state.chain(slug) for path in org.files if path in hashes}
+    """The files an organization's records come from: its own and its ancestors' (inherited steps), and
+    the signed documents it names (a replaced document is a change, though no YAML changed)."""
+    files = {path: hashes[path] for org in state.chain(slug) for path in org.files if path in hashes}
+    files.update({d.path: d.sha256 for d in state.organizations[slug].documents.values()})
+    return files
 
 
 def _relative(path: str) -> str:
@@ -230,7 +233,8 @@ def plan_tree(
     with connection.begin():
         applied = read_applied_configurations(connection)
         database_id = database_identity(connection)
-    skip = {} if full else clean_organizations(applied, scan.hashes)
+    headers = {f.path: f.header for f in scan.files}
+    skip = {} if full else clean_organizations(applied, scan.hashes, headers)
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
     workers = Workers(jobs, _start_worker, (url,)) if url and jobs > 1 else None
     total = len(declared_slugs(scan))

@@ -376,9 +376,6 @@ def test_two_organizations_naming_one_person_differently_converge(
 # --- an incremental plan equals a full plan --------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="drift in one organization of a multi-document file is reported as none"
-)
 def test_drift_in_one_organization_of_a_multi_document_file_is_reported(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -391,7 +388,6 @@ def test_drift_in_one_organization_of_a_multi_document_file_is_reported(
     assert nexus("plan", str(tree), "--org", "hillcrest", "--detailed-exitcode") == 2, nexus.output
 
 
-@pytest.mark.xfail(strict=True, reason="only YAML files are hashed: a replaced signed PDF plans nothing")
 def test_a_replaced_signed_document_is_planned(nexus: Nexus, write: Callable[..., Path]) -> None:
     text = org().replace("submit: true}", "submit: true, document: signed.pdf}")
     pdf = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -401,9 +397,6 @@ def test_a_replaced_signed_document_is_planned(nexus: Nexus, write: Callable[...
     assert "lakeview/agreements/state" in nexus.out
 
 
-@pytest.mark.xfail(
-    strict=True, reason="an organization skipped as unchanged loses its v1beta1 deprecation warning"
-)
 def test_the_deprecation_warning_stays_when_the_organization_is_skipped(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
