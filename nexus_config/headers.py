@@ -17,7 +17,8 @@ from nexus_config.ancestry import lineage
 __all__ = ["Batch", "FileHeader", "batches", "file_header"]
 
 _DOCUMENT = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
-_FLOW = re.compile(r"^metadata:[ \t]*\{([^{}\n]*)\}", re.MULTILINE)
+_FLOW = re.compile(r"^metadata:[ \t]*\{((?:[^{}\n]|\{[^{}\n]*\})*)\}", re.MULTILINE)
+_NESTED = re.compile(r"\{[^{}\n]*\}")
 _BLOCK = re.compile(r"^metadata:[ \t]*(?:#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
 _FIELD = r"(?:^|[,{\s])NAME:[ \t]*['\"]?([a-z0-9][a-z0-9-]*)['\"]?[ \t]*(?:#.*)?(?:,|$)"
 _SLUG = re.compile(_FIELD.replace("NAME", "slug"), re.MULTILINE)
@@ -43,7 +44,7 @@ def _metadata(document: str) -> str | None:
         return None
     flow = _FLOW.match(document, start)
     if flow:
-        return flow.group(1)
+        return _NESTED.sub("{}", flow.group(1))  # `labels: {...}` says nothing of slug or parent
     block = _BLOCK.match(document + "\n", start)
     if block:
         first_indent = re.match(r"[ \t]*", block.group(1))
