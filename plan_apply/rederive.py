@@ -32,8 +32,9 @@ def refusals_under_lock(org: OrgPlan, actual: ActualOrganization) -> list[str]:
 
 
 def _row_address(change: Change) -> str:
-    if change.action is Action.RENAME and isinstance(change.before.get("key"), str):
-        return change.address[: -len(change.address.rsplit("/", 1)[1])] + change.before["key"]
+    old = change.before.get("key")
+    if change.action is Action.RENAME and isinstance(old, str):
+        return change.address[: -len(change.address.rsplit("/", 1)[1])] + old
     return change.address
 
 
