@@ -112,11 +112,11 @@ def _when(moment: datetime.datetime) -> str:
 
 
 def _check_once_and_as_reviewed(
-    tx: Connection, org: OrgPlan, actual: ActualOrganization, plan_hash: str
+    tx: Connection, org: OrgPlan, actual: ActualOrganization, plan_hash: str, saved: bool
 ) -> None:
-    """Under the lock: the plan was not applied to it yet, the state is the one it was made against
-    (content and revision: A→B→A is not A), and every change passes the guards on that state."""
-    done = applied_before(tx, plan_hash, [org.slug])
+    """Under the lock: a saved plan was not applied to it yet, the state is the one the plan was made
+    against (content and revision: A→B→A is not A), and every change passes the guards on that state."""
+    done = applied_before(tx, plan_hash, [org.slug]) if saved else {}
     if done:
         raise _AlreadyApplied(done[org.slug])
     moved = org.revision is not None and actual.id is not None and actual.revision != org.revision
@@ -227,14 +227,19 @@ def _record_configuration(connection: Connection, org_id: int | None, org: OrgPl
 
 
 def _apply_org(
-    connection: Connection, org: OrgPlan, plan_hash: str, options: ApplyOptions, now: datetime.datetime
+    connection: Connection,
+    org: OrgPlan,
+    plan_hash: str,
+    options: ApplyOptions,
+    now: datetime.datetime,
+    saved: bool = False,
 ) -> OrgResult:
     with write_transaction(connection) as tx:
         _lock(tx, [org.slug])
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         state = read_actual_state(tx, [org.slug], school_keys)
         actual = state.organizations[org.slug]
-        _check_once_and_as_reviewed(tx, org, actual, plan_hash)
+        _check_once_and_as_reviewed(tx, org, actual, plan_hash, saved)
         ids = {address: int(r.extra["id"]) for address, r in actual.records.items() if "id" in r.extra}
         if actual.id is not None:
             ids[org.slug] = actual.id
@@ -300,12 +305,13 @@ def apply_plan(
     """
     options = options or ApplyOptions()
     plan_hash = plan.identity
+    saved = plan.integrity is not None
     stop = threading.Event()
     futures: dict[str, Future[OrgResult]] = {org.slug: Future() for org in plan.organizations}
 
     def run_family(family: list[OrgPlan]) -> None:
         for org in family:
-            result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set())
+            result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set(), saved)
             if options.fail_fast and result.status in ("failed", "stale", "refused"):
                 stop.set()
             futures[org.slug].set_result(result)
@@ -345,6 +351,7 @@ def _apply_one(
     options: ApplyOptions,
     describe_error: Callable[[BaseException], str],
     stopped: bool,
+    saved: bool = False,
 ) -> OrgResult:
     if stopped:
         return OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
@@ -357,7 +364,7 @@ def _apply_one(
     now = datetime.datetime.now(datetime.UTC)
     try:
         with engine.connect() as connection:
-            return _apply_org(connection, org, plan_hash, options, now)
+            return _apply_org(connection, org, plan_hash, options, now, saved)
     except _AlreadyApplied as already:
         return OrgResult(org.slug, "stale", message=f"this plan was {already}: a plan applies once")
     except _Refused as refused:

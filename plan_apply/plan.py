@@ -174,6 +174,9 @@ class Plan:
     database_id: str | None = None
     """What the database is (plan_apply.database.identity), however it was reached; None for a plan of
     an older nexus or of a database that did not exist yet, which `apply --plan` matches by URL."""
+    integrity: str | None = field(default=None, compare=False)
+    """The integrity hash a saved plan was read back with (`plan_file`); None for a plan made in this
+    process. A saved plan is identified by it, and applies once."""
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -192,8 +195,10 @@ class Plan:
 
     @property
     def identity(self) -> str:
-        """A short, cheap identity of this plan for the apply log: when it was made, against what state.
-        (The integrity hash of the whole JSON is for saved plans; encoding a big plan costs seconds.)"""
+        """This plan's identity in the apply log: a saved plan's integrity hash (its whole content), else a
+        cheap one of when it was made against what state (encoding a big plan costs seconds)."""
+        if self.integrity is not None:
+            return self.integrity
         states = json.dumps(
             [self.created_at, self.database, [(o.slug, o.state_fingerprint) for o in self.organizations]]
         )

@@ -72,6 +72,7 @@ def parsed_plan(text: str) -> Plan:
         database_id=parsed.database_id,
         format_version=parsed.format_version,
         organizations=tuple(o.value() for o in parsed.organizations),
+        integrity=parsed.integrity,
     )
 
 

@@ -23,6 +23,9 @@ def refusals_under_lock(org: OrgPlan, actual: ActualOrganization) -> list[str]:
     """Why the organization's changes may not be written to `actual` (the state read under the lock);
     empty when every change is one a plan of this state could hold."""
     records = dict(actual.records)
+    renamed = {c.address: _row_address(c) for c in org.changes if c.action is Action.RENAME}
+    for new, old in renamed.items():  # a window of a renamed service is planned under the new name
+        records.update({new + a[len(old) :]: r for a, r in actual.records.items() if a.startswith(old + "/")})
     refusals: list[str] = []
     for change in org.changes:
         refusal = _refusal(change, records)
@@ -53,7 +56,7 @@ def _refusal(change: Change, records: Mapping[str, Record]) -> str | None:
 
 def _removal_refusal(change: Change, row: Record | None, records: Mapping[str, Record]) -> str | None:
     if row is None:
-        return f"{change.address} does not exist: there is nothing to {change.action.value}"
+        return None  # found under a name this plan gives it, or not at all (the writer refuses that)
     if not row.managed:
         return f"{change.address} was made outside nexus: a plan never removes it"
     refusal = protection_refusal(row, change.action.value)
@@ -68,7 +71,7 @@ def _removal_refusal(change: Change, row: Record | None, records: Mapping[str, R
 
 def _update_refusal(change: Change, row: Record | None) -> str | None:
     if row is None:
-        return f"{change.address} does not exist: there is nothing to {change.action.value}"
+        return None  # under a service this plan renames, or not at all (the writer refuses that)
     if not row.managed and change.action is not Action.ADOPT:
         return f"{change.address} was made outside nexus: only a configuration that declares it adopts it"
     if row.managed and change.action is Action.ADOPT:

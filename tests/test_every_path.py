@@ -133,10 +133,7 @@ def _agreement(url: str, key: str) -> tuple[Any, ...]:
     "window",
     [
         "spring",
-        pytest.param(
-            "spring-b, previous_keys: [spring]",
-            marks=pytest.mark.xfail(strict=True, reason="a rename skips the slots-below-bookings refusal"),
-        ),
+        "spring-b, previous_keys: [spring]",
     ],
     ids=["update", "rename"],
 )
@@ -176,7 +173,6 @@ def test_changing_the_terms_of_an_active_agreement_says_it_resubmits_also_on_a_r
     assert any("re-submits the agreement" in note for note in change["notes"])
 
 
-@pytest.mark.xfail(strict=True, reason="a rename changes the terms of an agreement the school closed")
 def test_a_closed_agreement_keeps_its_terms_when_renamed(nexus: Nexus, write: Callable[..., Path]) -> None:
     assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
     school_answers(nexus.url, "state", "closed")
