@@ -109,10 +109,20 @@ def attached_document(
 
 
 def read_document_bytes(document: AttachedDocument) -> bytes:
-    """The document's bytes, refused (ValueError) if they no longer hash to what the plan saw."""
-    fd = os.open(document.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    """The document's bytes, opened with validate's checks (no final symlink, never blocking on a FIFO
+    or a device, a regular file within the size limit) and refused (ValueError) if they no longer hash
+    to what the plan saw."""
+    try:
+        fd = os.open(document.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ValueError(f"document {document.path} cannot be read: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"document {document.path} is not a regular file")
+        if info.st_size > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"document {document.path} is larger than {MAX_DOCUMENT_BYTES:,} bytes (20 MB)")
         data = stream.read(MAX_DOCUMENT_BYTES + 1)
-    if hashlib.sha256(data).hexdigest() != document.sha256:
+    if len(data) > MAX_DOCUMENT_BYTES or hashlib.sha256(data).hexdigest() != document.sha256:
         raise ValueError(f"document {document.path} changed since it was checked")
     return data

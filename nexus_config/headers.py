@@ -17,19 +17,23 @@ from nexus_config.ancestry import lineage
 __all__ = ["Batch", "FileHeader", "batches", "file_header"]
 
 _DOCUMENT = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
-_FLOW = re.compile(r"^metadata:[ \t]*\{([^{}\n]*)\}", re.MULTILINE)
+_FLOW = re.compile(r"^metadata:[ \t]*\{((?:[^{}\n]|\{[^{}\n]*\})*)\}", re.MULTILINE)
+_NESTED = re.compile(r"\{[^{}\n]*\}")
 _BLOCK = re.compile(r"^metadata:[ \t]*(?:#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
 _FIELD = r"(?:^|[,{\s])NAME:[ \t]*['\"]?([a-z0-9][a-z0-9-]*)['\"]?[ \t]*(?:#.*)?(?:,|$)"
 _SLUG = re.compile(_FIELD.replace("NAME", "slug"), re.MULTILINE)
 _PARENT = re.compile(_FIELD.replace("NAME", "parent"), re.MULTILINE)
 _CONTENT = re.compile(r"^[^\s#]", re.MULTILINE)
+_VERSION = re.compile(r"^apiVersion:[ \t]*(['\"]?)([A-Za-z0-9./-]+)\1[ \t]*(?:#.*)?$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
 class FileHeader:
-    """The (slug, parent) of each document of a file that has content."""
+    """The (slug, parent) of each document of a file that has content, and the apiVersion each says
+    (with the line and column of its value): a file left unparsed still warns of an old version."""
 
     organizations: tuple[tuple[str, str | None], ...]
+    versions: tuple[tuple[str, int, int], ...] = ()
 
 
 def _metadata(document: str) -> str | None:
@@ -40,7 +44,7 @@ def _metadata(document: str) -> str | None:
         return None
     flow = _FLOW.match(document, start)
     if flow:
-        return flow.group(1)
+        return _NESTED.sub("{}", flow.group(1))  # `labels: {...}` says nothing of slug or parent
     block = _BLOCK.match(document + "\n", start)
     if block:
         first_indent = re.match(r"[ \t]*", block.group(1))
@@ -57,8 +61,11 @@ def _metadata(document: str) -> str | None:
 def file_header(text: str) -> FileHeader | None:
     """The organizations of a file's documents, or None when the text is not understood this way."""
     organizations = []
+    versions = []
     text = text.lstrip("\ufeff")
+    line = 1
     for document in _DOCUMENT.split(text) if "---" in text else (text,):
+        start, line = line, line + document.count("\n")
         if not _CONTENT.search(document):
             continue  # empty or comment-only
         metadata = _metadata(document)
@@ -69,7 +76,12 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
-    return FileHeader(tuple(organizations))
+        version = _VERSION.search(document)
+        if version:
+            at = start + document.count("\n", 0, version.start(1))
+            column = version.start(1) - document.rfind("\n", 0, version.start(1))
+            versions.append((version.group(2), at, column))
+    return FileHeader(tuple(organizations), tuple(versions))
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,18 +163,40 @@ def _documents(
         upgraded = upgrade(model)
         if upgraded.version != CURRENT_VERSION and not warned:
             warned = True
-            problems.append(
-                Problem(
-                    found.path,
-                    f"apiVersion {upgraded.version} is deprecated; run `nexus migrate {found.path}` "
-                    f"to rewrite it as {CURRENT_VERSION}",
-                    pointer="/apiVersion",
-                    code="version.deprecated",
-                    severity="warning",
-                    document=raw.index,
-                )
-            )
+            problems.append(_deprecated(found.path, upgraded.version, document=raw.index))
         yield LocatedDocument(found.path, raw.index, upgraded)
+
+
+def _deprecated(path: str, version: str, *, document: int = 0, line: int = 0, column: int = 0) -> Problem:
+    return Problem(
+        path,
+        f"apiVersion {version} is deprecated; run `nexus migrate {path}` to rewrite it as {CURRENT_VERSION}",
+        pointer="/apiVersion",
+        line=line,
+        column=column,
+        code="version.deprecated",
+        severity="warning",
+        document=document,
+    )
+
+
+def _unparsed_warnings(files: Sequence[ScannedFile]) -> list[Problem]:
+    """The deprecation warning of each file left unparsed (its organizations unchanged), told from its
+    header: skipping a file never hides that it needs `nexus migrate`."""
+    warnings = []
+    for found in files:
+        versions = found.header.versions if found.header else ()
+        old = [
+            (v, line, column) for v, line, column in versions if v != CURRENT_VERSION and v in _OLD_VERSIONS
+        ]
+        if old:
+            version, line, column = old[0]
+            warnings.append(_deprecated(found.path, version, line=line, column=column))
+    return warnings
+
+
+_OLD_VERSIONS = frozenset({"nexus/v1beta1"})
+"""The older apiVersions this nexus still reads (and upgrades), each deprecated."""
 
 
 def _with_documents(
@@ -224,10 +246,10 @@ def _parsed_subset(
     locator: Locator,
     problems: list[Problem],
     failed: set[str],
-) -> tuple[list[LocatedDocument], frozenset[str]]:
+) -> tuple[list[LocatedDocument], frozenset[str], frozenset[str]]:
     """Parse every file except those that only hold organizations declared unchanged, and the files of
     any unchanged organization that turns out to be needed (a changed file names it, or it is the parent
-    of a changed one). Returns the documents and the organizations left unparsed."""
+    of a changed one). Returns the documents, the organizations left unparsed, and the files parsed."""
     clean = dict(skip)
     by_path = {f.path: f for f in scan.files}
     kept = {path for files in clean.values() for path in files}
@@ -244,7 +266,7 @@ def _parsed_subset(
         for slug in needed:
             wanted.update(clean.pop(slug))
     documents = [d for path in sorted(parsed) for d in parsed[path] if path in by_path]
-    return documents, frozenset(clean)
+    return documents, frozenset(clean), frozenset(parsed)
 
 
 def load_configuration(
@@ -267,7 +289,8 @@ def load_configuration(
         problems.extend(scan.problems)
         failed: set[str] = set()
         if skip:
-            documents, skipped = _parsed_subset(scan, skip, locator, problems, failed)
+            documents, skipped, parsed = _parsed_subset(scan, skip, locator, problems, failed)
+            problems.extend(_unparsed_warnings([f for f in scan.files if f.path not in parsed]))
         else:
             documents, skipped = _parse(scan.files, locator, problems, failed), frozenset()
         orgs, merge_problems = merged_organizations(documents)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from nexus_config.ancestry import lineage
 from nexus_config.heap import settle
+from plan_apply.actual import ActualOrganization
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.database import tables as t
 from plan_apply.database.dialects import Locked, dialect_of
@@ -37,11 +38,13 @@ from plan_apply.database.reads import read_actual_state
 from plan_apply.database.writes import WRITERS, WriteContext, locking_queries
 from plan_apply.incremental import config_hash_of
 from plan_apply.plan import Change, OrgPlan, Plan
+from plan_apply.rederive import refusals_under_lock
 
 __all__ = [
     "ApplyOptions",
     "ApplyResult",
     "OrgResult",
+    "applied_before",
     "apply_plan",
     "lock_holder",
     "lock_key",
@@ -91,6 +94,46 @@ class _Stale(Exception):
 
 class _Cycle(Exception):
     """The organization's new parent chain leads back to it."""
+
+
+class _AlreadyApplied(Exception):
+    """This plan was applied to the organization before (a plan applies once)."""
+
+
+class _Refused(Exception):
+    """A change the guards refuse against the state read under the lock (a hand-edited plan)."""
+
+
+def applied_before(connection: Connection, plan_hash: str, slugs: Sequence[str]) -> dict[str, str]:
+    """The organizations this plan was already applied to, each with when and by whom."""
+    log = t.apply_log
+    found = connection.execute(
+        sa.select(log.c.org_slug, log.c.finished_at, log.c.actor)
+        .where(log.c.plan_hash == plan_hash, log.c.org_slug.in_(list(slugs)))
+        .order_by(log.c.id)
+    )
+    return {row.org_slug: f"already applied at {_when(row.finished_at)} by {row.actor}" for row in found}
+
+
+def _when(moment: datetime.datetime) -> str:
+    utc = moment.astimezone(datetime.UTC) if moment.tzinfo else moment
+    return utc.replace(microsecond=0, tzinfo=None).isoformat(sep=" ") + " UTC"
+
+
+def _check_once_and_as_reviewed(
+    tx: Connection, org: OrgPlan, actual: ActualOrganization, plan_hash: str, saved: bool
+) -> None:
+    """Under the lock: a saved plan was not applied to it yet, the state is the one the plan was made
+    against (content and revision: A→B→A is not A), and every change passes the guards on that state."""
+    done = applied_before(tx, plan_hash, [org.slug]) if saved else {}
+    if done:
+        raise _AlreadyApplied(done[org.slug])
+    moved = org.revision is not None and actual.id is not None and actual.revision != org.revision
+    if actual.fingerprint != org.state_fingerprint or moved:
+        raise _Stale(org.slug)
+    refusals = refusals_under_lock(org, actual)
+    if refusals:
+        raise _Refused("; ".join(refusals))
 
 
 def _lock_timeout(connection: Connection) -> float:
@@ -195,7 +238,12 @@ def _record_configuration(connection: Connection, org_id: int | None, org: OrgPl
 
 
 def _apply_org(
-    connection: Connection, org: OrgPlan, plan_hash: str, options: ApplyOptions, now: datetime.datetime
+    connection: Connection,
+    org: OrgPlan,
+    plan_hash: str,
+    options: ApplyOptions,
+    now: datetime.datetime,
+    saved: bool = False,
 ) -> OrgResult:
     with write_transaction(connection) as tx:
         _lock(tx, [org.slug])
@@ -205,8 +253,7 @@ def _apply_org(
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         state = read_actual_state(tx, [org.slug], school_keys)
         actual = state.organizations[org.slug]
-        if actual.fingerprint != org.state_fingerprint:
-            raise _Stale(org.slug)
+        _check_once_and_as_reviewed(tx, org, actual, plan_hash, saved)
         ids = {address: int(r.extra["id"]) for address, r in actual.records.items() if "id" in r.extra}
         if actual.id is not None:
             ids[org.slug] = actual.id
@@ -216,7 +263,7 @@ def _apply_org(
             actual.id,
             dict(actual.records),
             ids,
-            org.documents,
+            org.document_files,
             now,
             counter_propose=options.counter_propose,
             platform_schools=state.platform_schools,
@@ -301,6 +348,7 @@ def apply_plan(
     """
     options = options or ApplyOptions()
     plan_hash = plan.identity
+    saved = plan.integrity is not None
     stop = threading.Event()
     futures: dict[str, Future[OrgResult]] = {org.slug: Future() for org in plan.organizations}
     reported = _Reporter(on_result)
@@ -313,7 +361,7 @@ def apply_plan(
                     org.slug, "skipped", message=f"not applied: its parent {org.parent} was not applied"
                 )
             else:
-                result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set())
+                result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set(), saved)
             if result.status in ("failed", "stale", "refused", "skipped"):
                 not_applied.add(org.slug)
             if options.fail_fast and result.status in ("failed", "stale", "refused"):
@@ -358,6 +406,7 @@ def _apply_one(
     options: ApplyOptions,
     describe_error: Callable[[BaseException], str],
     stopped: bool,
+    saved: bool = False,
 ) -> OrgResult:
     if stopped:
         return OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
@@ -370,7 +419,11 @@ def _apply_one(
     now = datetime.datetime.now(datetime.UTC)
     try:
         with engine.connect() as connection:
-            return _apply_org(connection, org, plan_hash, options, now)
+            return _apply_org(connection, org, plan_hash, options, now, saved)
+    except _AlreadyApplied as already:
+        return OrgResult(org.slug, "stale", message=f"this plan was {already}: a plan applies once")
+    except _Refused as refused:
+        return OrgResult(org.slug, "refused", message=f"nothing was written to it: {refused}")
     except _Stale:
         return OrgResult(
             org.slug, "stale", message="the database changed since this plan was made: run plan again"

@@ -197,17 +197,35 @@ def _confirm() -> None:
         raise NexusError("apply cancelled; nothing was changed")
 
 
-def _stale_orgs(engine: Any, the_plan: Any) -> list[str]:
+def _saved_plan_staleness(engine: Any, the_plan: Any, plan_file: str) -> str | None:
+    """Why a saved plan no longer applies, before anything is locked: it was applied already (a plan
+    applies once), or the database changed since it was made (content or revision); None when it applies."""
+    from plan_apply.apply import applied_before
     from plan_apply.database.reads import read_actual_state
 
     slugs = [o.slug for o in the_plan.organizations if o.changes]
     with engine.connect() as connection, connection.begin():
+        done = applied_before(connection, the_plan.identity, slugs)
         actual = read_actual_state(connection, slugs)
-    return [
+    if done:
+        listed = "; ".join(f"{slug}: {when}" for slug, when in sorted(done.items()))
+        return f"{plan_file} was applied before ({listed}); a plan applies once, nothing was applied"
+    stale = [
         o.slug
         for o in the_plan.organizations
-        if o.changes and actual.organizations[o.slug].fingerprint != o.state_fingerprint
+        if o.changes and _moved(actual.organizations[o.slug], o.state_fingerprint, o.revision)
     ]
+    if stale:
+        return (
+            f"the database changed since {plan_file} was made (organizations: {', '.join(stale)}); "
+            "nothing was applied: run plan again"
+        )
+    return None
+
+
+def _moved(actual: Any, fingerprint: str, revision: int | None) -> bool:
+    moved = revision is not None and actual.id is not None and actual.revision != revision
+    return bool(actual.fingerprint != fingerprint or moved)
 
 
 def _saved_plan(plan_file: str, options: ApplyArgs) -> Any:
@@ -305,12 +323,9 @@ def apply(options: ApplyArgs) -> int:
         _confirm()
     with open_database(options.database_url, options.lock_timeout, purpose=_command()) as (engine, url):
         if plan_file:
-            stale = _stale_orgs(engine, the_plan)
-            if stale:
-                raise StalePlan(
-                    f"the database changed since {plan_file} was made (organizations: {', '.join(stale)}); "
-                    "nothing was applied: run plan again"
-                )
+            staleness = _saved_plan_staleness(engine, the_plan, plan_file)
+            if staleness:
+                raise StalePlan(staleness)
         progress = reporter(sys.stderr, bar=None if options.progress else False, quiet=options.quiet)
         progress.start(len(the_plan.organizations))
         try:

@@ -1,21 +1,30 @@
 """Incremental plans: which organizations are unchanged since their last apply and may be skipped.
 
-An organization is skipped only while its files hash as recorded and no write (through nexus or not)
-moved its revision since; `ENGINE_VERSION` invalidates every record when the rules change.
+An organization is skipped only while its files (its YAML and the signed documents it names) hash as
+recorded, no write (through nexus or not) moved its revision since, and no organization that is not
+skipped shares a file with it (a shared file is parsed for both, or one's change would hide behind the
+other's record). `ENGINE_VERSION` invalidates every record when the rules change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Mapping
 
+from nexus_config.attachments import MAX_DOCUMENT_BYTES
+from nexus_config.headers import FileHeader
 from plan_apply.actual import AppliedConfiguration
 
-__all__ = ["ENGINE_VERSION", "clean_organizations", "config_hash_of"]
+__all__ = ["DOCUMENT_SUFFIXES", "ENGINE_VERSION", "clean_organizations", "config_hash_of"]
 
 ENGINE_VERSION = "nexus-plan-1"
 """Bump when normalization or diff rules change: every organization is then compared again in full."""
+
+DOCUMENT_SUFFIXES = (".pdf", ".docx")
+"""Recorded files that are documents, not configuration: hashed from disk when a plan starts."""
 
 
 def config_hash_of(files: Mapping[str, str]) -> str:
@@ -25,16 +34,76 @@ def config_hash_of(files: Mapping[str, str]) -> str:
 
 
 def clean_organizations(
-    applied: Mapping[str, AppliedConfiguration], hashes: Mapping[str, str]
+    applied: Mapping[str, AppliedConfiguration],
+    hashes: Mapping[str, str],
+    headers: Mapping[str, FileHeader | None] | None = None,
 ) -> dict[str, frozenset[str]]:
-    """Organizations whose files and database rows are both unchanged since their last apply."""
+    """Organizations whose files and database rows are both unchanged since their last apply, and whose
+    files hold no organization that is not (`headers`: what each scanned file declares; a file whose
+    header is not understood is assumed to hold others, and is parsed)."""
+    documents: dict[str, str | None] = {}
+
+    def current(path: str) -> str | None:
+        if path in hashes:
+            return hashes[path]
+        if not path.lower().endswith(DOCUMENT_SUFFIXES):
+            return None
+        if path not in documents:
+            documents[path] = _document_sha256(path)
+        return documents[path]
+
     clean = {}
     for slug, config in applied.items():
         if (
             config.untouched
             and config.files
             and config.config_hash == config_hash_of(config.files)
-            and all(hashes.get(path) == sha for path, sha in config.files.items())
+            and all(current(path) == sha for path, sha in config.files.items())
         ):
             clean[slug] = frozenset(config.files)
-    return clean
+    return _alone(clean, applied, headers) if headers is not None else clean
+
+
+def _alone(
+    clean: dict[str, frozenset[str]],
+    applied: Mapping[str, AppliedConfiguration],
+    headers: Mapping[str, FileHeader | None],
+) -> dict[str, frozenset[str]]:
+    """The clean organizations left once every one sharing a file with an organization that is not clean
+    is dropped (to a fixed point: dropping one may expose another)."""
+    holders: dict[str, set[str | None]] = {}
+    for path, header in headers.items():
+        holders.setdefault(path, set()).update(
+            [slug for slug, _ in header.organizations] if header is not None else [None]
+        )
+    for slug, config in applied.items():
+        for path in config.files:
+            if path in headers:
+                holders[path].add(slug)
+    while True:
+        shared = [
+            slug
+            for slug, files in clean.items()
+            if any(other is None or other not in clean for path in files for other in holders.get(path, ()))
+        ]
+        if not shared:
+            return clean
+        for slug in shared:
+            del clean[slug]
+
+
+def _document_sha256(path: str) -> str | None:
+    """A recorded document's content hash, read as validate reads it (a regular file within the size
+    limit, never blocking on a FIFO); None when it is gone or not such a file (it is planned again)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DOCUMENT_BYTES:
+            return None
+        digest = hashlib.sha256()
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -116,7 +117,9 @@ class OrgPlan:
     """The changes for one organization, and the state they were computed against.
 
     `state_fingerprint` is re-checked under the organization's lock before anything is written;
-    `documents` maps a content hash to the file to upload (its bytes are re-hashed at apply).
+    `documents` maps a content hash to the file to upload, relative to `documents_root` (the
+    configuration tree it was found in; its bytes are re-read with validate's checks and re-hashed at
+    apply), so a saved plan finds its documents whatever folder apply runs in.
     """
 
     slug: str
@@ -130,6 +133,15 @@ class OrgPlan:
     notes: tuple[str, ...] = ()
     revision: int | None = None
     parent: str | None = None
+    documents_root: str | None = None
+
+    @property
+    def document_files(self) -> dict[str, str]:
+        """Where each document is read at apply: under `documents_root`, or (a plan of an older nexus,
+        without one) where the path leads from the working directory."""
+        if self.documents_root is None:
+            return dict(self.documents)
+        return {sha: os.path.join(self.documents_root, path) for sha, path in self.documents.items()}
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -152,6 +164,8 @@ class OrgPlan:
             result["revision"] = self.revision
         if self.parent is not None:
             result["parent"] = self.parent
+        if self.documents_root is not None:
+            result["documents_root"] = self.documents_root
         return result
 
 
@@ -166,6 +180,9 @@ class Plan:
     database_id: str | None = None
     """What the database is (plan_apply.database.identity), however it was reached; None for a plan of
     an older nexus or of a database that did not exist yet, which `apply --plan` matches by URL."""
+    integrity: str | None = field(default=None, compare=False)
+    """The integrity hash a saved plan was read back with (`plan_file`); None for a plan made in this
+    process. A saved plan is identified by it, and applies once."""
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -194,8 +211,10 @@ class Plan:
 
     @property
     def identity(self) -> str:
-        """A short, cheap identity of this plan for the apply log: when it was made, against what state.
-        (The integrity hash of the whole JSON is for saved plans; encoding a big plan costs seconds.)"""
+        """This plan's identity in the apply log: a saved plan's integrity hash (its whole content), else a
+        cheap one of when it was made against what state (encoding a big plan costs seconds)."""
+        if self.integrity is not None:
+            return self.integrity
         states = json.dumps(
             [self.created_at, self.database, [(o.slug, o.state_fingerprint) for o in self.organizations]]
         )

@@ -8,6 +8,7 @@ accepted in saved plans the moment it exists.
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -58,15 +59,26 @@ def parsed_plan(text: str) -> Plan:
             f"plan format_version {parsed.format_version} is not supported (this nexus writes {FORMAT_VERSION})"
         )
     body = {k: v for k, v in raw.items() if k != "integrity"}
-    if parsed.integrity is not None and parsed.integrity != integrity_of(body):
+    if parsed.integrity != integrity_of(body):
         raise PlanFileInvalid("plan file was modified after it was written (integrity hash mismatch)")
+    for org in parsed.organizations:
+        if org.documents_root is not None and any(_escapes(path) for path in org.documents.values()):
+            raise PlanFileInvalid(
+                f"not a valid plan file: {org.slug}: a document path leaves its configuration root"
+            )
     return Plan(
         created_at=parsed.created_at,
         database=parsed.database,
         database_id=parsed.database_id,
         format_version=parsed.format_version,
         organizations=tuple(o.value() for o in parsed.organizations),
+        integrity=parsed.integrity,
     )
+
+
+def _escapes(path: str) -> bool:
+    pure = PurePosixPath(path.replace("\\", "/"))
+    return pure.is_absolute() or ".." in pure.parts or (len(path) > 1 and path[1] == ":")
 
 
 class _Strict(BaseModel):
@@ -127,6 +139,7 @@ class _OrgFile(_Strict):
     notes: list[str] = []
     revision: int | None = None
     parent: str | None = None
+    documents_root: str | None = None
 
     def value(self) -> OrgPlan:
         return OrgPlan(
@@ -141,6 +154,7 @@ class _OrgFile(_Strict):
             notes=tuple(self.notes),
             revision=self.revision,
             parent=self.parent,
+            documents_root=self.documents_root,
         )
 
 
@@ -151,4 +165,6 @@ class _PlanFile(_Strict):
     database_id: str | None = None
     organizations: list[_OrgFile]
     summary: dict[str, int]
-    integrity: str | None = None
+    integrity: str
+    """Mandatory: a plan without one is refused. It catches an edit, not an editor (anyone can hash):
+    apply also re-checks every change against the guards under the lock (`rederive`)."""

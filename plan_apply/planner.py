@@ -101,11 +101,13 @@ def build_plan(
     options: PlanOptions | None = None,
     created_at: Callable[[], str] = utc_now,
     file_hashes: Mapping[str, str] | None = None,
+    roots: Mapping[str, str] | None = None,
 ) -> Plan:
     """Read the selected organizations' actual state in one read transaction and plan against it.
 
     Selected organizations that are not in `state` (unchanged, skipped by an incremental load) appear
-    in the plan as skipped, with no changes.
+    in the plan as skipped, with no changes. `roots` (each file's configuration root) places documents
+    relative to their tree, so a saved plan finds them from any working directory.
     """
     planned = [slug for slug in selected if slug in state.organizations]
     with connection.begin():
@@ -123,22 +125,37 @@ def build_plan(
     skipped = tuple(OrgPlan(slug, "", skipped=True) for slug in selected if slug not in state.organizations)
     if skipped:
         plan = replace(plan, organizations=plan.organizations + skipped)
-    documents = {
-        slug: {d.sha256: _relative(d.path) for d in state.organizations[slug].documents.values()}
-        for slug in planned
-    }
+    placed = {slug: _documents_of(state, slug, roots) for slug in planned}
     return replace(
         plan,
         organizations=tuple(
-            _with_documents(org, documents[org.slug]) if org.slug in documents else org
+            _with_documents(org, *placed[org.slug]) if org.slug in placed else org
             for org in plan.organizations
         ),
     )
 
 
+def _documents_of(
+    state: DesiredState, slug: str, roots: Mapping[str, str] | None
+) -> tuple[dict[str, str], str | None]:
+    """The organization's documents by content hash, relative to its configuration root (and that root,
+    absolute); without roots, relative to the working directory as before."""
+    org = state.organizations[slug]
+    root = next((roots[path] for path in org.files if roots and path in roots), None)
+    if root is not None:
+        real = os.path.realpath(root)
+        inside = {d.sha256: os.path.relpath(d.path, real) for d in org.documents.values()}
+        if not any(p.startswith("..") for p in inside.values()):
+            return inside, real
+    return {d.sha256: _relative(d.path) for d in org.documents.values()}, None
+
+
 def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> dict[str, str]:
-    """The files an organization's records come from: its own and its ancestors' (inherited steps)."""
-    return {path: hashes[path] for org in state.chain(slug) for path in org.files if path in hashes}
+    """The files an organization's records come from: its own and its ancestors' (inherited steps), and
+    the signed documents it names (a replaced document is a change, though no YAML changed)."""
+    files = {path: hashes[path] for org in state.chain(slug) for path in org.files if path in hashes}
+    files.update({d.path: d.sha256 for d in state.organizations[slug].documents.values()})
+    return files
 
 
 def _relative(path: str) -> str:
@@ -147,13 +164,15 @@ def _relative(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def _with_documents(org: OrgPlan, documents: Mapping[str, str]) -> OrgPlan:
+def _with_documents(org: OrgPlan, documents: Mapping[str, str], root: str | None) -> OrgPlan:
     needed = {
         c.after["document"]["sha256"]
         for c in org.changes
         if isinstance(c.after.get("document"), dict) and c.after["document"].get("sha256") in documents
     }
-    return replace(org, documents={sha: documents[sha] for sha in sorted(needed)}) if needed else org
+    if not needed:
+        return org
+    return replace(org, documents={sha: documents[sha] for sha in sorted(needed)}, documents_root=root)
 
 
 def located_plan(plan: Plan, locator: Locator) -> Plan:
@@ -241,7 +260,8 @@ def plan_tree(
     with connection.begin():
         applied = read_applied_configurations(connection)
         database_id = database_identity(connection)
-    skip = {} if full else clean_organizations(applied, scan.hashes)
+    headers = {f.path: f.header for f in scan.files}
+    skip = {} if full else clean_organizations(applied, scan.hashes, headers)
     if selection.shard is not None:
         selection = replace(selection, deal=balanced_shards(family_sizes(scan), selection.shard[1]))
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
@@ -311,6 +331,7 @@ class _Planning:
             options=self.options,
             created_at=lambda: self.planned_at,
             file_hashes=result.file_hashes,
+            roots={f.path: f.root for f in self.scan.files},
         )
         return _Part(located_plan(plan, locator), result.problems, slugs)
 

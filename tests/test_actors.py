@@ -328,10 +328,6 @@ def _machine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) 
     return type("PlatformOn", (Platform,), {"new_database": staticmethod(new_database), "folder": tmp_path})
 
 
-VIOLATIONS = "an incremental plan differs from a full plan once the signed document is replaced"
-
-
-@pytest.mark.xfail(strict=True, reason=VIOLATIONS)
 def test_every_actor_keeps_every_promise(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path
 ) -> None:
@@ -339,7 +335,6 @@ def test_every_actor_keeps_every_promise(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=VIOLATIONS)
 def test_every_actor_keeps_every_promise_longer(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path
 ) -> None:

@@ -114,10 +114,12 @@ def test_a_sqlite_file_named_relatively_or_absolutely_is_one_database(
 
 
 def _without_identity(saved: Path) -> None:
-    """The plan as a nexus before database identities wrote it (no database_id; integrity is optional)."""
+    """The plan as a nexus before database identities wrote it (no database_id, its integrity to match)."""
+    from plan_apply.plan import integrity_of
+
     raw = json.loads(saved.read_text())
     del raw["database_id"], raw["integrity"]
-    saved.write_text(json.dumps(raw))
+    saved.write_text(json.dumps({**raw, "integrity": integrity_of(raw)}))
 
 
 def test_a_plan_without_an_identity_is_matched_by_its_url(nexus: Run, tree: Path, tmp_path: Path) -> None:

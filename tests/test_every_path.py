@@ -133,10 +133,7 @@ def _agreement(url: str, key: str) -> tuple[Any, ...]:
     "window",
     [
         "spring",
-        pytest.param(
-            "spring-b, previous_keys: [spring]",
-            marks=pytest.mark.xfail(strict=True, reason="a rename skips the slots-below-bookings refusal"),
-        ),
+        "spring-b, previous_keys: [spring]",
     ],
     ids=["update", "rename"],
 )
@@ -176,7 +173,6 @@ def test_changing_the_terms_of_an_active_agreement_says_it_resubmits_also_on_a_r
     assert any("re-submits the agreement" in note for note in change["notes"])
 
 
-@pytest.mark.xfail(strict=True, reason="a rename changes the terms of an agreement the school closed")
 def test_a_closed_agreement_keeps_its_terms_when_renamed(nexus: Nexus, write: Callable[..., Path]) -> None:
     assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
     school_answers(nexus.url, "state", "closed")
@@ -376,9 +372,6 @@ def test_two_organizations_naming_one_person_differently_converge(
 # --- an incremental plan equals a full plan --------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="drift in one organization of a multi-document file is reported as none"
-)
 def test_drift_in_one_organization_of_a_multi_document_file_is_reported(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -391,7 +384,6 @@ def test_drift_in_one_organization_of_a_multi_document_file_is_reported(
     assert nexus("plan", str(tree), "--org", "hillcrest", "--detailed-exitcode") == 2, nexus.output
 
 
-@pytest.mark.xfail(strict=True, reason="only YAML files are hashed: a replaced signed PDF plans nothing")
 def test_a_replaced_signed_document_is_planned(nexus: Nexus, write: Callable[..., Path]) -> None:
     text = org().replace("submit: true}", "submit: true, document: signed.pdf}")
     pdf = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -401,9 +393,6 @@ def test_a_replaced_signed_document_is_planned(nexus: Nexus, write: Callable[...
     assert "lakeview/agreements/state" in nexus.out
 
 
-@pytest.mark.xfail(
-    strict=True, reason="an organization skipped as unchanged loses its v1beta1 deprecation warning"
-)
 def test_the_deprecation_warning_stays_when_the_organization_is_skipped(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -467,7 +456,6 @@ def _tampered(saved: dict[str, Any], how: str) -> dict[str, Any]:
     return dict(plan)
 
 
-@pytest.mark.xfail(strict=True, reason="a hand-edited saved plan without a valid integrity is applied")
 @pytest.mark.parametrize("how", ["deleted", "null", "recomputed"])
 def test_a_hand_edited_saved_plan_never_deletes_a_protected_or_unmanaged_window(
     nexus: Nexus, write: Callable[..., Path], tmp_path: Path, how: str
@@ -488,7 +476,6 @@ def test_a_hand_edited_saved_plan_never_deletes_a_protected_or_unmanaged_window(
     assert rows(nexus.url, "SELECT key FROM capacity_windows ORDER BY key") == [("spring",), ("summer-ui",)]
 
 
-@pytest.mark.xfail(strict=True, reason="a saved plan is applied again after a revert (A→B→A)")
 def test_a_saved_plan_applies_once_even_after_a_revert(
     nexus: Nexus, write: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -502,9 +489,6 @@ def test_a_saved_plan_applies_once_even_after_a_revert(
     assert scalar(nexus.url, "SELECT slots FROM capacity_windows") == 4
 
 
-@pytest.mark.xfail(
-    strict=True, reason="apply reads a saved plan's document from a FIFO and hangs under the lock"
-)
 def test_a_saved_plan_whose_document_became_a_fifo_is_refused_not_hung(
     database_url: str, write: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -264,7 +264,7 @@ def test_the_same_saved_plan_cannot_be_applied_twice(
     assert run_nexus(["apply", "--plan", str(saved), "--database-url", url]).returncode == 0
     before = snapshot(url)
     again = run_nexus(["apply", "--plan", str(saved), "--database-url", url])
-    assert again.returncode == 1 and "changed since" in again.stderr
+    assert again.returncode == 1 and "already applied at" in again.stderr
     assert snapshot(url) == before
 
 
