@@ -11,7 +11,6 @@ import contextlib
 import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -395,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = 130
     except Exception as exc:  # the unexpected: say so plainly, traceback only on request
         if debug:
+            import traceback
+
             traceback.print_exc()
         say(
             f"internal error: {type(exc).__name__}: {without_passwords(str(exc), args)} (re-run with --debug for details)"

@@ -177,7 +177,6 @@ def test_postgresql_sessions_are_named_after_the_nexus_process(pg_url: str) -> N
 # --- schema version ------------------------------------------------------------------------------------------
 
 
-
 def test_the_known_revisions_are_exactly_the_migrations_in_order() -> None:
     from alembic.script import ScriptDirectory
 

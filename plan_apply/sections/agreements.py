@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nexus_config import DesiredOrganization, DesiredState
 from nexus_config.attachments import read_document_bytes
 from nexus_config.desired import AttachedDocument
-from nexus_config.models.v1 import Agreement
 from nexus_config.sections import AGREEMENTS as DOCUMENT
-from nexus_config.sections import model_defaults
 from plan_apply.sections.capacity import iso_date, row_date
 from plan_apply.sections.record import Record
 from plan_apply.sections.section import (
@@ -21,6 +19,7 @@ from plan_apply.sections.section import (
     Column,
     DesiredRecords,
     ExportContext,
+    ModelDefaults,
     ReadBatch,
     Section,
     ownership,
@@ -31,6 +30,7 @@ from plan_apply.sections.section import (
 from plan_apply.sections.services import SERVICES
 
 if TYPE_CHECKING:
+    from nexus_config.models.v1 import Agreement
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -254,5 +254,5 @@ AGREEMENTS = Section(
     after=_link_services,
     writers={"update": _update, "adopt": _update, "rename": _update},
     export=_export,
-    export_defaults=model_defaults(Agreement) | UNPROTECTED,
+    export_defaults=ModelDefaults(DOCUMENT, UNPROTECTED),
 )

@@ -7,12 +7,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
-from nexus_config.models.common import School
 from nexus_config.sections import SCHOOLS as DOCUMENT
-from nexus_config.sections import model_defaults
-from plan_apply.sections.section import Column, DesiredRecords, ExportContext, ReadBatch, Section, ownership
+from plan_apply.sections.section import (
+    Column,
+    DesiredRecords,
+    ExportContext,
+    ModelDefaults,
+    ReadBatch,
+    Section,
+    ownership,
+)
 
 if TYPE_CHECKING:
+    from nexus_config.models.common import School
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -98,5 +105,5 @@ SCHOOLS = Section(
     extra=_extra,
     after=_invite,
     export=_export,
-    export_defaults=model_defaults(School),
+    export_defaults=ModelDefaults(DOCUMENT),
 )

@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
 from nexus_config.ancestry import lineage
-from nexus_config.models.v1 import Service
 from nexus_config.sections import SERVICES as DOCUMENT
-from nexus_config.sections import model_defaults
 from plan_apply.sections.capacity import CAPACITY, capacity_fields, window_item
 from plan_apply.sections.section import (
     UNPROTECTED,
     Column,
     DesiredRecords,
     ExportContext,
+    ModelDefaults,
     ReadBatch,
     Section,
     ownership,
@@ -30,6 +29,7 @@ from plan_apply.sections.steps import STEPS
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from nexus_config.models.v1 import Service
     from plan_apply.actual import ActualOrganization
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
@@ -235,5 +235,5 @@ SERVICES = Section(
     referenced=True,
     after=_link_steps,
     export=_export,
-    export_defaults=model_defaults(Service) | UNPROTECTED,
+    export_defaults=ModelDefaults(DOCUMENT, UNPROTECTED),
 )

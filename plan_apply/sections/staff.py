@@ -7,12 +7,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
-from nexus_config.models.common import Staff
 from nexus_config.sections import STAFF as DOCUMENT
-from nexus_config.sections import model_defaults
-from plan_apply.sections.section import Column, DesiredRecords, ExportContext, ReadBatch, Section, ownership
+from plan_apply.sections.section import (
+    Column,
+    DesiredRecords,
+    ExportContext,
+    ModelDefaults,
+    ReadBatch,
+    Section,
+    ownership,
+)
 
 if TYPE_CHECKING:
+    from nexus_config.models.common import Staff
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -124,5 +131,5 @@ STAFF = Section(
     key_column=None,
     writers={"create": _create, "update": _update, "adopt": _update},
     export=_export,
-    export_defaults=model_defaults(Staff),
+    export_defaults=ModelDefaults(DOCUMENT),
 )
