@@ -197,6 +197,7 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
     from plan_apply.plan import Action
 
     relinked = [c for c in changes if "services" in c.after]
@@ -213,7 +214,7 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
         for key in c.after["services"]
     ]
     if rows:
-        ctx.connection.execute(sa.insert(t.agreement_services), rows)
+        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.agreement_services, rows)
 
 
 def _agreement(record: Record, document_path: str | None) -> dict[str, Any]:

@@ -66,9 +66,8 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
 
 def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
     """Schools not yet on the platform are invited: an outbox row, written in the same transaction."""
-    import sqlalchemy as sa
-
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
     from plan_apply.plan import Action
 
     rows = [
@@ -84,7 +83,7 @@ def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
         and c.after.get("contact_email")
     ]
     if rows:
-        ctx.connection.execute(sa.insert(t.invitations), rows)
+        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.invitations, rows)
 
 
 def _export(context: ExportContext) -> list[dict[str, Any]]:

@@ -131,6 +131,7 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
     from plan_apply.plan import Action
 
     relinked = [c for c in changes if "steps" in c.after]
@@ -149,7 +150,7 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
         for a in c.after["steps"]
     ]
     if rows:
-        ctx.connection.execute(sa.insert(t.service_steps), rows)
+        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.service_steps, rows)
 
 
 def _step_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:

@@ -79,9 +79,8 @@ def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    import sqlalchemy as sa
-
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
 
     people = _people(ctx, changes)
     rows = [
@@ -95,7 +94,7 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
         }
         for c in changes
     ]
-    ctx.connection.execute(sa.insert(t.staff), rows)
+    dialect_of(ctx.connection).bulk_insert(ctx.connection, t.staff, rows)
 
 
 def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
