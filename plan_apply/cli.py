@@ -170,7 +170,7 @@ def plan(options: PlanArgs) -> int:
     the_plan = _make_plan(options, options.fmt)
     show_plan(the_plan, options.fmt, _color())
     if options.out:
-        write_plan_file(options.out, the_plan.to_json())
+        write_plan_file(options.out, the_plan.json_chunks())
         say(f"plan saved to {options.out}: apply it with `nexus apply --plan {options.out}`")
     if the_plan.has_problems:
         return 1
