@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexus_config.ancestry import lineage
-from nexus_config.models.common import Profile, School, Staff
-from nexus_config.models.v1 import Agreement, Capacity, Service, Step
 from nexus_config.problems import Problem, join_pointer
 from nexus_config.sections import DOCUMENT_SECTIONS
+
+if TYPE_CHECKING:
+    from nexus_config.models.common import Profile, School, Staff
+    from nexus_config.models.v1 import Agreement, Capacity, Service, Step
 
 __all__ = [
     "SECTIONS",

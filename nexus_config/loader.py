@@ -48,11 +48,11 @@ _STAGES = {
 """The stages imported when the first load starts, as names of this module (so a test may replace one)."""
 
 
-def _import_stages() -> None:
+def _import_stages(names: Sequence[str] = tuple(_STAGES)) -> None:
     namespace = globals()
-    for name, home in _STAGES.items():
+    for name in names:
         if name not in namespace:
-            namespace[name] = getattr(importlib.import_module(home), name)
+            namespace[name] = getattr(importlib.import_module(_STAGES[name]), name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +237,8 @@ def _parents_first(orgs: dict[str, DesiredOrganization]) -> list[str]:
 def _parse(
     files: Sequence[ScannedFile], locator: Locator, problems: list[Problem], failed: set[str]
 ) -> list[LocatedDocument]:
+    if files:
+        _import_stages()
     return [doc for f in files for doc in _documents(f, locator, problems, failed)]
 
 
@@ -281,7 +283,7 @@ def load_configuration(
     `skip` names organizations known to be unchanged since they were last applied, with the files they
     came from: those files are not parsed unless a changed file needs them (incremental plans).
     """
-    _import_stages()
+    _import_stages(["DesiredState"])  # the parsing stages (pydantic, the YAML reader) when a file is parsed
     locator = locator or Locator()
     problems: list[Problem] = []
     with paused_gc():
@@ -293,7 +295,7 @@ def load_configuration(
             problems.extend(_unparsed_warnings([f for f in scan.files if f.path not in parsed]))
         else:
             documents, skipped = _parse(scan.files, locator, problems, failed), frozenset()
-        orgs, merge_problems = merged_organizations(documents)
+        orgs, merge_problems = merged_organizations(documents) if documents else ({}, [])
         complete = {slug: org for slug, org in orgs.items() if slug not in failed}
         problems.extend(
             p
@@ -302,7 +304,7 @@ def load_configuration(
         )
         problems.extend(
             p
-            for p in rule_problems(complete)
+            for p in (rule_problems(complete) if complete else ())
             if not (p.code == "ref.parent" and _parent_failed(p, complete, failed))
         )
         roots = {f.path: f.root for f in scan.files}

@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -379,9 +379,10 @@ def symlink_in_path(path: str, root: str) -> str | None:
     return None
 
 
-def write_atomically(path: str, text: str, *, mode: int | None = None) -> None:
+def write_atomically(path: str, text: str | Iterable[str], *, mode: int | None = None) -> None:
     """Replace or create a file's content atomically (temp file beside it, then rename), keeping an
-    existing file's mode unless `mode` is given (a new file gets `mode`, else owner-only).
+    existing file's mode unless `mode` is given (a new file gets `mode`, else owner-only). `text` may
+    come in pieces (a big plan is written as a stream).
 
     Refuses a symlink (ValueError): nexus never writes through one.
     """
@@ -397,7 +398,8 @@ def write_atomically(path: str, text: str, *, mode: int | None = None) -> None:
     fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
     try:
         with os.fdopen(fd, "wb") as stream:
-            stream.write(text.encode("utf-8"))
+            for piece in [text] if isinstance(text, str) else text:
+                stream.write(piece.encode("utf-8"))
             stream.flush()
             os.fchmod(stream.fileno(), mode)
             os.fsync(stream.fileno())

@@ -6,13 +6,12 @@ table; adding a section is a model, one entry here and a section module on the d
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from nexus_config.models.common import Profile, School, Staff
-from nexus_config.models.v1 import Agreement, Capacity, Service, Step
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = [
     "AGREEMENTS",
@@ -38,12 +37,20 @@ class DocumentSection:
     """
 
     key: str
-    model: type[BaseModel]
+    model_name: str
+    """Where the item model is, `module:Class` (imported on first use: pydantic and the models are heavy)."""
     noun: str
     identity: str = "key"
     folded: bool = False
     many: bool = True
     parent: str | None = None
+
+    @property
+    def model(self) -> type[BaseModel]:
+        """The pydantic model of an item of this section."""
+        module, _, name = self.model_name.partition(":")
+        model: type[BaseModel] = getattr(importlib.import_module(module), name)
+        return model
 
     def identity_of(self, item: Any) -> str:
         """An item's identity inside its organization (`Alice@X.org` is `alice@x.org` for staff)."""
@@ -60,13 +67,17 @@ def model_defaults(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-PROFILE = DocumentSection("profile", Profile, "profile", identity="", many=False)
-STAFF = DocumentSection("staff", Staff, "staff member", identity="email", folded=True)
-STEPS = DocumentSection("steps", Step, "step key")
-SERVICES = DocumentSection("services", Service, "service key")
-CAPACITY = DocumentSection("capacity", Capacity, "capacity window key", parent="services")
-SCHOOLS = DocumentSection("schools", School, "school key")
-AGREEMENTS = DocumentSection("agreements", Agreement, "agreement key")
+PROFILE = DocumentSection("profile", "nexus_config.models.common:Profile", "profile", identity="", many=False)
+STAFF = DocumentSection(
+    "staff", "nexus_config.models.common:Staff", "staff member", identity="email", folded=True
+)
+STEPS = DocumentSection("steps", "nexus_config.models.v1:Step", "step key")
+SERVICES = DocumentSection("services", "nexus_config.models.v1:Service", "service key")
+CAPACITY = DocumentSection(
+    "capacity", "nexus_config.models.v1:Capacity", "capacity window key", parent="services"
+)
+SCHOOLS = DocumentSection("schools", "nexus_config.models.common:School", "school key")
+AGREEMENTS = DocumentSection("agreements", "nexus_config.models.v1:Agreement", "agreement key")
 
 DOCUMENT_SECTIONS = (PROFILE, STAFF, STEPS, SERVICES, SCHOOLS, AGREEMENTS)
 """The top-level sections in FORMAT.md's key order (capacity is nested in services)."""

@@ -11,7 +11,6 @@ import contextlib
 import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -176,7 +175,7 @@ def plan(options: PlanArgs) -> int:
     the_plan = _make_plan(options, options.fmt)
     show_plan(the_plan, options.fmt, _color())
     if options.out:
-        write_plan_file(options.out, the_plan.to_json())
+        write_plan_file(options.out, the_plan.json_chunks())
         say(f"plan saved to {options.out}: apply it with `nexus apply --plan {options.out}`")
     if the_plan.has_problems:
         return 1
@@ -420,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = 130
     except Exception as exc:  # the unexpected: say so plainly, traceback only on request
         if debug:
+            import traceback
+
             traceback.print_exc()
         say(
             f"internal error: {type(exc).__name__}: {without_passwords(str(exc), args)} (re-run with --debug for details)"

@@ -8,7 +8,7 @@ it there whatever stdout holds, and no file name can start a line of its own.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -28,9 +28,11 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
-def show_data(text: str, color: bool = False) -> None:
-    """Data on stdout; with `color`, its colours are kept also when stdout is not a terminal."""
-    click.echo(text, nl=False, color=color)
+def show_data(text: str | Iterable[str], color: bool = False) -> None:
+    """Data on stdout, whole or in pieces (a big plan is written as a stream); with `color`, its colours
+    are kept also when stdout is not a terminal."""
+    for piece in [text] if isinstance(text, str) else text:
+        click.echo(piece, nl=False, color=color)
 
 
 def show_problems(problems: Sequence[Problem], fmt: str) -> None:
@@ -60,7 +62,7 @@ def show_plan(plan: Plan, fmt: str, color: bool) -> None:
         say(f"{skipped} unchanged organization(s) skipped: --full compares them anyway")
 
 
-def write_plan_file(path: str, text: str) -> None:
+def write_plan_file(path: str, text: str | Iterable[str]) -> None:
     """Save a plan atomically with owner-only permissions (plans can hold PII)."""
     from nexus_config.rewrite import write_atomically
 

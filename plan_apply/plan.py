@@ -11,7 +11,7 @@ import enum
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+_CHUNK_SIZE = 1 << 16
+"""Characters per piece of a streamed plan JSON."""
 
 
 class Action(enum.StrEnum):
@@ -144,10 +146,14 @@ class OrgPlan:
         return {sha: os.path.join(self.documents_root, path) for sha, path in self.documents.items()}
 
     def to_json(self) -> dict[str, Any]:
+        return self._json_fields([c.to_json() for c in self.changes])
+
+    def _json_fields(self, changes: object) -> dict[str, Any]:
+        """The JSON object with `changes` as given (a list, or items encoded one at a time)."""
         result: dict[str, Any] = {
             "slug": self.slug,
             "state_fingerprint": self.state_fingerprint,
-            "changes": [c.to_json() for c in self.changes],
+            "changes": changes,
             "unmanaged": dict(self.unmanaged),
         }
         if self.problems:
@@ -229,20 +235,50 @@ class Plan:
         return any(org.problems for org in self.organizations)
 
     def to_json_dict(self) -> dict[str, Any]:
+        body = self._json_body([o.to_json() for o in self.organizations])
+        return {**body, "integrity": integrity_of(body)}
+
+    def _json_body(self, organizations: object) -> dict[str, Any]:
         body = {
             "format_version": self.format_version,
             "created_at": self.created_at,
             "database": self.database,
-            "organizations": [o.to_json() for o in self.organizations],
+            "organizations": organizations,
             "summary": self.summary,
         }
         if self.database_id is not None:
             body["database_id"] = self.database_id
-        return {**body, "integrity": integrity_of(body)}
+        return body
+
+    def _streamed_body(self) -> dict[str, Any]:
+        """The body with every change encoded when it is reached, never all of them at once."""
+        return self._json_body(
+            _Items(
+                self.organizations,
+                lambda org: org._json_fields(_Items(org.changes, Change.to_json)),
+            )
+        )
+
+    def json_chunks(self) -> Iterator[str]:
+        """The plan JSON of CLI.md (`to_json`) in pieces, for writing a plan of any size as a stream: two
+        passes over the plan (the integrity hash, then the text), one change in memory at a time."""
+        digest = hashlib.sha256()
+        for chunk in _chunks(self._streamed_body(), 0, pretty=False):
+            digest.update(chunk.encode())
+        body = {**self._streamed_body(), "integrity": "sha256:" + digest.hexdigest()}
+        pieces: list[str] = []
+        size = 0
+        for chunk in _chunks(body, 0, pretty=True):
+            pieces.append(chunk)
+            size += len(chunk)
+            if size >= _CHUNK_SIZE:  # few large writes, whatever the number of changes
+                yield "".join(pieces)
+                pieces, size = [], 0
+        yield "".join(pieces) + "\n"
 
     def to_json(self) -> str:
         """The plan JSON of CLI.md (also what `plan --out` writes): deterministic, sorted keys."""
-        return json.dumps(self.to_json_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return "".join(self.json_chunks())
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -256,3 +292,42 @@ def integrity_of(body: Mapping[str, Any]) -> str:
     """The hash a saved plan carries of everything else in it: a hand-edited plan is refused."""
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Items:
+    """A JSON array whose items are made (by `encode`) only when the encoder reaches them."""
+
+    def __init__(self, values: Iterable[Any], encode: Callable[[Any], Any]) -> None:
+        self.values, self.encode = values, encode
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self.encode(value) for value in self.values)
+
+
+def _chunks(value: Any, level: int, *, pretty: bool) -> Iterator[str]:
+    """`value` encoded exactly as `json.dumps(..., sort_keys=True, ensure_ascii=False)` would, with
+    `indent=2` when `pretty`, else compact separators (the integrity hash's canonical form); `_Items`
+    arrays, and objects holding one, are written piece by piece."""
+    newline = "\n" + "  " * (level + 1) if pretty else ""
+    if isinstance(value, _Items):
+        empty = True
+        for item in value:
+            yield ("[" if empty else ",") + newline
+            yield from _chunks(item, level + 1, pretty=pretty)
+            empty = False
+        yield "[]" if empty else ("\n" + "  " * level if pretty else "") + "]"
+    elif isinstance(value, dict) and any(isinstance(v, _Items) for v in value.values()):
+        for i, key in enumerate(sorted(value)):
+            yield (
+                ("{" if i == 0 else ",")
+                + newline
+                + json.dumps(key, ensure_ascii=False)
+                + (": " if pretty else ":")
+            )
+            yield from _chunks(value[key], level + 1, pretty=pretty)
+        yield ("\n" + "  " * level if pretty else "") + "}"
+    elif pretty:
+        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+        yield text.replace("\n", "\n" + "  " * level) if level else text
+    else:
+        yield json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from plan_apply.apply import OrgResult
 from plan_apply.views.escape import escape_terminal
+
+if TYPE_CHECKING:
+    from plan_apply.apply import OrgResult
 
 __all__ = ["PlanningBar", "Reporter", "planning_bar", "reporter", "summary_lines"]
 

@@ -7,10 +7,7 @@ Results come back in the order of the tasks, so output never depends on scheduli
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,6 +30,10 @@ class Workers:
     def map(self, function: Callable[[Any], R], tasks: Sequence[Any]) -> Iterator[R]:
         """`function` (module-level, so it pickles by name) over `tasks`, results in task order. A worker
         that dies fails the whole map with one NexusError (nothing of it may be half-used)."""
+        import multiprocessing  # here, not at the top: a run in one process never pays for them
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:

@@ -177,6 +177,17 @@ def test_postgresql_sessions_are_named_after_the_nexus_process(pg_url: str) -> N
 # --- schema version ------------------------------------------------------------------------------------------
 
 
+def test_the_known_revisions_are_exactly_the_migrations_in_order() -> None:
+    from alembic.script import ScriptDirectory
+
+    from plan_apply.database.engine import REVISIONS, _alembic_config
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    newest_first = [revision.revision for revision in script.walk_revisions()]
+    assert tuple(reversed(newest_first)) == REVISIONS
+    assert script.get_current_head() == REVISIONS[-1] == HEAD
+
+
 def test_db_upgrade_twice_is_idempotent(blank_url: str, nexus: Run) -> None:
     assert nexus("db", "upgrade", "--database-url", blank_url) == 0
     assert f"schema upgraded from empty to {HEAD}" in nexus.err

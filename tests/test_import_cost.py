@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLES
 
 HEAVY = ("pydantic", "yaml", "sqlalchemy", "alembic", "psycopg", "jsonschema", "ruamel")
 
@@ -29,3 +35,43 @@ def test_importing_the_configuration_api_loads_neither_pydantic_nor_a_yaml_parse
 def test_the_models_are_imported_when_first_asked_for() -> None:
     imported = _imported_after("from nexus_config.models import MODELS\nassert 'nexus/v1' in MODELS")
     assert "pydantic" in imported
+
+
+def _imported_by_nexus(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    """The top-level packages a fresh `nexus ARGS` process has imported when it exits (it must exit 0)."""
+    code = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules}))))\n"
+        "from plan_apply.cli import main\n"
+        f"sys.argv = ['nexus', *{list(args)!r}]\n"
+        "main()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"NO_COLOR": "1"} | (env or {}),
+    )
+    assert run.returncode == 0, run.stderr
+    return set(run.stderr.rpartition("IMPORTED ")[2].split())
+
+
+SHORT_COMMAND_HEAVY = ("sqlalchemy", "pydantic", "rich", "ruamel", "alembic", "yaml", "psycopg")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["completion", "bash"]])
+def test_short_commands_load_no_database_toolkit_model_or_terminal_library(args: list[str]) -> None:
+    imported = _imported_by_nexus(*args)
+    assert imported.isdisjoint(SHORT_COMMAND_HEAVY), sorted(imported & set(SHORT_COMMAND_HEAVY))
+
+
+def test_a_no_op_plan_loads_neither_alembic_nor_pydantic_nor_a_yaml_parser(tmp_path: Path) -> None:
+    env = {"NEXUS_DATABASE_URL": f"sqlite:///{tmp_path / 'nexus.db'}"}
+    assert "alembic" in _imported_by_nexus("db", "upgrade", env=env)  # migrating needs it
+    _imported_by_nexus("apply", str(EXAMPLES), "--auto-approve", "-q", env=env)
+    imported = _imported_by_nexus("plan", str(EXAMPLES), env=env)
+    assert "sqlalchemy" in imported
+    assert imported.isdisjoint({"alembic", "pydantic", "yaml"}), sorted(
+        imported & {"alembic", "pydantic", "yaml"}
+    )

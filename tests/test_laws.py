@@ -166,6 +166,18 @@ def test_plan_json_round_trip_is_exact(tmp_path: Path, document: dict[str, Any])
         engine.dispose()
 
 
+@SETTINGS
+@given(document=organization())
+def test_the_streamed_plan_json_is_the_plan_dict_dumped(tmp_path: Path, document: dict[str, Any]) -> None:
+    engine = _fresh_engine(tmp_path, "stream")
+    try:
+        plan = plan_folder(engine, _write(tmp_path / "stream", document))
+        whole = json.dumps(plan.to_json_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        assert "".join(plan.json_chunks()) == whole
+    finally:
+        engine.dispose()
+
+
 def test_plan_from_json_refuses_a_tampered_plan(tmp_path: Path) -> None:
     engine = _fresh_engine(tmp_path, "tamper")
     try:

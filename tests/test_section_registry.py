@@ -90,7 +90,7 @@ def _read(batch: ReadBatch) -> None:
 PRECEPTORS = Section(  # the section module
     type="preceptor",
     section="preceptors",
-    document=DocumentSection("preceptors", Preceptor, "preceptor key"),
+    document=DocumentSection("preceptors", f"{__name__}:Preceptor", "preceptor key"),
     desired=_desired,
     read=_read,
     table="preceptors",

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from plan_apply.database import tables as t
+from plan_apply.database.dialects import dialect_of
 from plan_apply.plan import Action, Change
 from plan_apply.sections import SECTIONS, Record, Section
 from plan_apply.sections.section import Writer
@@ -134,8 +135,8 @@ def insert_rows(ctx: WriteContext, section: Section, changes: Sequence[Change], 
     ]
     columns = sorted({k for row in rows for k in row})
     defaults = {"protected": False}
-    ctx.connection.execute(
-        sa.insert(table), [{k: row.get(k, defaults.get(k)) for k in columns} for row in rows]
+    dialect_of(ctx.connection).bulk_insert(
+        ctx.connection, table, [{k: row.get(k, defaults.get(k)) for k in columns} for row in rows]
     )
     if section.referenced:
         _refresh_ids(ctx, section, [c.address for c in changes])

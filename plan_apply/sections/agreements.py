@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nexus_config import DesiredOrganization, DesiredState
 from nexus_config.attachments import read_document_bytes
 from nexus_config.desired import AttachedDocument
-from nexus_config.models.v1 import Agreement
 from nexus_config.sections import AGREEMENTS as DOCUMENT
-from nexus_config.sections import model_defaults
 from plan_apply.sections.capacity import iso_date, row_date
 from plan_apply.sections.record import Record
 from plan_apply.sections.section import (
@@ -21,6 +19,7 @@ from plan_apply.sections.section import (
     Column,
     DesiredRecords,
     ExportContext,
+    ModelDefaults,
     ReadBatch,
     Section,
     ownership,
@@ -31,6 +30,7 @@ from plan_apply.sections.section import (
 from plan_apply.sections.services import SERVICES
 
 if TYPE_CHECKING:
+    from nexus_config.models.v1 import Agreement
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -201,6 +201,7 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
     from plan_apply.plan import Action
 
     relinked = [c for c in changes if "services" in c.after]
@@ -217,7 +218,7 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
         for key in c.after["services"]
     ]
     if rows:
-        ctx.connection.execute(sa.insert(t.agreement_services), rows)
+        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.agreement_services, rows)
 
 
 def _agreement(record: Record, document_path: str | None) -> dict[str, Any]:
@@ -258,5 +259,5 @@ AGREEMENTS = Section(
     after=_link_services,
     writers={"update": _update, "adopt": _update, "rename": _update},
     export=_export,
-    export_defaults=model_defaults(Agreement) | UNPROTECTED,
+    export_defaults=ModelDefaults(DOCUMENT, UNPROTECTED),
 )

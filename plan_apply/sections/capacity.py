@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
-from nexus_config.models.v1 import Capacity
 from nexus_config.sections import CAPACITY as DOCUMENT
-from nexus_config.sections import model_defaults
 from plan_apply.sections.record import Record
 from plan_apply.sections.section import (
     UNPROTECTED,
     Column,
     DesiredRecords,
+    ModelDefaults,
     ReadBatch,
     Section,
     ownership,
@@ -25,6 +24,7 @@ from plan_apply.sections.section import (
 )
 
 if TYPE_CHECKING:
+    from nexus_config.models.v1 import Capacity
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -179,5 +179,5 @@ CAPACITY = Section(
     within="services",
     extra=_extra,
     writers={"create": _create},
-    export_defaults=model_defaults(Capacity) | UNPROTECTED,
+    export_defaults=ModelDefaults(DOCUMENT, UNPROTECTED),
 )

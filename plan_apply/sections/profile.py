@@ -6,13 +6,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
-from nexus_config.models.common import Address, Profile
 from nexus_config.sections import PROFILE as DOCUMENT
-from nexus_config.sections import model_defaults
 from plan_apply.sections.section import (
     Column,
     DesiredRecords,
     ExportContext,
+    ModelDefaults,
     ReadBatch,
     Section,
     ordered,
@@ -21,6 +20,7 @@ from plan_apply.sections.section import (
 )
 
 if TYPE_CHECKING:
+    from nexus_config.models.common import Address, Profile
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -112,5 +112,5 @@ PROFILE = Section(
     single=True,
     writers={"create": _create, "update": _update, "adopt": _update},
     export=_export,
-    export_defaults=model_defaults(Profile),
+    export_defaults=ModelDefaults(DOCUMENT),
 )

@@ -7,12 +7,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
-from nexus_config.models.common import School
 from nexus_config.sections import SCHOOLS as DOCUMENT
-from nexus_config.sections import model_defaults
-from plan_apply.sections.section import Column, DesiredRecords, ExportContext, ReadBatch, Section, ownership
+from plan_apply.sections.section import (
+    Column,
+    DesiredRecords,
+    ExportContext,
+    ModelDefaults,
+    ReadBatch,
+    Section,
+    ownership,
+)
 
 if TYPE_CHECKING:
+    from nexus_config.models.common import School
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -59,9 +66,8 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
 
 def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
     """Schools not yet on the platform are invited: an outbox row, written in the same transaction."""
-    import sqlalchemy as sa
-
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
     from plan_apply.plan import Action
 
     rows = [
@@ -77,7 +83,7 @@ def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
         and c.after.get("contact_email")
     ]
     if rows:
-        ctx.connection.execute(sa.insert(t.invitations), rows)
+        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.invitations, rows)
 
 
 def _export(context: ExportContext) -> list[dict[str, Any]]:
@@ -98,5 +104,5 @@ SCHOOLS = Section(
     extra=_extra,
     after=_invite,
     export=_export,
-    export_defaults=model_defaults(School),
+    export_defaults=ModelDefaults(DOCUMENT),
 )

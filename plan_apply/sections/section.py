@@ -7,7 +7,7 @@ exported. Database hooks import SQLAlchemy when they run, so planning from recor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "Column",
     "DesiredRecords",
     "ExportContext",
+    "ModelDefaults",
     "ReadBatch",
     "Section",
     "Writer",
@@ -41,6 +42,32 @@ __all__ = [
 
 UNPROTECTED = {"protect": False}
 """An export default: the database says `protected = false` where a configuration says nothing."""
+
+
+class ModelDefaults(Mapping[str, Any]):
+    """The defaults a document section's model declares (and `extra`), read on first use: asking the
+    model imports pydantic, which a plan that reads no document never needs."""
+
+    def __init__(self, document: DocumentSection, extra: Mapping[str, Any] | None = None) -> None:
+        self._document = document
+        self._extra = dict(extra or {})
+        self._values: dict[str, Any] | None = None
+
+    def _loaded(self) -> dict[str, Any]:
+        if self._values is None:
+            from nexus_config.sections import model_defaults
+
+            self._values = model_defaults(self._document.model) | self._extra
+        return self._values
+
+    def __getitem__(self, name: str) -> Any:
+        return self._loaded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 def same(value: Any) -> Any:

@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
 from nexus_config.ancestry import lineage
-from nexus_config.models.v1 import Service
 from nexus_config.sections import SERVICES as DOCUMENT
-from nexus_config.sections import model_defaults
 from plan_apply.sections.capacity import CAPACITY, capacity_fields, window_item
 from plan_apply.sections.section import (
     UNPROTECTED,
     Column,
     DesiredRecords,
     ExportContext,
+    ModelDefaults,
     ReadBatch,
     Section,
     ownership,
@@ -30,6 +29,7 @@ from plan_apply.sections.steps import STEPS
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from nexus_config.models.v1 import Service
     from plan_apply.actual import ActualOrganization
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
@@ -131,6 +131,7 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
     from plan_apply.plan import Action
 
     relinked = [c for c in changes if "steps" in c.after]
@@ -149,7 +150,7 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
         for a in c.after["steps"]
     ]
     if rows:
-        ctx.connection.execute(sa.insert(t.service_steps), rows)
+        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.service_steps, rows)
 
 
 def _step_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
@@ -235,5 +236,5 @@ SERVICES = Section(
     referenced=True,
     after=_link_steps,
     export=_export,
-    export_defaults=model_defaults(Service) | UNPROTECTED,
+    export_defaults=ModelDefaults(DOCUMENT, UNPROTECTED),
 )

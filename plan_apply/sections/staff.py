@@ -7,12 +7,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
-from nexus_config.models.common import Staff
 from nexus_config.sections import STAFF as DOCUMENT
-from nexus_config.sections import model_defaults
-from plan_apply.sections.section import Column, DesiredRecords, ExportContext, ReadBatch, Section, ownership
+from plan_apply.sections.section import (
+    Column,
+    DesiredRecords,
+    ExportContext,
+    ModelDefaults,
+    ReadBatch,
+    Section,
+    ownership,
+)
 
 if TYPE_CHECKING:
+    from nexus_config.models.common import Staff
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
@@ -72,9 +79,8 @@ def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    import sqlalchemy as sa
-
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
 
     people = _people(ctx, changes)
     rows = [
@@ -88,7 +94,7 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
         }
         for c in changes
     ]
-    ctx.connection.execute(sa.insert(t.staff), rows)
+    dialect_of(ctx.connection).bulk_insert(ctx.connection, t.staff, rows)
 
 
 def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
@@ -124,5 +130,5 @@ STAFF = Section(
     key_column=None,
     writers={"create": _create, "update": _update, "adopt": _update},
     export=_export,
-    export_defaults=model_defaults(Staff),
+    export_defaults=ModelDefaults(DOCUMENT),
 )

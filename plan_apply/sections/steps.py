@@ -4,17 +4,15 @@ organization and shared down the parent chain (a service links steps of its own 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
-from nexus_config.models.common import FormField
-from nexus_config.models.v1 import AppliesTo, Step
 from nexus_config.sections import STEPS as DOCUMENT
-from nexus_config.sections import model_defaults
 from plan_apply.sections.section import (
     Column,
     DesiredRecords,
     ExportContext,
+    ModelDefaults,
     ReadBatch,
     Section,
     ordered,
@@ -22,6 +20,10 @@ from plan_apply.sections.section import (
     put,
     sorted_set,
 )
+
+if TYPE_CHECKING:
+    from nexus_config.models.common import FormField
+    from nexus_config.models.v1 import AppliesTo, Step
 
 __all__ = ["STEPS", "normalized_applies_to", "step_fields"]
 
@@ -47,7 +49,7 @@ def normalized_applies_to(applies_to: AppliesTo | Mapping[str, Any] | None) -> d
     """`applies_to` with empty lists dropped and sets sorted; None when it restricts nothing."""
     if applies_to is None:
         return None
-    raw = applies_to.model_dump() if isinstance(applies_to, AppliesTo) else dict(applies_to)
+    raw = dict(applies_to) if isinstance(applies_to, Mapping) else applies_to.model_dump()
     result = {k: sorted_set(v) for k, v in sorted(raw.items()) if v}
     return result or None
 
@@ -124,5 +126,5 @@ STEPS = Section(
     table="steps",
     columns={name: Column(name) for name in _FIELDS},
     export=_export,
-    export_defaults=model_defaults(Step),
+    export_defaults=ModelDefaults(DOCUMENT),
 )

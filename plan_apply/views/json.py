@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plan_apply.plan import Plan
@@ -27,9 +27,9 @@ def render_json(plan: Plan) -> str:
     return plan.to_json()
 
 
-def render_plan(plan: Plan, paint: Any = None) -> str:
-    """`plan --format json` (never coloured)."""
-    return render_json(plan)
+def render_plan(plan: Plan, paint: Any = None) -> Iterable[str]:
+    """`plan --format json` (never coloured), in pieces: a plan of any size is written as a stream."""
+    return plan.json_chunks()
 
 
 def render_problems(problems: Sequence[Problem]) -> str:

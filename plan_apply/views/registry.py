@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, cast
 
@@ -21,7 +21,7 @@ Output = Literal["plan", "problems", "history"]
 class View(Protocol):
     """What a view module provides, for the outputs its `Format` lists."""
 
-    def render_plan(self, plan: Plan, paint: Paint) -> str: ...
+    def render_plan(self, plan: Plan, paint: Paint) -> str | Iterable[str]: ...
     def render_problems(self, problems: Sequence[Problem]) -> str: ...
     def render_history(self, entries: Sequence[HistoryEntry]) -> str: ...
 
