@@ -167,7 +167,7 @@ def test_plan_json_round_trip_is_exact(tmp_path: Path, document: dict[str, Any])
 
 
 @SETTINGS
-@given(document=organization())
+@given(document=organization(plain=True))
 def test_the_streamed_plan_json_is_the_plan_dict_dumped(tmp_path: Path, document: dict[str, Any]) -> None:
     engine = _fresh_engine(tmp_path, "stream")
     try:
