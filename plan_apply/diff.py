@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from nexus_config import DesiredState, Source
 from plan_apply.actual import ActualOrganization, ActualState
-from plan_apply.changes import action_of, change_of, created, removed, title_of
+from plan_apply.changes import change_of, created, removed, title_of
 from plan_apply.guards import (
     MassDeleteLimit,
     changed_fields,
@@ -72,13 +72,12 @@ def org_plan(
         if row is None:
             changes.append(created(want, title))
             continue
-        action = action_of(pair)
         changed = changed_fields(want, row)
-        verdict = verdict_on(action, want, row, changed)
+        verdict = verdict_on(want, row, changed)
         source = _source_of(sources, want.address)
         problems.extend(_source_problem(source, refusal, want.address) for refusal in verdict.refusals)
         org_notes.extend(verdict.org_notes)
-        change = change_of(action, want, row, changed, verdict, title)
+        change = change_of(pair, changed, verdict, title)
         if change is not None:
             changes.append(change)
 

@@ -5,7 +5,9 @@ file; a school's approval is the school's (re-submission is said aloud, proposal
 overwritten silently, closed agreements stay closed); mass deletes need consent.
 
 The rules on a matched pair (a desired record and its row) are `Guard`s run as one pipeline,
-`verdict_on`, whose findings combine into a `Verdict`; `PIPELINE` says which guards each action meets.
+`verdict_on`, whose findings combine into a `Verdict`. Every matched pair meets every guard, whatever its
+action: a rename or an adoption changes the row's fields exactly as an update would, so it is said and
+refused exactly as an update is.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plan_apply.plan import Action
 from plan_apply.records import Record
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "mass_delete_refusal",
     "must_archive",
     "protection_refusal",
+    "resubmits",
     "slots_floor",
     "slots_refusal",
     "verdict_on",
@@ -101,12 +103,17 @@ def slots_refusal(desired: Record, actual: Record) -> str | None:
     return None
 
 
+def resubmits(actual: Record, changed: Sequence[str]) -> bool:
+    """Changing the terms of an agreement the school accepted sends it back to the school."""
+    terms = [f for f in changed if f in _TERMS or f in ("name", "description", "reminder_days")]
+    return actual.type == "agreement" and actual.status == "active" and bool(terms)
+
+
 def agreement_update_notes(actual: Record, changed: list[str]) -> tuple[list[str], bool]:
     """Notes for an agreement update, and whether it needs a reviewer (re-submission, proposal)."""
     notes: list[str] = []
     review = False
-    terms = [f for f in changed if f in _TERMS or f in ("name", "description", "reminder_days")]
-    if actual.status == "active" and terms:
+    if resubmits(actual, changed):
         notes.append("re-submits the agreement to the school: its status goes from active to pending_school")
         review = True
     if actual.status == "changes_proposed":
@@ -181,7 +188,7 @@ class Verdict:
     drift: bool = False
     """The row was changed outside nexus since the last apply (its cause is `drift`)."""
     withheld: bool = False
-    """The change is not proposed at all."""
+    """The changed fields are not proposed (a rename or an adoption still renames or adopts the row)."""
 
     def __add__(self, other: Verdict) -> Verdict:
         return Verdict(
@@ -237,17 +244,14 @@ def drift(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     return Verdict(drift=drifted(actual, list(changed)))
 
 
-PIPELINE: Mapping[Action, tuple[Guard, ...]] = {
-    Action.RENAME: (),
-    Action.ADOPT: (slots_floor,),
-    Action.UPDATE: (slots_floor, closed_agreement, agreement_review, fewer_slots, drift),
-}
-"""The guards each action of a matched pair meets, in order (their notes are listed in this order)."""
+PIPELINE: tuple[Guard, ...] = (slots_floor, closed_agreement, agreement_review, fewer_slots, drift)
+"""The guards every matched pair meets (update, rename, adopt alike), in order (their notes are listed in
+this order)."""
 
 
-def verdict_on(action: Action, desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
-    """Every guard of the action's pipeline on one matched pair, their verdicts combined."""
+def verdict_on(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """Every guard of the pipeline on one matched pair, their verdicts combined."""
     verdict = Verdict()
-    for guard in PIPELINE[action]:
+    for guard in PIPELINE:
         verdict += guard(desired, actual, changed)
     return verdict
