@@ -36,6 +36,7 @@ __all__ = [
     "managed_items",
     "mass_delete_refusal",
     "must_archive",
+    "plan_mass_delete_refusal",
     "protection_refusal",
     "resubmits",
     "slots_floor",
@@ -133,15 +134,15 @@ def agreement_update_notes(actual: Record, changed: list[str]) -> tuple[list[str
 
 @dataclass(frozen=True, slots=True)
 class MassDeleteLimit:
-    """More than `items` removals, or more than `fraction` of the managed items (two or more), is mass."""
+    """More than `items` removals in one plan (all organizations together), or more than `fraction` of
+    an organization's managed items (two or more), is mass."""
 
     items: int = 10
     fraction: float = 0.25
 
 
 def is_mass_delete(removals: int, managed: int, limit: MassDeleteLimit) -> bool:
-    if removals > limit.items:
-        return True
+    """Whether this much of one organization is a mass delete (its share of the managed items)."""
     return removals >= 2 and managed > 0 and removals / managed > limit.fraction
 
 
@@ -170,6 +171,16 @@ def mass_delete_refusal(slug: str, removals: int, managed: int, limit: MassDelet
     return (
         f"this plan would delete or archive {removals} of {managed} managed items of "
         f'"{slug}": check the configuration, then re-run with --allow-mass-delete'
+    )
+
+
+def plan_mass_delete_refusal(slug: str, removals: int, total: int, limit: MassDeleteLimit) -> str | None:
+    """Removing more than `limit.items` in one plan, across all its organizations, needs consent."""
+    if not removals or total <= limit.items:
+        return None
+    return (
+        f"the whole plan would delete or archive {total} items (more than {limit.items}), {removals} of them "
+        f'in "{slug}": check the configuration, then re-run with --allow-mass-delete'
     )
 
 

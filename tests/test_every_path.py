@@ -508,9 +508,6 @@ def test_a_saved_plan_whose_document_became_a_fifo_is_refused_not_hung(
 # --- the mass-delete guard counts the plan ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the 'more than 10 items' limit is counted per organization, not per plan"
-)
 def test_more_than_ten_removals_across_organizations_need_allow_mass_delete(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
