@@ -50,6 +50,10 @@ _TERMS = ("school", "start_date", "end_date", "services", "disciplines", "docume
 def comparable_fields(desired: Record, actual: Record) -> list[str]:
     """The fields a plan may change on this item (what the configuration owns of it)."""
     names = [name for name in desired.fields if name in actual.fields or desired.type == "staff"]
+    if desired.type == "staff":
+        # A person's name is the person's (one row for the whole platform, which several organizations
+        # may list under other names): it is written when nexus creates the person, never compared after.
+        names = [n for n in names if n != "name"]
     if desired.type == "agreement" and actual.status not in (None, "draft"):
         # Once submitted, an agreement cannot be withdrawn by configuration: `submit` is moot.
         names = [n for n in names if n != "submit"]

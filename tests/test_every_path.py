@@ -343,9 +343,6 @@ def test_removing_a_draft_agreement_a_window_still_uses_is_refused_by_the_plan_n
     assert (planned, applied) in ((1, 1), (0, 0)), nexus.output
 
 
-@pytest.mark.xfail(
-    strict=True, reason="two organizations rewrite the platform-wide people.name back and forth"
-)
 def test_two_organizations_naming_one_person_differently_converge(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:

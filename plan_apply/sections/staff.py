@@ -1,5 +1,6 @@
 """Staff: the people who administer an organization, one membership row per person (found or created
-in `people` by email; a person's own profile fields stay theirs)."""
+in `people` by email, named as the configuration says when created; a person's own fields, their
+name too, stay theirs: the membership is the organization's)."""
 
 from __future__ import annotations
 
@@ -92,21 +93,10 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
 
 
 def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    import sqlalchemy as sa
-
-    from plan_apply.database import tables as t
+    """The membership only: the person's own fields, their name too, stay theirs."""
     from plan_apply.database.writes import update_rows
 
     update_rows(ctx, STAFF, changes)
-    named = [c for c in changes if "name" in c.after]
-    if named:
-        people = _people(ctx, named)
-        ctx.connection.execute(
-            sa.update(t.people)
-            .where(t.people.c.id == sa.bindparam("person_id"))
-            .values(name=sa.bindparam("new_name")),
-            [{"person_id": people[_key_of(c)], "new_name": c.after["name"]} for c in named],
-        )
 
 
 def _export(context: ExportContext) -> list[dict[str, Any]]:
