@@ -17,6 +17,7 @@ from plan_apply.changes import change_of, created, removed, title_of
 from plan_apply.guards import (
     MassDeleteLimit,
     changed_fields,
+    dependents_refusal,
     managed_items,
     mass_delete_refusal,
     must_archive,
@@ -86,12 +87,19 @@ def org_plan(
             changes.append(change)
 
     removals = left_to_remove(matching, desired, have, scopes)
+    deleted: set[str] = set()  # children are decided before their parents (removals go backward)
+    gone: set[str] = set()
     for current in removals.records:
         title = title_of(current.address, current.type, desired, have)
-        change = removed(current, must_archive(current, have), title)
-        refusal = protection_refusal(current, change.action.value)
-        if refusal:
-            problems.append(PlanProblem(refusal, address=current.address))
+        change = removed(current, must_archive(current, have, desired, deleted), title)
+        refusals = (
+            protection_refusal(current, change.action.value),
+            dependents_refusal(current, have, desired, deleted, gone),
+        )
+        problems.extend(PlanProblem(r, address=current.address) for r in refusals if r)
+        gone.add(current.address)
+        if change.action is Action.DELETE:
+            deleted.add(current.address)
         changes.append(change)
     if not options.allow_mass_delete:
         count = len(removals.records)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "changed_fields",
     "closed_agreement",
     "comparable_fields",
+    "dependents_refusal",
     "drift",
     "drifted",
     "fewer_slots",
@@ -41,6 +43,7 @@ __all__ = [
     "resubmits",
     "slots_floor",
     "slots_refusal",
+    "still_refers",
     "verdict_on",
 ]
 
@@ -60,8 +63,44 @@ def comparable_fields(desired: Record, actual: Record) -> list[str]:
     return names
 
 
-def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
-    """Why a removed item is archived rather than deleted (live data depends on it), or None."""
+def _refers(record: Record, name: str, value: str) -> bool:
+    field = record.fields.get(name)
+    return value in field if isinstance(field, list) else field == value
+
+
+def still_refers(
+    row: Record, name: str, value: str, desired: Mapping[str, Record], gone: AbstractSet[str]
+) -> bool:
+    """Whether `row` still points at `value` (in its field `name`) once the plan is applied: it is not
+    removed by the plan, and the plan does not write it to point elsewhere (a row nexus does not manage,
+    or an agreement the school holds, is not written)."""
+    if row.address in gone or not _refers(row, name, value):
+        return False
+    want = desired.get(row.address)
+    rewritten = (
+        want is not None
+        and row.managed
+        and not row.archived
+        and row.status not in ("closed", "changes_proposed")
+        and not _refers(want, name, value)
+    )
+    return not rewritten
+
+
+def _named(rows: Iterable[Record]) -> str:
+    return ", ".join(r.address for r in rows)
+
+
+def must_archive(
+    actual: Record,
+    records: Mapping[str, Record],
+    desired: Mapping[str, Record] | None = None,
+    deleted: AbstractSet[str] = frozenset(),
+) -> str | None:
+    """Why a removed item is archived rather than deleted (live data, or a row the plan does not
+    remove, points at it and the database refuses to cascade into it), or None. `deleted` are the
+    rows this plan deletes (children are decided before their parents)."""
+    desired = desired or {}
     if actual.type == "capacity" and actual.rotations:
         return f"archived, not deleted: {actual.rotations} rotation(s) are booked on it"
     if actual.type == "service":
@@ -72,6 +111,13 @@ def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
             return f"archived, not deleted: {booked} rotation(s) are booked in its capacity windows"
         if unmanaged:
             return f"archived, not deleted: it holds {unmanaged} capacity window(s) nexus does not manage"
+        covering = [
+            r
+            for r in records.values()
+            if r.type == "agreement" and still_refers(r, "services", actual.key, desired, deleted)
+        ]
+        if covering:
+            return f"archived, not deleted: still covered by {_named(covering)}, which keep their services"
     if actual.type == "agreement":
         if actual.status not in (None, "draft"):
             return f"archived, not deleted: the agreement is {actual.status} with the school"
@@ -84,6 +130,51 @@ def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
         ]
         if kept:
             return f"archived, not deleted: {len(kept)} capacity window(s) with booked rotations are scheduled under it"
+        using = [
+            r
+            for r in records.values()
+            if r.type == "capacity" and still_refers(r, "agreement", actual.key, desired, deleted)
+        ]
+        if using:
+            return f"archived, not deleted: still used by {_named(using)}"
+    return None
+
+
+def dependents_refusal(
+    actual: Record,
+    records: Mapping[str, Record],
+    desired: Mapping[str, Record],
+    deleted: AbstractSet[str],
+    removed: AbstractSet[str],
+) -> str | None:
+    """A row that cannot be archived is never removed from under rows the plan does not change: a step
+    services still link (also another organization's; an archived service keeps its links), a school
+    live agreements still name (`removed`: archived or deleted by this plan)."""
+    if actual.type == "step":
+        linking = [
+            r.address
+            for r in records.values()
+            if r.type == "service" and still_refers(r, "steps", actual.address, desired, deleted)
+        ]
+        linking += list(actual.extra.get("linked_by", ()))
+        if linking:
+            return (
+                f"{actual.address} is still linked by {', '.join(sorted(linking))}, which this plan does not "
+                "change: unlink it there first, or keep the step"
+            )
+    if actual.type == "school":
+        naming = [
+            r
+            for r in records.values()
+            if r.type == "agreement"
+            and not r.archived
+            and still_refers(r, "school", actual.key, desired, removed)
+        ]
+        if naming:
+            return (
+                f"{actual.address} is still named by {_named(naming)}, which this plan does not change: "
+                "remove or change them first, or keep the school"
+            )
     return None
 
 

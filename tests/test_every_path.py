@@ -233,9 +233,6 @@ def test_previous_keys_naming_an_unmanaged_row_is_an_adoption(
 # --- nothing the configuration does not own changes as a side effect ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="deleting a service cascades into an unmanaged, school-accepted agreement"
-)
 def test_removing_a_service_never_changes_an_unmanaged_accepted_agreement(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -256,7 +253,6 @@ def test_removing_a_service_never_changes_an_unmanaged_accepted_agreement(
     assert _agreement(nexus.url, "ui-deal")[0] == "active"
 
 
-@pytest.mark.xfail(strict=True, reason="deleting a step cascades into an unmanaged service's steps")
 def test_removing_a_step_never_unlinks_it_from_an_unmanaged_service(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -292,7 +288,6 @@ services: [{key: er, name: Emergency, disciplines: [medicine], steps: [hipaa]}]
 """
 
 
-@pytest.mark.xfail(strict=True, reason="a parent's step delete with --org unlinks it from a child's service")
 def test_removing_a_step_never_unlinks_it_from_another_organizations_service_outside_org(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -304,9 +299,6 @@ def test_removing_a_step_never_unlinks_it_from_another_organizations_service_out
     assert rows(nexus.url, "SELECT count(*) FROM service_steps") == [(1,)]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a school is removed while an unmanaged active agreement names it, unsaid"
-)
 def test_removing_a_school_that_an_unmanaged_agreement_names_is_seen_by_the_plan(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -327,9 +319,6 @@ def test_removing_a_school_that_an_unmanaged_agreement_names_is_seen_by_the_plan
     assert kept or (code == 1 and "ui-deal" in nexus.output), nexus.output
 
 
-@pytest.mark.xfail(
-    strict=True, reason="plan passes, then apply fails on a foreign key (window outside capacity:)"
-)
 def test_removing_a_draft_agreement_a_window_still_uses_is_refused_by_the_plan_not_the_database(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
