@@ -87,14 +87,17 @@ def org_plan(
             changes.append(change)
 
     removals = left_to_remove(matching, desired, have, scopes)
-    deleted: set[str] = set()  # children are decided before their parents (removals go backward)
+    # What each row becomes (by the row's address: renamed and adopted rows too), for the dependents
+    # a removal must see; children are decided before their parents (removals go backward).
+    claimed = {p.actual.address: p.desired for p in matching.pairs if p.actual is not None}
+    deleted: set[str] = set()
     gone: set[str] = set()
     for current in removals.records:
         title = title_of(current.address, current.type, desired, have)
-        change = removed(current, must_archive(current, have, desired, deleted), title)
+        change = removed(current, must_archive(current, have, claimed, deleted), title)
         refusals = (
             protection_refusal(current, change.action.value),
-            dependents_refusal(current, have, desired, deleted, gone),
+            dependents_refusal(current, have, claimed, deleted, gone),
         )
         problems.extend(PlanProblem(r, address=current.address) for r in refusals if r)
         gone.add(current.address)

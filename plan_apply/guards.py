@@ -69,14 +69,15 @@ def _refers(record: Record, name: str, value: str) -> bool:
 
 
 def still_refers(
-    row: Record, name: str, value: str, desired: Mapping[str, Record], gone: AbstractSet[str]
+    row: Record, name: str, value: str, claimed: Mapping[str, Record], gone: AbstractSet[str]
 ) -> bool:
     """Whether `row` still points at `value` (in its field `name`) once the plan is applied: it is not
-    removed by the plan, and the plan does not write it to point elsewhere (a row nexus does not manage,
+    removed by the plan, and the plan does not write it (`claimed`: the desired record each row becomes,
+    also renamed) to point elsewhere (a row nexus does not manage,
     or an agreement the school holds, is not written)."""
     if row.address in gone or not _refers(row, name, value):
         return False
-    want = desired.get(row.address)
+    want = claimed.get(row.address)
     rewritten = (
         want is not None
         and row.managed
@@ -94,13 +95,14 @@ def _named(rows: Iterable[Record]) -> str:
 def must_archive(
     actual: Record,
     records: Mapping[str, Record],
-    desired: Mapping[str, Record] | None = None,
+    claimed: Mapping[str, Record] | None = None,
     deleted: AbstractSet[str] = frozenset(),
 ) -> str | None:
     """Why a removed item is archived rather than deleted (live data, or a row the plan does not
     remove, points at it and the database refuses to cascade into it), or None. `deleted` are the
-    rows this plan deletes (children are decided before their parents)."""
-    desired = desired or {}
+    rows this plan deletes (children are decided before their parents), `claimed` the desired record
+    each row becomes."""
+    claimed = claimed or {}
     if actual.type == "capacity" and actual.rotations:
         return f"archived, not deleted: {actual.rotations} rotation(s) are booked on it"
     if actual.type == "service":
@@ -114,7 +116,7 @@ def must_archive(
         covering = [
             r
             for r in records.values()
-            if r.type == "agreement" and still_refers(r, "services", actual.key, desired, deleted)
+            if r.type == "agreement" and still_refers(r, "services", actual.key, claimed, deleted)
         ]
         if covering:
             return f"archived, not deleted: still covered by {_named(covering)}, which keep their services"
@@ -133,7 +135,7 @@ def must_archive(
         using = [
             r
             for r in records.values()
-            if r.type == "capacity" and still_refers(r, "agreement", actual.key, desired, deleted)
+            if r.type == "capacity" and still_refers(r, "agreement", actual.key, claimed, deleted)
         ]
         if using:
             return f"archived, not deleted: still used by {_named(using)}"
@@ -143,7 +145,7 @@ def must_archive(
 def dependents_refusal(
     actual: Record,
     records: Mapping[str, Record],
-    desired: Mapping[str, Record],
+    claimed: Mapping[str, Record],
     deleted: AbstractSet[str],
     removed: AbstractSet[str],
 ) -> str | None:
@@ -154,7 +156,7 @@ def dependents_refusal(
         linking = [
             r.address
             for r in records.values()
-            if r.type == "service" and still_refers(r, "steps", actual.address, desired, deleted)
+            if r.type == "service" and still_refers(r, "steps", actual.address, claimed, deleted)
         ]
         linking += list(actual.extra.get("linked_by", ()))
         if linking:
@@ -168,7 +170,7 @@ def dependents_refusal(
             for r in records.values()
             if r.type == "agreement"
             and not r.archived
-            and still_refers(r, "school", actual.key, desired, removed)
+            and still_refers(r, "school", actual.key, claimed, removed)
         ]
         if naming:
             return (

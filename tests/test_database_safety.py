@@ -35,7 +35,7 @@ from .support.harness import postgres_database, snapshot
 from .test_cli_plan_apply import Run
 
 CANARY = "Zq7canaryPW"
-HEAD = "0003"
+HEAD = "0004"
 ORG = """
 apiVersion: nexus/v1
 kind: Organization

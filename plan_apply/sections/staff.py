@@ -50,8 +50,9 @@ def _key_of(change: Change) -> str:
     return change.address.rsplit("/", 1)[1]
 
 
-def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
-    """Find or create the people behind staff rows (their own profile fields stay theirs)."""
+def _people(ctx: WriteContext, changes: Sequence[Change], retry: bool = True) -> dict[str, int]:
+    """Find or create the people behind staff rows (their own profile fields stay theirs). People are
+    the platform's: another organization's apply may create the same person meanwhile (then found)."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
@@ -67,8 +68,13 @@ def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
     }
     missing = [{"email": e, "name": emails[e]} for e in sorted(emails) if e not in known]
     if missing:
-        ctx.connection.execute(sa.insert(t.people), missing)
-        return _people(ctx, changes)
+        try:
+            with ctx.connection.begin_nested():
+                ctx.connection.execute(sa.insert(t.people), missing)
+        except sa.exc.IntegrityError:
+            if not retry:
+                raise
+        return _people(ctx, changes, retry=False)
     return known
 
 
