@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+
+from plan_apply.database.engine import engine_for
 
 from .support.actors import Nexus, book, execute, rows, scalar, school_answers, write_lock_held
 from .support.harness import fault_env, run_nexus
@@ -270,6 +273,24 @@ def test_removing_a_step_never_unlinks_it_from_an_unmanaged_service(
         "SELECT count(*) FROM service_steps ss JOIN services s ON s.id = ss.service_id "
         "WHERE s.key = 'radiology'",
     ) == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "delete", ["DELETE FROM steps WHERE key = 'hipaa'", "DELETE FROM services WHERE key = 'er'"]
+)
+def test_the_database_never_cascades_a_delete_into_a_link_it_may_not_own(
+    nexus: Nexus, write: Callable[..., Path], delete: str
+) -> None:
+    """The last line behind the plan: a step a service links, or a service an agreement covers, is not
+    deleted from under the link (whoever owns the linking row)."""
+    assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
+    execute(nexus.url, "DELETE FROM capacity_windows")
+    engine = engine_for(nexus.url)  # with foreign keys enforced, as on the platform
+    try:
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(sa.text(delete))
+    finally:
+        engine.dispose()
 
 
 PARENT = """
