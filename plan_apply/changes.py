@@ -1,14 +1,15 @@
 """Turning a matched pair into a `Change`: which action it is, what it writes, and how people call it.
 
-`before`/`after` hold only the fields that change (every field for create and delete); the
-explanation (`notes`, `risk`, `cause`) comes from the guards' verdict and never drives apply.
+`before`/`after` hold only the fields that change (every field for create and delete), and the status
+an agreement's write moves it to; the explanation (`notes`, `risk`, `cause`) comes from the guards' verdict and never drives apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from plan_apply.guards import Verdict
+from plan_apply.guards import Verdict, resubmits
 from plan_apply.matching import Pair
 from plan_apply.plan import Action, Change
 from plan_apply.records import Record
@@ -17,13 +18,14 @@ __all__ = ["action_of", "change_of", "created", "removed", "title_of"]
 
 
 def action_of(pair: Pair) -> Action:
-    """What applying the pair does to its row: create it, rename it, adopt it, or update it."""
+    """What applying the pair does to its row: create it, rename it, adopt it, or update it. A row
+    nexus does not manage is adopted, also when it is found under a previous key."""
     if pair.actual is None:
         return Action.CREATE
-    if pair.renamed:
-        return Action.RENAME
     if not pair.actual.managed:
         return Action.ADOPT
+    if pair.renamed:
+        return Action.RENAME
     return Action.UPDATE
 
 
@@ -32,45 +34,52 @@ def created(desired: Record, title: str) -> Change:
     return Change(desired.address, desired.type, Action.CREATE, {}, dict(desired.fields), title=title)
 
 
-def _renamed(desired: Record, old: Record, changed: Sequence[str], title: str) -> Change:
-    return Change(
-        desired.address,
-        desired.type,
-        Action.RENAME,
-        {"key": old.key, **{n: old.fields.get(n) for n in changed}},
-        {"key": desired.key, **{n: desired.fields[n] for n in changed}},
-        notes=(f"renamed from {old.address}; the row (and its history) is kept",),
-        title=title,
-    )
+def _status(actual: Record, changed: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The status an agreement's write moves it to, said in the plan (apply never decides one)."""
+    if resubmits(actual, changed):
+        return {"status": actual.status}, {"status": "pending_school"}
+    if actual.type == "agreement" and actual.status == "draft" and "submit" in changed:
+        return {"status": "draft"}, {"status": "pending_school"}
+    return {}, {}
 
 
-def _adopted(desired: Record, actual: Record, changed: Sequence[str], title: str) -> Change:
-    return Change(
-        desired.address,
-        desired.type,
-        Action.ADOPT,
-        {n: actual.fields.get(n) for n in changed},
-        {n: desired.fields[n] for n in changed},
-        notes=("adopts an item created outside nexus: from now on the configuration owns it",),
-        title=title,
-    )
-
-
-def _updated(
-    desired: Record, actual: Record, changed: Sequence[str], verdict: Verdict, title: str
-) -> Change | None:
-    if not changed and not actual.archived:
-        return None
-    before = {n: actual.fields.get(n) for n in changed}
-    after = {n: desired.fields[n] for n in changed}
+def _identity(pair: Pair, action: Action) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    """What a rename or an adoption changes besides the fields: the key, the owner; and how it is said."""
+    assert pair.actual is not None
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
     notes: tuple[str, ...] = ()
+    if action is Action.ADOPT:
+        notes += ("adopts an item created outside nexus: from now on the configuration owns it",)
+    if pair.renamed:
+        before["key"], after["key"] = pair.actual.key, pair.desired.key
+        notes += (f"renamed from {pair.actual.address}; the row (and its history) is kept",)
+    return before, after, notes
+
+
+def change_of(pair: Pair, changed: Sequence[str], verdict: Verdict, title: str) -> Change | None:
+    """The change that makes a matched row match its desired record, or None when there is none
+    (nothing differs, or the guards withhold it). Renames and adoptions are updates that also change
+    the row's key or owner: the guards' verdict says the same of them."""
+    desired, actual = pair.desired, pair.actual
+    assert actual is not None
+    action = action_of(pair)
+    before, after, notes = _identity(pair, action)
+    if not verdict.withheld:
+        before |= {n: actual.fields.get(n) for n in changed}
+        after |= {n: desired.fields[n] for n in changed}
+        was, will = _status(actual, changed)
+        before |= was
+        after |= will
     if actual.archived:
         before["archived"], after["archived"] = True, False
-        notes = ("restores an archived item",)
+        notes += ("restores an archived item",)
+    if action is Action.UPDATE and not after:
+        return None
     return Change(
         desired.address,
         desired.type,
-        Action.UPDATE,
+        action,
         before,
         after,
         cause="drift" if verdict.drift else "config",
@@ -78,24 +87,6 @@ def _updated(
         notes=notes + verdict.notes,
         title=title,
     )
-
-
-def change_of(
-    action: Action, desired: Record, actual: Record, changed: Sequence[str], verdict: Verdict, title: str
-) -> Change | None:
-    """The change that makes a matched row match its desired record, or None when there is none
-    (nothing differs, or the guards withhold it)."""
-    if verdict.withheld:
-        return None
-    match action:
-        case Action.RENAME:
-            return _renamed(desired, actual, changed, title)
-        case Action.ADOPT:
-            return _adopted(desired, actual, changed, title)
-        case Action.UPDATE:
-            return _updated(desired, actual, changed, verdict, title)
-        case Action.CREATE | Action.DELETE | Action.ARCHIVE:
-            raise AssertionError(f"a matched row is never a {action.value}")
 
 
 def removed(actual: Record, reason: str | None, title: str) -> Change:

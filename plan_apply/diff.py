@@ -13,22 +13,27 @@ from dataclasses import dataclass, field, replace
 
 from nexus_config import DesiredState, Source
 from plan_apply.actual import ActualOrganization, ActualState
-from plan_apply.changes import action_of, change_of, created, removed, title_of
+from plan_apply.changes import change_of, created, removed, title_of
 from plan_apply.guards import (
     MassDeleteLimit,
     changed_fields,
+    dependents_refusal,
     managed_items,
     mass_delete_refusal,
     must_archive,
+    plan_mass_delete_refusal,
     protection_refusal,
     verdict_on,
 )
 from plan_apply.matching import left_to_remove, matched
 from plan_apply.order import execution_order
-from plan_apply.plan import Change, OrgPlan, Plan, PlanProblem
+from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
 from plan_apply.records import Record, desired_records
 
-__all__ = ["PlanOptions", "make_plan", "org_plan"]
+__all__ = ["PlanOptions", "make_plan", "mass_delete_checked", "org_plan"]
+
+
+_WHOLE_PLAN = "the whole plan would"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +77,32 @@ def org_plan(
         if row is None:
             changes.append(created(want, title))
             continue
-        action = action_of(pair)
         changed = changed_fields(want, row)
-        verdict = verdict_on(action, want, row, changed)
+        verdict = verdict_on(want, row, changed)
         source = _source_of(sources, want.address)
         problems.extend(_source_problem(source, refusal, want.address) for refusal in verdict.refusals)
         org_notes.extend(verdict.org_notes)
-        change = change_of(action, want, row, changed, verdict, title)
+        change = change_of(pair, changed, verdict, title)
         if change is not None:
             changes.append(change)
 
     removals = left_to_remove(matching, desired, have, scopes)
+    # What each row becomes (by the row's address: renamed and adopted rows too), for the dependents
+    # a removal must see; children are decided before their parents (removals go backward).
+    claimed = {p.actual.address: p.desired for p in matching.pairs if p.actual is not None}
+    deleted: set[str] = set()
+    gone: set[str] = set()
     for current in removals.records:
         title = title_of(current.address, current.type, desired, have)
-        change = removed(current, must_archive(current, have), title)
-        refusal = protection_refusal(current, change.action.value)
-        if refusal:
-            problems.append(PlanProblem(refusal, address=current.address))
+        change = removed(current, must_archive(current, have, claimed, deleted), title)
+        refusals = (
+            protection_refusal(current, change.action.value),
+            dependents_refusal(current, have, claimed, deleted, gone),
+        )
+        problems.extend(PlanProblem(r, address=current.address) for r in refusals if r)
+        gone.add(current.address)
+        if change.action is Action.DELETE:
+            deleted.add(current.address)
         changes.append(change)
     if not options.allow_mass_delete:
         count = len(removals.records)
@@ -123,4 +137,29 @@ def make_plan(
         records, scopes = desired_records(org, desired)
         planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options)
         plans.append(replace(planned, parent=org.parent) if org.parent else planned)
-    return Plan(created_at=created_at, database=database, organizations=tuple(plans))
+    whole = Plan(created_at=created_at, database=database, organizations=tuple(plans))
+    return mass_delete_checked(whole, options)
+
+
+def _removals(org: OrgPlan) -> int:
+    return sum(1 for c in org.changes if c.action in (Action.DELETE, Action.ARCHIVE))
+
+
+def mass_delete_checked(plan: Plan, options: PlanOptions) -> Plan:
+    """The plan with the "more than N items" half of the mass-delete guard counted over all its
+    organizations. Plans are made per batch; where their parts are joined this runs again over the
+    whole (it replaces what it said of a part), so the count is always the run's."""
+    total = sum(_removals(org) for org in plan.organizations)
+    organizations = []
+    for org in plan.organizations:
+        said = [p for p in org.problems if p.message.startswith(_WHOLE_PLAN)]
+        problems = tuple(p for p in org.problems if p not in said)
+        refusal = None
+        if not options.allow_mass_delete and not any("--allow-mass-delete" in p.message for p in problems):
+            refusal = plan_mass_delete_refusal(org.slug, _removals(org), total, options.mass_delete)
+        if refusal:  # where a part said it, its location is kept
+            problems += (
+                replace(said[0], message=refusal) if said else PlanProblem(refusal, address=org.slug),
+            )
+        organizations.append(replace(org, problems=problems) if problems != org.problems else org)
+    return replace(plan, organizations=tuple(organizations))

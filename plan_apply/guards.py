@@ -5,17 +5,19 @@ file; a school's approval is the school's (re-submission is said aloud, proposal
 overwritten silently, closed agreements stay closed); mass deletes need consent.
 
 The rules on a matched pair (a desired record and its row) are `Guard`s run as one pipeline,
-`verdict_on`, whose findings combine into a `Verdict`; `PIPELINE` says which guards each action meets.
+`verdict_on`, whose findings combine into a `Verdict`. Every matched pair meets every guard, whatever its
+action: a rename or an adoption changes the row's fields exactly as an update would, so it is said and
+refused exactly as an update is.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from plan_apply.plan import Action
 from plan_apply.records import Record
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "changed_fields",
     "closed_agreement",
     "comparable_fields",
+    "dependents_refusal",
     "drift",
     "drifted",
     "fewer_slots",
@@ -35,9 +38,12 @@ __all__ = [
     "managed_items",
     "mass_delete_refusal",
     "must_archive",
+    "plan_mass_delete_refusal",
     "protection_refusal",
+    "resubmits",
     "slots_floor",
     "slots_refusal",
+    "still_refers",
     "verdict_on",
 ]
 
@@ -47,14 +53,56 @@ _TERMS = ("school", "start_date", "end_date", "services", "disciplines", "docume
 def comparable_fields(desired: Record, actual: Record) -> list[str]:
     """The fields a plan may change on this item (what the configuration owns of it)."""
     names = [name for name in desired.fields if name in actual.fields or desired.type == "staff"]
+    if desired.type == "staff":
+        # A person's name is the person's (one row for the whole platform, which several organizations
+        # may list under other names): it is written when nexus creates the person, never compared after.
+        names = [n for n in names if n != "name"]
     if desired.type == "agreement" and actual.status not in (None, "draft"):
         # Once submitted, an agreement cannot be withdrawn by configuration: `submit` is moot.
         names = [n for n in names if n != "submit"]
     return names
 
 
-def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
-    """Why a removed item is archived rather than deleted (live data depends on it), or None."""
+def _refers(record: Record, name: str, value: str) -> bool:
+    field = record.fields.get(name)
+    return value in field if isinstance(field, list) else field == value
+
+
+def still_refers(
+    row: Record, name: str, value: str, claimed: Mapping[str, Record], gone: AbstractSet[str]
+) -> bool:
+    """Whether `row` still points at `value` (in its field `name`) once the plan is applied: it is not
+    removed by the plan, and the plan does not write it (`claimed`: the desired record each row becomes,
+    also renamed) to point elsewhere (a row nexus does not manage,
+    or an agreement the school holds, is not written)."""
+    if row.address in gone or not _refers(row, name, value):
+        return False
+    want = claimed.get(row.address)
+    rewritten = (
+        want is not None
+        and row.managed
+        and not row.archived
+        and row.status not in ("closed", "changes_proposed")
+        and not _refers(want, name, value)
+    )
+    return not rewritten
+
+
+def _named(rows: Iterable[Record]) -> str:
+    return ", ".join(r.address for r in rows)
+
+
+def must_archive(
+    actual: Record,
+    records: Mapping[str, Record],
+    claimed: Mapping[str, Record] | None = None,
+    deleted: AbstractSet[str] = frozenset(),
+) -> str | None:
+    """Why a removed item is archived rather than deleted (live data, or a row the plan does not
+    remove, points at it and the database refuses to cascade into it), or None. `deleted` are the
+    rows this plan deletes (children are decided before their parents), `claimed` the desired record
+    each row becomes."""
+    claimed = claimed or {}
     if actual.type == "capacity" and actual.rotations:
         return f"archived, not deleted: {actual.rotations} rotation(s) are booked on it"
     if actual.type == "service":
@@ -65,6 +113,13 @@ def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
             return f"archived, not deleted: {booked} rotation(s) are booked in its capacity windows"
         if unmanaged:
             return f"archived, not deleted: it holds {unmanaged} capacity window(s) nexus does not manage"
+        covering = [
+            r
+            for r in records.values()
+            if r.type == "agreement" and still_refers(r, "services", actual.key, claimed, deleted)
+        ]
+        if covering:
+            return f"archived, not deleted: still covered by {_named(covering)}, which keep their services"
     if actual.type == "agreement":
         if actual.status not in (None, "draft"):
             return f"archived, not deleted: the agreement is {actual.status} with the school"
@@ -77,6 +132,51 @@ def must_archive(actual: Record, records: Mapping[str, Record]) -> str | None:
         ]
         if kept:
             return f"archived, not deleted: {len(kept)} capacity window(s) with booked rotations are scheduled under it"
+        using = [
+            r
+            for r in records.values()
+            if r.type == "capacity" and still_refers(r, "agreement", actual.key, claimed, deleted)
+        ]
+        if using:
+            return f"archived, not deleted: still used by {_named(using)}"
+    return None
+
+
+def dependents_refusal(
+    actual: Record,
+    records: Mapping[str, Record],
+    claimed: Mapping[str, Record],
+    deleted: AbstractSet[str],
+    removed: AbstractSet[str],
+) -> str | None:
+    """A row that cannot be archived is never removed from under rows the plan does not change: a step
+    services still link (also another organization's; an archived service keeps its links), a school
+    live agreements still name (`removed`: archived or deleted by this plan)."""
+    if actual.type == "step":
+        linking = [
+            r.address
+            for r in records.values()
+            if r.type == "service" and still_refers(r, "steps", actual.address, claimed, deleted)
+        ]
+        linking += list(actual.extra.get("linked_by", ()))
+        if linking:
+            return (
+                f"{actual.address} is still linked by {', '.join(sorted(linking))}, which this plan does not "
+                "change: unlink it there first, or keep the step"
+            )
+    if actual.type == "school":
+        naming = [
+            r
+            for r in records.values()
+            if r.type == "agreement"
+            and not r.archived
+            and still_refers(r, "school", actual.key, claimed, removed)
+        ]
+        if naming:
+            return (
+                f"{actual.address} is still named by {_named(naming)}, which this plan does not change: "
+                "remove or change them first, or keep the school"
+            )
     return None
 
 
@@ -101,12 +201,17 @@ def slots_refusal(desired: Record, actual: Record) -> str | None:
     return None
 
 
+def resubmits(actual: Record, changed: Sequence[str]) -> bool:
+    """Changing the terms of an agreement the school accepted sends it back to the school."""
+    terms = [f for f in changed if f in _TERMS or f in ("name", "description", "reminder_days")]
+    return actual.type == "agreement" and actual.status == "active" and bool(terms)
+
+
 def agreement_update_notes(actual: Record, changed: list[str]) -> tuple[list[str], bool]:
     """Notes for an agreement update, and whether it needs a reviewer (re-submission, proposal)."""
     notes: list[str] = []
     review = False
-    terms = [f for f in changed if f in _TERMS or f in ("name", "description", "reminder_days")]
-    if actual.status == "active" and terms:
+    if resubmits(actual, changed):
         notes.append("re-submits the agreement to the school: its status goes from active to pending_school")
         review = True
     if actual.status == "changes_proposed":
@@ -126,15 +231,15 @@ def agreement_update_notes(actual: Record, changed: list[str]) -> tuple[list[str
 
 @dataclass(frozen=True, slots=True)
 class MassDeleteLimit:
-    """More than `items` removals, or more than `fraction` of the managed items (two or more), is mass."""
+    """More than `items` removals in one plan (all organizations together), or more than `fraction` of
+    an organization's managed items (two or more), is mass."""
 
     items: int = 10
     fraction: float = 0.25
 
 
 def is_mass_delete(removals: int, managed: int, limit: MassDeleteLimit) -> bool:
-    if removals > limit.items:
-        return True
+    """Whether this much of one organization is a mass delete (its share of the managed items)."""
     return removals >= 2 and managed > 0 and removals / managed > limit.fraction
 
 
@@ -166,6 +271,16 @@ def mass_delete_refusal(slug: str, removals: int, managed: int, limit: MassDelet
     )
 
 
+def plan_mass_delete_refusal(slug: str, removals: int, total: int, limit: MassDeleteLimit) -> str | None:
+    """Removing more than `limit.items` in one plan, across all its organizations, needs consent."""
+    if not removals or total <= limit.items:
+        return None
+    return (
+        f"the whole plan would delete or archive {total} items (more than {limit.items}), {removals} of them "
+        f'in "{slug}": check the configuration, then re-run with --allow-mass-delete'
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What the guards say about one matched pair; verdicts combine by adding up."""
@@ -181,7 +296,7 @@ class Verdict:
     drift: bool = False
     """The row was changed outside nexus since the last apply (its cause is `drift`)."""
     withheld: bool = False
-    """The change is not proposed at all."""
+    """The changed fields are not proposed (a rename or an adoption still renames or adopts the row)."""
 
     def __add__(self, other: Verdict) -> Verdict:
         return Verdict(
@@ -237,17 +352,14 @@ def drift(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     return Verdict(drift=drifted(actual, list(changed)))
 
 
-PIPELINE: Mapping[Action, tuple[Guard, ...]] = {
-    Action.RENAME: (),
-    Action.ADOPT: (slots_floor,),
-    Action.UPDATE: (slots_floor, closed_agreement, agreement_review, fewer_slots, drift),
-}
-"""The guards each action of a matched pair meets, in order (their notes are listed in this order)."""
+PIPELINE: tuple[Guard, ...] = (slots_floor, closed_agreement, agreement_review, fewer_slots, drift)
+"""The guards every matched pair meets (update, rename, adopt alike), in order (their notes are listed in
+this order)."""
 
 
-def verdict_on(action: Action, desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
-    """Every guard of the action's pipeline on one matched pair, their verdicts combined."""
+def verdict_on(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
+    """Every guard of the pipeline on one matched pair, their verdicts combined."""
     verdict = Verdict()
-    for guard in PIPELINE[action]:
+    for guard in PIPELINE:
         verdict += guard(desired, actual, changed)
     return verdict

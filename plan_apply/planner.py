@@ -37,7 +37,7 @@ from plan_apply.batching import (
 )
 from plan_apply.database.identity import database_identity
 from plan_apply.database.reads import read_actual_state, read_applied_configurations
-from plan_apply.diff import PlanOptions, make_plan
+from plan_apply.diff import PlanOptions, make_plan, mass_delete_checked
 from plan_apply.errors import DatabaseError
 from plan_apply.holds import held_for_schools
 from plan_apply.incremental import clean_organizations
@@ -285,7 +285,7 @@ def plan_tree(
     planned = [org.slug for org in organizations]
     check_selection(selection, set(planned) | _all_slugs(parts), planned)
     plan = Plan(planning.planned_at, database, organizations, database_id=database_id)
-    return TreePlan(plan, tuple(problems))
+    return TreePlan(mass_delete_checked(plan, options or PlanOptions()), tuple(problems))
 
 
 @dataclass(frozen=True, slots=True)

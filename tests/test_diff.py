@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from plan_apply.actual import ActualOrganization
-from plan_apply.diff import PlanOptions, org_plan
+from plan_apply.diff import PlanOptions, mass_delete_checked, org_plan
 from plan_apply.order import FORWARD_ACTIONS, REMOVALS
-from plan_apply.plan import Action, OrgPlan
+from plan_apply.plan import Action, Change, OrgPlan, Plan
 from plan_apply.records import Record, address_of
 
 ORG = "mercy"
@@ -274,3 +274,34 @@ def test_plan_titles_a_capacity_window_under_its_service() -> None:
 def test_plan_carries_the_fingerprint_and_revision_it_was_computed_against() -> None:
     plan = planned([], [])
     assert (plan.state_fingerprint, plan.revision) == ("sha256:state", 3)
+
+
+def _removing(slug: str, count: int) -> OrgPlan:
+    changes = tuple(
+        Change(f"{slug}/steps/s{n}", "step", Action.DELETE, {"name": "S"}, {}, risk="destructive")
+        for n in range(count)
+    )
+    return OrgPlan(slug, "sha256:state", changes)
+
+
+def test_the_whole_plan_is_counted_for_more_than_ten_removals() -> None:
+    plan = Plan("2026-01-01T00:00:00Z", "db", tuple(_removing(f"org{n}", 1) for n in range(11)))
+    checked = mass_delete_checked(plan, PlanOptions())
+    assert all("--allow-mass-delete" in org.problems[0].message for org in checked.organizations)
+    assert "11 items" in checked.organizations[0].problems[0].message
+
+
+def test_counting_the_whole_plan_again_replaces_what_a_part_said() -> None:
+    part = mass_delete_checked(Plan("t", "db", tuple(_removing(f"a{n}", 2) for n in range(6))), PlanOptions())
+    whole = Plan("t", "db", part.organizations + tuple(_removing(f"b{n}", 2) for n in range(6)))
+    checked = mass_delete_checked(whole, PlanOptions())
+    assert [len(org.problems) for org in checked.organizations] == [1] * 12
+    assert {"24 items" in org.problems[0].message for org in checked.organizations} == {True}
+
+
+def test_ten_removals_in_one_plan_need_no_consent_and_consent_lifts_eleven() -> None:
+    ten = Plan("t", "db", tuple(_removing(f"org{n}", 1) for n in range(10)))
+    assert all(org.problems == () for org in mass_delete_checked(ten, PlanOptions()).organizations)
+    eleven = Plan("t", "db", tuple(_removing(f"org{n}", 1) for n in range(11)))
+    allowed = mass_delete_checked(eleven, PlanOptions(allow_mass_delete=True))
+    assert all(org.problems == () for org in allowed.organizations)

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+
+from plan_apply.database.engine import engine_for
 
 from .support.actors import Nexus, book, execute, rows, scalar, school_answers, write_lock_held
 from .support.harness import fault_env, run_nexus
@@ -152,12 +155,7 @@ def test_slots_never_go_below_the_booked_rotations_also_on_a_rename(
     "agreement",
     [
         "state",
-        pytest.param(
-            "state-2, previous_keys: [state]",
-            marks=pytest.mark.xfail(
-                strict=True, reason="a renamed active agreement is re-submitted silently with risk low"
-            ),
-        ),
+        "state-2, previous_keys: [state]",
     ],
     ids=["update", "rename"],
 )
@@ -184,10 +182,6 @@ def test_a_closed_agreement_keeps_its_terms_when_renamed(nexus: Nexus, write: Ca
     assert _agreement(nexus.url, keys[0])[:2] == before[:2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rename hides the school's proposal, then apply fails: 'does not exist in the database'",
-)
 def test_a_renamed_agreement_with_a_school_proposal_shows_it_and_leaves_it_alone(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -197,14 +191,11 @@ def test_a_renamed_agreement_with_a_school_proposal_shows_it_and_leaves_it_alone
     assert nexus("plan", str(tree)) == 0
     assert "the school proposed changes" in nexus.out
     assert nexus("apply", str(tree), "--auto-approve") == 0, nexus.output
-    assert rows(nexus.url, "SELECT status, proposed FROM agreements") == [
-        ("changes_proposed", {"end_date": "2027-08-31"})
-    ]
+    ((status, proposed),) = rows(nexus.url, "SELECT status, proposed FROM agreements")
+    proposed = json.loads(proposed) if isinstance(proposed, str) else proposed  # SQLite: JSON as text
+    assert (status, proposed) == ("changes_proposed", {"end_date": "2027-08-31"})
 
 
-@pytest.mark.xfail(
-    strict=True, reason="adopting an active agreement with other terms skips the re-submission"
-)
 def test_adopting_an_active_agreement_with_other_terms_says_it_resubmits(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -228,9 +219,6 @@ def test_adopting_an_active_agreement_with_other_terms_says_it_resubmits(
     assert any("re-submits the agreement" in note for note in change["notes"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="previous_keys naming an unmanaged row takes it over without saying adopt"
-)
 def test_previous_keys_naming_an_unmanaged_row_is_an_adoption(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -248,9 +236,6 @@ def test_previous_keys_naming_an_unmanaged_row_is_an_adoption(
 # --- nothing the configuration does not own changes as a side effect ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="deleting a service cascades into an unmanaged, school-accepted agreement"
-)
 def test_removing_a_service_never_changes_an_unmanaged_accepted_agreement(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -271,7 +256,6 @@ def test_removing_a_service_never_changes_an_unmanaged_accepted_agreement(
     assert _agreement(nexus.url, "ui-deal")[0] == "active"
 
 
-@pytest.mark.xfail(strict=True, reason="deleting a step cascades into an unmanaged service's steps")
 def test_removing_a_step_never_unlinks_it_from_an_unmanaged_service(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -291,6 +275,24 @@ def test_removing_a_step_never_unlinks_it_from_an_unmanaged_service(
     ) == [(1,)]
 
 
+@pytest.mark.parametrize(
+    "delete", ["DELETE FROM steps WHERE key = 'hipaa'", "DELETE FROM services WHERE key = 'er'"]
+)
+def test_the_database_never_cascades_a_delete_into_a_link_it_may_not_own(
+    nexus: Nexus, write: Callable[..., Path], delete: str
+) -> None:
+    """The last line behind the plan: a step a service links, or a service an agreement covers, is not
+    deleted from under the link (whoever owns the linking row)."""
+    assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
+    execute(nexus.url, "DELETE FROM capacity_windows")
+    engine = engine_for(nexus.url)  # with foreign keys enforced, as on the platform
+    try:
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(sa.text(delete))
+    finally:
+        engine.dispose()
+
+
 PARENT = """
 apiVersion: nexus/v1
 kind: Organization
@@ -307,7 +309,6 @@ services: [{key: er, name: Emergency, disciplines: [medicine], steps: [hipaa]}]
 """
 
 
-@pytest.mark.xfail(strict=True, reason="a parent's step delete with --org unlinks it from a child's service")
 def test_removing_a_step_never_unlinks_it_from_another_organizations_service_outside_org(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -319,9 +320,6 @@ def test_removing_a_step_never_unlinks_it_from_another_organizations_service_out
     assert rows(nexus.url, "SELECT count(*) FROM service_steps") == [(1,)]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a school is removed while an unmanaged active agreement names it, unsaid"
-)
 def test_removing_a_school_that_an_unmanaged_agreement_names_is_seen_by_the_plan(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -342,9 +340,6 @@ def test_removing_a_school_that_an_unmanaged_agreement_names_is_seen_by_the_plan
     assert kept or (code == 1 and "ui-deal" in nexus.output), nexus.output
 
 
-@pytest.mark.xfail(
-    strict=True, reason="plan passes, then apply fails on a foreign key (window outside capacity:)"
-)
 def test_removing_a_draft_agreement_a_window_still_uses_is_refused_by_the_plan_not_the_database(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -358,9 +353,6 @@ def test_removing_a_draft_agreement_a_window_still_uses_is_refused_by_the_plan_n
     assert (planned, applied) in ((1, 1), (0, 0)), nexus.output
 
 
-@pytest.mark.xfail(
-    strict=True, reason="two organizations rewrite the platform-wide people.name back and forth"
-)
 def test_two_organizations_naming_one_person_differently_converge(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:
@@ -511,9 +503,6 @@ def test_a_saved_plan_whose_document_became_a_fifo_is_refused_not_hung(
 # --- the mass-delete guard counts the plan ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the 'more than 10 items' limit is counted per organization, not per plan"
-)
 def test_more_than_ten_removals_across_organizations_need_allow_mass_delete(
     nexus: Nexus, write: Callable[..., Path]
 ) -> None:

@@ -151,7 +151,8 @@ service_steps = sa.Table(
     "service_steps",
     metadata,
     sa.Column("service_id", sa.Integer, sa.ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("step_id", sa.Integer, sa.ForeignKey("steps.id", ondelete="CASCADE"), primary_key=True),
+    # A step is never removed from under a service (maybe not nexus's): the plan sees the link first.
+    sa.Column("step_id", sa.Integer, sa.ForeignKey("steps.id", ondelete="RESTRICT"), primary_key=True),
 )
 
 schools = sa.Table(
@@ -225,7 +226,8 @@ agreement_services = sa.Table(
     sa.Column(
         "agreement_id", sa.Integer, sa.ForeignKey("agreements.id", ondelete="CASCADE"), primary_key=True
     ),
-    sa.Column("service_id", sa.Integer, sa.ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
+    # A service is never deleted from under an agreement (maybe the school's accepted terms): archived.
+    sa.Column("service_id", sa.Integer, sa.ForeignKey("services.id", ondelete="RESTRICT"), primary_key=True),
 )
 
 capacity_windows = sa.Table(

@@ -84,7 +84,7 @@ class WriteContext:
         """The record as nexus leaves it: the baseline the next plan tells drift from."""
         current = self.records.get(change.address)
         base = dict(current.fields) if current is not None and change.action is not Action.CREATE else {}
-        base.update({k: v for k, v in change.after.items() if k not in ("key", "archived")})
+        base.update({k: v for k, v in change.after.items() if k not in ("key", "archived", "status")})
         return base
 
 
@@ -186,8 +186,9 @@ def _missing(ctx: WriteContext, table: sa.Table, ids: Sequence[int]) -> None:
 
 
 def row_address(change: Change) -> str:
-    """Where the row of a change is known: renames are found under their old key."""
-    if change.action is Action.RENAME:
+    """Where the row of a change is known: renames (also an adoption under a previous key) are found
+    under their old key."""
+    if change.action in (Action.RENAME, Action.ADOPT) and "key" in change.before:
         return change.address[: -len(_key_of(change.address))] + str(change.before["key"])
     return change.address
 
@@ -251,9 +252,9 @@ def after_rename(ctx: WriteContext, changes: Sequence[Change]) -> None:
     """A renamed row is found under its new address (and so are the children of a service); removals
     planned under the old address (a window of a renamed service) still find it there."""
     for change in changes:
-        if change.action is not Action.RENAME:
-            continue
         old = row_address(change)
+        if old == change.address:
+            continue
         for address in [a for a in ctx.ids if a == old or a.startswith(old + "/")]:
             # The old address stays valid too: removals planned under it still find the row.
             ctx.ids[change.address + address[len(old) :]] = ctx.ids[address]

@@ -158,7 +158,8 @@ def _document_id(ctx: WriteContext, document: Mapping[str, Any] | None) -> int |
 
 
 def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
-    """The document and the status: submitting, or changing agreed terms, sends it to the school."""
+    """The document and the status: the one the plan says (submitting, re-submitting changed terms), or
+    back to the school when the site counter-proposes."""
     from plan_apply.database.writes import row_address
     from plan_apply.plan import Action
 
@@ -169,10 +170,8 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
         values["document_id"] = _document_id(ctx, change.after["document"])
     if change.action is Action.CREATE:
         values["status"] = "pending_school" if change.after.get("submit") else "draft"
-    elif status == "draft" and change.after.get("submit"):
-        values["status"] = "pending_school"
-    elif status == "active" and set(change.after) - {"protect", "submit", "key"}:
-        values["status"] = "pending_school"  # changed terms go back to the school
+    elif "status" in change.after:
+        values["status"] = change.after["status"]
     elif status == "changes_proposed" and ctx.counter_propose:
         values["status"] = "pending_school"
         values["proposed"] = None
@@ -180,7 +179,10 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
 
 
 def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    """What the school proposed is left alone (and said so) unless the site counter-proposes."""
+    """What the school proposed is left alone (and said so) unless the site counter-proposes; a rename
+    or an adoption of it still renames or adopts the row, its terms untouched."""
+    from dataclasses import replace
+
     from plan_apply.database.writes import after_rename, row_address, update_rows
 
     kept = []
@@ -188,6 +190,15 @@ def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
         current = ctx.records.get(row_address(change))
         if current is not None and current.status == "changes_proposed" and not ctx.counter_propose:
             ctx.leave_alone(change, "the school proposed changes; left alone (use --counter-propose)")
+            if "key" in change.after or change.action.value == "adopt":
+                identity = ("key", "archived")
+                kept.append(
+                    replace(
+                        change,
+                        before={k: v for k, v in change.before.items() if k in identity},
+                        after={k: v for k, v in change.after.items() if k in identity},
+                    )
+                )
             continue
         kept.append(change)
     if kept:

@@ -1,5 +1,6 @@
 """Staff: the people who administer an organization, one membership row per person (found or created
-in `people` by email; a person's own profile fields stay theirs)."""
+in `people` by email, named as the configuration says when created; a person's own fields, their
+name too, stay theirs: the membership is the organization's)."""
 
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ def _key_of(change: Change) -> str:
     return change.address.rsplit("/", 1)[1]
 
 
-def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
-    """Find or create the people behind staff rows (their own profile fields stay theirs)."""
+def _people(ctx: WriteContext, changes: Sequence[Change], retry: bool = True) -> dict[str, int]:
+    """Find or create the people behind staff rows (their own profile fields stay theirs). People are
+    the platform's: another organization's apply may create the same person meanwhile (then found)."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
@@ -73,8 +75,13 @@ def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
     }
     missing = [{"email": e, "name": emails[e]} for e in sorted(emails) if e not in known]
     if missing:
-        ctx.connection.execute(sa.insert(t.people), missing)
-        return _people(ctx, changes)
+        try:
+            with ctx.connection.begin_nested():
+                ctx.connection.execute(sa.insert(t.people), missing)
+        except sa.exc.IntegrityError:
+            if not retry:
+                raise
+        return _people(ctx, changes, retry=False)
     return known
 
 
@@ -98,21 +105,10 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
 
 
 def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    import sqlalchemy as sa
-
-    from plan_apply.database import tables as t
+    """The membership only: the person's own fields, their name too, stay theirs."""
     from plan_apply.database.writes import update_rows
 
     update_rows(ctx, STAFF, changes)
-    named = [c for c in changes if "name" in c.after]
-    if named:
-        people = _people(ctx, named)
-        ctx.connection.execute(
-            sa.update(t.people)
-            .where(t.people.c.id == sa.bindparam("person_id"))
-            .values(name=sa.bindparam("new_name")),
-            [{"person_id": people[_key_of(c)], "new_name": c.after["name"]} for c in named],
-        )
 
 
 def _export(context: ExportContext) -> list[dict[str, Any]]:
