@@ -10,6 +10,8 @@ these by construction; a hand-edited one cannot do what no configuration could.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import replace
 
 from plan_apply.actual import ActualOrganization
 from plan_apply.guards import must_archive, protection_refusal, slots_refusal
@@ -26,9 +28,17 @@ def refusals_under_lock(org: OrgPlan, actual: ActualOrganization) -> list[str]:
     renamed = {c.address: _row_address(c) for c in org.changes if c.action is Action.RENAME}
     for new, old in renamed.items():  # a window of a renamed service is planned under the new name
         records.update({new + a[len(old) :]: r for a, r in actual.records.items() if a.startswith(old + "/")})
+    # What the plan leaves of the rows a removal depends on, as the diff saw it: the rows it rewrites
+    # (by the row's address) and the rows it deletes.
+    claimed = {
+        _row_address(c): replace(row, fields={**row.fields, **c.after})
+        for c in org.changes
+        if c.action in (Action.UPDATE, Action.RENAME, Action.ADOPT) and (row := records.get(_row_address(c)))
+    }
+    deleted = frozenset(_row_address(c) for c in org.changes if c.action is Action.DELETE)
     refusals: list[str] = []
     for change in org.changes:
-        refusal = _refusal(change, records)
+        refusal = _refusal(change, records, claimed, deleted)
         if refusal:
             refusals.append(refusal)
     return refusals
@@ -41,7 +51,9 @@ def _row_address(change: Change) -> str:
     return change.address
 
 
-def _refusal(change: Change, records: Mapping[str, Record]) -> str | None:
+def _refusal(
+    change: Change, records: Mapping[str, Record], claimed: Mapping[str, Record], deleted: AbstractSet[str]
+) -> str | None:
     row = records.get(_row_address(change))
     match change.action:
         case Action.CREATE:
@@ -49,12 +61,18 @@ def _refusal(change: Change, records: Mapping[str, Record]) -> str | None:
                 return f"{change.address} already exists: a plan cannot create it again"
             return None
         case Action.DELETE | Action.ARCHIVE:
-            return _removal_refusal(change, row, records)
+            return _removal_refusal(change, row, records, claimed, deleted)
         case Action.UPDATE | Action.RENAME | Action.ADOPT:
             return _update_refusal(change, row)
 
 
-def _removal_refusal(change: Change, row: Record | None, records: Mapping[str, Record]) -> str | None:
+def _removal_refusal(
+    change: Change,
+    row: Record | None,
+    records: Mapping[str, Record],
+    claimed: Mapping[str, Record],
+    deleted: AbstractSet[str],
+) -> str | None:
     if row is None:
         return None  # found under a name this plan gives it, or not at all (the writer refuses that)
     if not row.managed:
@@ -63,7 +81,7 @@ def _removal_refusal(change: Change, row: Record | None, records: Mapping[str, R
     if refusal:
         return refusal
     if change.action is Action.DELETE:
-        reason = must_archive(row, records)
+        reason = must_archive(row, records, claimed, deleted - {row.address})
         if reason:
             return f"{change.address} cannot be deleted ({reason})"
     return None
