@@ -14,6 +14,7 @@ from plan_apply.guards import (
     drifted,
     is_mass_delete,
     must_archive,
+    plan_mass_delete_refusal,
     protection_refusal,
     slots_refusal,
 )
@@ -43,10 +44,10 @@ def test_only_fields_both_sides_know_are_compared() -> None:
     assert comparable_fields(desired, actual) == ["name"]
 
 
-def test_every_desired_field_of_a_staff_member_is_compared() -> None:
+def test_a_staff_members_name_is_the_persons_and_never_compared() -> None:
     desired = record("staff", "ann@example.org", fields={"name": "Ann", "roles": ["admin"]})
-    actual = record("staff", "ann@example.org", fields={"name": "Ann"})
-    assert comparable_fields(desired, actual) == ["name", "roles"]
+    actual = record("staff", "ann@example.org", fields={"name": "Ann B."})
+    assert comparable_fields(desired, actual) == ["roles"]
 
 
 @pytest.mark.parametrize("status", [None, "draft"])
@@ -138,10 +139,18 @@ def test_a_removed_draft_agreement_with_booked_windows_under_it_is_archived() ->
     )
 
 
-def test_a_removed_draft_agreement_with_nothing_under_it_is_deleted() -> None:
+def test_a_removed_draft_agreement_a_window_still_uses_is_archived() -> None:
     agreement = record("agreement", "a1")
-    empty = record("capacity", "spring", parent="icu", fields={"agreement": "a1"})
-    assert must_archive(agreement, by_address(agreement, empty)) is None
+    window = record("capacity", "spring", parent="icu", fields={"agreement": "a1"})
+    assert must_archive(agreement, by_address(agreement, window)) == (
+        "archived, not deleted: still used by acme/services/icu/capacity/spring"
+    )
+
+
+def test_a_removed_draft_agreement_whose_windows_go_too_is_deleted() -> None:
+    agreement = record("agreement", "a1")
+    window = record("capacity", "spring", parent="icu", fields={"agreement": "a1"})
+    assert must_archive(agreement, by_address(agreement, window), deleted={window.address}) is None
 
 
 @pytest.mark.parametrize("type_", ["school", "step", "staff", "profile"])
@@ -256,9 +265,11 @@ def test_submit_on_an_agreement_already_with_the_school_says_nothing() -> None:
 # is_mass_delete
 
 
-def test_more_removals_than_the_item_limit_is_a_mass_delete() -> None:
-    assert is_mass_delete(11, 1000, MassDeleteLimit())
-    assert not is_mass_delete(10, 1000, MassDeleteLimit())
+def test_more_removals_than_the_item_limit_in_the_whole_plan_is_a_mass_delete() -> None:
+    assert plan_mass_delete_refusal("acme", 1, 11, MassDeleteLimit()) is not None
+    assert plan_mass_delete_refusal("acme", 1, 10, MassDeleteLimit()) is None
+    assert plan_mass_delete_refusal("acme", 0, 11, MassDeleteLimit()) is None  # nothing of acme's
+    assert not is_mass_delete(11, 1000, MassDeleteLimit())  # one organization: only its share counts
 
 
 def test_more_than_the_fraction_of_managed_items_is_a_mass_delete() -> None:
@@ -270,9 +281,9 @@ def test_a_single_removal_is_never_a_mass_delete_by_fraction() -> None:
     assert not is_mass_delete(1, 1, MassDeleteLimit())
 
 
-def test_removals_with_nothing_managed_are_judged_by_the_item_limit_only() -> None:
-    assert not is_mass_delete(5, 0, MassDeleteLimit())
-    assert is_mass_delete(5, 0, MassDeleteLimit(items=4))
+def test_removals_with_nothing_managed_are_judged_by_the_whole_plans_count_only() -> None:
+    assert not is_mass_delete(5, 0, MassDeleteLimit(items=4))
+    assert plan_mass_delete_refusal("acme", 5, 5, MassDeleteLimit(items=4)) is not None
 
 
 def test_the_mass_delete_limit_is_configurable() -> None:
