@@ -150,13 +150,15 @@ def dependents_refusal(
     removed: AbstractSet[str],
 ) -> str | None:
     """A row that cannot be archived is never removed from under rows the plan does not change: a step
-    services still link (also another organization's; an archived service keeps its links), a school
-    live agreements still name (`removed`: archived or deleted by this plan)."""
+    services still link (also another organization's; nexus's own services archived, now or before, let
+    go of it), a school live agreements still name (`removed`: archived or deleted by this plan)."""
     if actual.type == "step":
         linking = [
             r.address
             for r in records.values()
-            if r.type == "service" and still_refers(r, "steps", actual.address, claimed, deleted)
+            if r.type == "service"
+            and not (r.managed and r.archived)  # nexus's own archived service lets go of it (on delete)
+            and still_refers(r, "steps", actual.address, claimed, removed)
         ]
         linking += list(actual.extra.get("linked_by", ()))
         if linking:

@@ -293,6 +293,19 @@ def test_the_database_never_cascades_a_delete_into_a_link_it_may_not_own(
         engine.dispose()
 
 
+def test_emptying_every_section_at_once_is_applied_and_then_plans_nothing(
+    nexus: Nexus, write: Callable[..., Path]
+) -> None:
+    """The submitted agreement is archived, so the service it covers is archived, so that service lets go
+    of its step, which is deleted: nexus's own rows, decided in one plan."""
+    assert nexus("apply", str(write({"lakeview.yaml": org()})), "--auto-approve") == 0
+    empty = ORG.split("schools:")[0] + "schools: []\nsteps: []\nstaff: []\nagreements: []\nservices: []\n"
+    tree = write({"lakeview.yaml": empty})
+    assert nexus("apply", str(tree), "--auto-approve", "--allow-mass-delete") == 0, nexus.output
+    assert nexus("plan", str(tree), "--full", "--detailed-exitcode") == 0, nexus.out
+    assert rows(nexus.url, "SELECT count(*) FROM steps") == [(0,)]
+
+
 PARENT = """
 apiVersion: nexus/v1
 kind: Organization

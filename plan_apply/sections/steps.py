@@ -3,7 +3,7 @@ organization and shared down the parent chain (a service links steps of its own 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
@@ -24,6 +24,8 @@ from plan_apply.sections.section import (
 if TYPE_CHECKING:
     from nexus_config.models.common import FormField
     from nexus_config.models.v1 import AppliesTo, Step
+    from plan_apply.database.writes import WriteContext
+    from plan_apply.plan import Change
 
 __all__ = ["STEPS", "normalized_applies_to", "step_fields"]
 
@@ -132,6 +134,24 @@ def _export(context: ExportContext) -> list[dict[str, Any]]:
     return [_step(r) for r in sorted(live, key=lambda r: (_STAGES.get(str(r.fields.get("stage")), 9), r.key))]
 
 
+def _delete(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """Steps go; the links to them of this organization's archived managed services go first (the plan
+    saw every other link and refused; the database refuses to cascade into them)."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    ids = [ctx.row_id(c.address) for c in changes]
+    own = sa.select(t.services.c.id).where(
+        t.services.c.org_id == ctx.org_id,
+        t.services.c.managed.is_(True),
+        t.services.c.archived_at.is_not(None),
+    )
+    link = t.service_steps
+    ctx.connection.execute(sa.delete(link).where(link.c.step_id.in_(ids), link.c.service_id.in_(own)))
+    ctx.connection.execute(sa.delete(t.steps).where(t.steps.c.id.in_(ids)))
+
+
 STEPS = Section(
     type="step",
     section="steps",
@@ -140,6 +160,7 @@ STEPS = Section(
     read=_read,
     table="steps",
     columns={name: Column(name) for name in _FIELDS},
+    writers={"delete": _delete},
     export=_export,
     export_defaults=ModelDefaults(DOCUMENT),
 )
