@@ -156,16 +156,14 @@ class OrgPlan:
             "changes": changes,
             "unmanaged": dict(self.unmanaged),
         }
-        if self.problems:
-            result["problems"] = [p.to_json() for p in self.problems]
-        if self.documents:
-            result["documents"] = dict(self.documents)
-        if self.config_files:
-            result["config_files"] = dict(self.config_files)
+        # Lists and maps are written even when empty (a reader never tells "none" from "absent"); what
+        # has no value (revision, parent, the documents' root) is left out.
+        result["problems"] = [p.to_json() for p in self.problems]
+        result["documents"] = dict(self.documents)
+        result["config_files"] = dict(self.config_files)
         if self.skipped:
             result["skipped"] = True
-        if self.notes:
-            result["notes"] = list(self.notes)
+        result["notes"] = list(self.notes)
         if self.revision is not None:
             result["revision"] = self.revision
         if self.parent is not None:

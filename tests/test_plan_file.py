@@ -112,3 +112,18 @@ def test_a_saved_plan_accepts_exactly_the_actions() -> None:
 def test_a_change_of_every_registry_type_reads_back(type_: str) -> None:
     plan = _plan(Change(f"mercy/{type_}/k", type_, Action.CREATE, {}, {"name": "K"}))
     assert parsed_plan(plan.to_json()) == plan
+
+
+def test_empty_lists_and_maps_are_written_empty_not_left_out() -> None:
+    written = json.loads(
+        Plan("2026-12-01T00:00:00Z", "sqlite://", (OrgPlan("lakeview", "sha256:0"),)).to_json()
+    )
+    (org,) = written["organizations"]
+    assert (org["changes"], org["problems"], org["notes"], org["documents"], org["config_files"]) == (
+        [],
+        [],
+        [],
+        {},
+        {},
+    )
+    assert "revision" not in org and "parent" not in org  # no value, not an empty collection
