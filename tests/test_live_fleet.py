@@ -19,6 +19,7 @@ from plan_apply.database.engine import engine_for
 from .conftest import _truncate_postgres
 from .support.actors import Nexus, rows, scalar, school_answers, write_lock_held
 from .support.harness import finish, plan_folder, start_nexus
+from .test_live_races import ORG
 
 PDFS = [f"%PDF-1.7\n% shared document {n}\n%%EOF\n".encode() for n in range(3)]
 
@@ -133,23 +134,10 @@ def test_a_child_whose_parent_failed_is_not_applied_and_no_cycle_is_committed(
     assert parents == [("alpha", None), ("beta", "alpha")]
 
 
-AGREED = """
-apiVersion: nexus/v1
-kind: Organization
-metadata: {slug: lakeview}
-profile: {name: Lakeview Hospital, type: hospital}
-schools: [{key: state-u, name: State University, contact_email: placements@state.example.edu}]
-agreements:
-  - {key: state, school: state-u, name: State nursing, start_date: 2027-01-01, end_date: END,
-     services: [er], disciplines: [nursing], submit: true}
-services:
-  - key: er
-    name: Emergency
-    disciplines: [nursing]
-    capacity:
-      - {key: spring, name: Spring, workflow: student_requested, disciplines: [nursing],
-         start_date: 2027-02-01, end_date: 2027-05-01, slots: SLOTS}
-"""
+AGREED = ORG.replace("slug: harbor", "slug: lakeview").replace(
+    "{name: Harbor Clinic, type: clinic}", "{name: Lakeview Hospital, type: hospital}"
+)
+"""The race tests' organization with one school agreement, as Lakeview Hospital."""
 
 
 def _agreed(end: str = "2027-12-31", slots: int = 4) -> str:
