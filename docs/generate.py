@@ -40,6 +40,7 @@ SECTIONS = [
     ("capacity windows", "Capacity", "`services[].capacity[]`"),
     ("schools", "School", "`schools[]`"),
     ("agreements", "Agreement", "`agreements[]`"),
+    ("covers by labels", "CoversLabels", "`agreements[].covers`"),
 ]
 
 

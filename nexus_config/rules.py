@@ -9,6 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from nexus_config.ancestry import lineage
+from nexus_config.coverage import (
+    covered_organizations,
+    covers_descendant,
+    descendants,
+    linked_services,
+    school_keys,
+    split_reference,
+)
 from nexus_config.desired import DesiredOrganization, Source
 from nexus_config.models.v1 import Agreement, Capacity, Service, Step
 from nexus_config.problems import Problem
@@ -64,7 +72,8 @@ def _src(org: DesiredOrganization, address: str) -> Source:
 
 
 def _step_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[Problem]:
-    schools = {s.key for s in org.schools or ()}
+    known = school_keys(org, orgs)
+    schools = known or set()
     for step in org.steps or ():
         source = _src(org, f"steps/{step.key}")
         if step.type == "form" and not step.fields:
@@ -101,7 +110,7 @@ def _step_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[Pr
                     code="rule.options",
                     at_key=True,
                 )
-        if step.applies_to is not None and org.schools is not None:
+        if step.applies_to is not None and known is not None:
             for i, school in enumerate(step.applies_to.schools or ()):
                 if school not in schools:
                     yield source.problem(
@@ -148,11 +157,61 @@ def _service_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator
                     f'step "{key}" is not declared in {where}{hint}', "steps", i, code="ref.step"
                 )
         for window in service.capacity or ():
-            yield from _capacity_problems(org, service, window, agreements)
+            yield from _capacity_problems(org, service, window, agreements, orgs)
+
+
+def _ancestor_agreement(
+    org: DesiredOrganization, orgs: Organizations, source: Source, reference: str
+) -> tuple[Agreement | None, list[Problem]]:
+    """The parent's agreement a qualified `agreement: parent-slug/key` names, if it covers `org`."""
+    owner, key = split_reference(reference)
+    chain = [o.slug for o in _chain(org, orgs)]
+    if owner == org.slug:
+        return None, [
+            source.problem(
+                f'agreement "{reference}" is this organization\'s own: name it by its key alone ("{key}")',
+                "agreement",
+                code="ref.agreement",
+            )
+        ]
+    if owner not in chain:
+        return None, [
+            source.problem(
+                f'agreement "{reference}": "{owner}" is not a parent of organization "{org.slug}"'
+                f"{did_you_mean(str(owner), chain[1:])}",
+                "agreement",
+                code="ref.agreement",
+            )
+        ]
+    declared = {a.key: a for a in orgs[str(owner)].agreements or ()}
+    agreement = declared.get(key)
+    if agreement is None:
+        return None, [
+            source.problem(
+                f'agreement "{key}" is not declared in organization "{owner}"{did_you_mean(key, declared)}',
+                "agreement",
+                code="ref.agreement",
+            )
+        ]
+    if not covers_descendant(agreement, org):
+        return None, [
+            source.problem(
+                f'agreement "{reference}" does not cover organization "{org.slug}"; add it to the '
+                "agreement's `covers`",
+                "agreement",
+                code="rule.coverage",
+                related=(_src(orgs[str(owner)], f"agreements/{key}").place(),),
+            )
+        ]
+    return agreement, []
 
 
 def _capacity_problems(
-    org: DesiredOrganization, service: Service, window: Capacity, agreements: Mapping[str, Agreement]
+    org: DesiredOrganization,
+    service: Service,
+    window: Capacity,
+    agreements: Mapping[str, Agreement],
+    orgs: Organizations,
 ) -> Iterator[Problem]:
     source = _src(org, f"services/{service.key}/capacity/{window.key}")
     name = f'capacity window "{window.key}"'
@@ -187,11 +246,25 @@ def _capacity_problems(
             code="rule.workflow",
         )
         return
-    agreement = agreements.get(window.agreement)
+    if "/" in window.agreement:
+        agreement, problems = _ancestor_agreement(org, orgs, source, window.agreement)
+        yield from problems
+        if agreement is None:
+            return
+    else:
+        agreement = agreements.get(window.agreement)
     if agreement is None:
+        inherited = [
+            f"{o.slug}/{a.key}"
+            for o in _chain(org, orgs)[1:]
+            for a in o.agreements or ()
+            if a.key == window.agreement
+        ]
+        hint = (
+            f' (did you mean "{inherited[0]}"?)' if inherited else did_you_mean(window.agreement, agreements)
+        )
         yield source.problem(
-            f'agreement "{window.agreement}" is not declared in organization "{org.slug}"'
-            f"{did_you_mean(window.agreement, agreements)}",
+            f'agreement "{window.agreement}" is not declared in organization "{org.slug}"{hint}',
             "agreement",
             code="ref.agreement",
         )
@@ -226,28 +299,64 @@ def _capacity_problems(
         )
 
 
+def _covers_problems(
+    org: DesiredOrganization, agreement: Agreement, orgs: Organizations
+) -> Iterator[Problem]:
+    """Each slug `covers` lists is a descendant of the organization."""
+    if not isinstance(agreement.covers, list):
+        return
+    source = _src(org, f"agreements/{agreement.key}")
+    below = descendants(org.slug, orgs)
+    for i, slug in enumerate(agreement.covers):
+        if slug not in below:
+            yield source.problem(
+                f'organization "{slug}" is not a facility of "{org.slug}" (its `parent` chain does not lead '
+                f"here){did_you_mean(slug, below)}",
+                "covers",
+                i,
+                code="ref.covers",
+            )
+
+
 def _agreement_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[Problem]:
-    schools = {s.key for s in org.schools or ()}
-    services = {s.key for s in org.services or ()}
+    known = school_keys(org, orgs)
+    schools = known or set()
     for agreement in org.agreements or ():
         source = _src(org, f"agreements/{agreement.key}")
-        if org.schools is not None and agreement.school not in schools:
+        if known is not None and agreement.school not in schools:
+            where = "this organization or its parents" if org.parent else f'organization "{org.slug}"'
             yield source.problem(
-                f'school "{agreement.school}" is not among the schools of organization "{org.slug}"'
+                f'school "{agreement.school}" is not among the schools of {where}'
                 f"{did_you_mean(agreement.school, schools)}",
                 "school",
                 code="ref.school",
             )
-        elif org.schools is None:
+        elif known is None:
             yield source.problem(
                 f'school "{agreement.school}" is not declared: add it under `schools`',
                 "school",
                 code="ref.school",
             )
+        yield from _covers_problems(org, agreement, orgs)
+        services = {key for _, key in linked_services(org.slug, agreement, orgs)}
+        candidates = (
+            {
+                s.key
+                for covered in covered_organizations(org.slug, agreement, orgs)
+                for s in orgs[covered].services or ()
+            }
+            if agreement.covers is not None
+            else {s.key for s in org.services or ()}
+        )
         for i, key in enumerate(agreement.services):
             if key not in services:
+                where = (
+                    f'any organization agreement "{agreement.key}" covers'
+                    if agreement.covers is not None
+                    else f'organization "{org.slug}"'
+                )
                 yield source.problem(
-                    f'service "{key}" is not declared in organization "{org.slug}"{did_you_mean(key, services)}',
+                    f'service "{key}" is not declared in {where}{did_you_mean(key, candidates)}',
                     "services",
                     i,
                     code="ref.service",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plan_apply.guards import Verdict, resubmits
+from plan_apply.guards import Verdict, actual_value, resubmits
 from plan_apply.matching import Pair
 from plan_apply.plan import Action, Change
 from plan_apply.records import Record
@@ -66,7 +66,7 @@ def change_of(pair: Pair, changed: Sequence[str], verdict: Verdict, title: str) 
     action = action_of(pair)
     before, after, notes = _identity(pair, action)
     if not verdict.withheld:
-        before |= {n: actual.fields.get(n) for n in changed}
+        before |= {n: actual_value(actual, n) for n in changed}
         after |= {n: desired.fields[n] for n in changed}
         was, will = _status(actual, changed)
         before |= was

@@ -25,6 +25,7 @@ __all__ = [
     "Guard",
     "MassDeleteLimit",
     "Verdict",
+    "actual_value",
     "agreement_review",
     "agreement_update_notes",
     "changed_fields",
@@ -47,12 +48,19 @@ __all__ = [
     "verdict_on",
 ]
 
+_SPARSE: Mapping[str, Mapping[str, Any]] = {"service": {"agreements": []}}
+"""Fields a row carries only when they say something (a facility's services' links to its system's
+agreements): absent reads as their empty value, so rows that do not use them read as they always did."""
+
 _TERMS = ("school", "start_date", "end_date", "services", "disciplines", "document")
 
 
 def comparable_fields(desired: Record, actual: Record) -> list[str]:
     """The fields a plan may change on this item (what the configuration owns of it)."""
-    names = [name for name in desired.fields if name in actual.fields or desired.type == "staff"]
+    sparse = _SPARSE.get(desired.type, {})
+    names = [
+        name for name in desired.fields if name in actual.fields or name in sparse or desired.type == "staff"
+    ]
     if desired.type == "staff":
         # A person's name is the person's (one row for the whole platform, which several organizations
         # may list under other names): it is written when nexus creates the person, never compared after.
@@ -120,6 +128,9 @@ def must_archive(
         ]
         if covering:
             return f"archived, not deleted: still covered by {_named(covering)}, which keep their services"
+        system = actual.fields.get("agreements")
+        if system:
+            return f"archived, not deleted: still covered by {', '.join(system)}, of a parent organization"
     if actual.type == "agreement":
         if actual.status not in (None, "draft"):
             return f"archived, not deleted: the agreement is {actual.status} with the school"
@@ -132,6 +143,12 @@ def must_archive(
         ]
         if kept:
             return f"archived, not deleted: {len(kept)} capacity window(s) with booked rotations are scheduled under it"
+        facilities = actual.extra.get("used_by", ())
+        if facilities:
+            booked = sum(rotations for _, rotations in facilities)
+            return f"archived, not deleted: still used by {', '.join(a for a, _ in facilities)}" + (
+                f" ({booked} rotation(s) booked)" if booked else ""
+            )
         using = [
             r
             for r in records.values()
@@ -247,7 +264,12 @@ def is_mass_delete(removals: int, managed: int, limit: MassDeleteLimit) -> bool:
 
 def changed_fields(desired: Record, actual: Record) -> list[str]:
     """The owned fields whose values differ (lists and mappings compare by value)."""
-    return [n for n in comparable_fields(desired, actual) if desired.fields.get(n) != actual.fields.get(n)]
+    return [n for n in comparable_fields(desired, actual) if desired.fields.get(n) != actual_value(actual, n)]
+
+
+def actual_value(actual: Record, name: str) -> Any:
+    """A row's field, a sparse field it leaves out as its empty value."""
+    return actual.fields.get(name, _SPARSE.get(actual.type, {}).get(name))
 
 
 def drifted(actual: Record, fields: list[str]) -> bool:

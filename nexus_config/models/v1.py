@@ -30,9 +30,12 @@ from nexus_config.models.common import (
 __all__ = [
     "SECTION_DESCRIPTIONS",
     "Agreement",
+    "AgreementRef",
     "AppliesTo",
     "Capacity",
     "CapacityBody",
+    "Covers",
+    "CoversLabels",
     "DocumentV1",
     "Metadata",
     "Service",
@@ -67,6 +70,15 @@ Protect = Annotated[
         "configuration with `protect: false` has been applied.",
     ),
 ]
+AgreementRef = Annotated[
+    str,
+    StringConstraints(pattern=r"^([a-z0-9][a-z0-9-]{1,62}/)?[a-z0-9][a-z0-9-]{0,62}$"),
+    Field(
+        description="An agreement of this organization by key, or a parent's agreement that covers it "
+        "by its qualified key `parent-slug/key`."
+    ),
+]
+LabelValue = Annotated[str, StringConstraints(max_length=63)]
 
 
 class Metadata(Strict):
@@ -76,7 +88,7 @@ class Metadata(Strict):
     parent: Slug | None = Field(
         default=None, description="The parent organization, declared in the same tree."
     )
-    labels: dict[LabelKey, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
+    labels: dict[LabelKey, LabelValue] | None = Field(
         default=None, description="For selecting organizations in bulk (`--selector key=value`)."
     )
 
@@ -136,10 +148,11 @@ class CapacityBody(Strict):
 
     key: Key = Field(description="Stable identity, unique within its service.")
     name: Name = Field(description="The window's name as coordinators and students see it.")
-    agreement: Key | None = Field(
+    agreement: AgreementRef | None = Field(
         default=None,
-        description="The agreement (by key) the window is scheduled under: required for "
-        "coordinator_scheduled, forbidden for student_requested; it must cover this service.",
+        description="The agreement the window is scheduled under, by key, or a parent's by "
+        "`parent-slug/key`: required for coordinator_scheduled, forbidden for student_requested; it must "
+        "cover this service.",
     )
     disciplines: list[Discipline] = Field(description="Each one of the service's disciplines.")
     start_date: Date = Field(description="First day of the window (YYYY-MM-DD).")
@@ -203,6 +216,17 @@ class Service(ServiceBody):
     )
 
 
+class CoversLabels(Strict):
+    """The child organizations whose labels include all of these."""
+
+    labels: Annotated[dict[LabelKey, LabelValue], Field(min_length=1)] = Field(
+        description="Every one of these labels, with these values."
+    )
+
+
+Covers = Literal["all"] | list[Slug] | CoversLabels
+
+
 class Agreement(Strict):
     """An affiliation agreement with one school: the site submits it, the school accepts it."""
 
@@ -217,8 +241,15 @@ class Agreement(Strict):
     reminder_days: Annotated[int, Field(ge=1, le=365)] | None = Field(
         default=None, description="Remind this many days before end_date."
     )
+    covers: Covers | None = Field(
+        default=None,
+        description="A system-wide agreement: the descendant organizations (facilities) it covers "
+        "besides this one, `all`, a list of slugs, or `{labels: {key: value}}`; their windows name it "
+        "`this-slug/key`.",
+    )
     services: Annotated[list[Key], Field(min_length=1)] = Field(
-        description="The services it covers, by key (at least one)."
+        description="The services it covers, by key (at least one); with `covers`, the service with that "
+        "key in every covered organization that has one."
     )
     disciplines: Annotated[list[Discipline], Field(min_length=1)] = Field(
         description="The disciplines it covers (at least one)."

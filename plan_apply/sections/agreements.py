@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
 from nexus_config.attachments import read_document_bytes
+from nexus_config.coverage import linked_services, qualified
 from nexus_config.desired import AttachedDocument
 from nexus_config.sections import AGREEMENTS as DOCUMENT
 from plan_apply.sections.capacity import iso_date, row_date
@@ -37,8 +38,12 @@ if TYPE_CHECKING:
 __all__ = ["AGREEMENTS", "agreement_fields"]
 
 
-def agreement_fields(agreement: Agreement, document: Mapping[str, Any] | None) -> dict[str, Any]:
-    """An agreement's comparable fields; its document by name, hash and size."""
+def agreement_fields(
+    agreement: Agreement, document: Mapping[str, Any] | None, services: list[str] | None = None
+) -> dict[str, Any]:
+    """An agreement's comparable fields; its document by name, hash and size. `services`, for an
+    agreement that `covers` facilities, names what it links: its own organization's services by key,
+    the facilities' as `slug/key`."""
     return with_protect(
         {
             "school": agreement.school,
@@ -47,7 +52,7 @@ def agreement_fields(agreement: Agreement, document: Mapping[str, Any] | None) -
             "start_date": agreement.start_date,
             "end_date": agreement.end_date,
             "reminder_days": agreement.reminder_days,
-            "services": sorted_set(agreement.services),
+            "services": sorted_set(agreement.services if services is None else services),
             "disciplines": sorted_set(agreement.disciplines),
             "document": dict(document) if document is not None else None,
             "submit": agreement.submit,
@@ -62,7 +67,14 @@ def _desired(section: Section, org: DesiredOrganization, state: DesiredState) ->
         document = (
             {"name": attached.name, "sha256": attached.sha256, "size": attached.size} if attached else None
         )
-        return agreement_fields(agreement, document)
+        if agreement.covers is None:
+            return agreement_fields(agreement, document)
+        linked = linked_services(org.slug, agreement, state.organizations)
+        return agreement_fields(
+            agreement,
+            document,
+            [key if owner == org.slug else qualified(owner, key) for owner, key in linked],
+        )
 
     return section.listed(org, fields)
 
@@ -72,15 +84,20 @@ def _read(batch: ReadBatch) -> None:
 
     from plan_apply.database import tables as t
 
-    a, d, link, s = t.agreements, t.documents, t.agreement_services, t.services
+    a, d, link, s, o = t.agreements, t.documents, t.agreement_services, t.services, t.organizations
     covered: dict[int, list[str]] = defaultdict(list)
     query = (
-        sa.select(link.c.agreement_id, s.c.key)
-        .select_from(link.join(a, link.c.agreement_id == a.c.id).join(s, link.c.service_id == s.c.id))
+        sa.select(link.c.agreement_id, s.c.key, o.c.slug, (s.c.org_id == a.c.org_id).label("own"))
+        .select_from(
+            link.join(a, link.c.agreement_id == a.c.id)
+            .join(s, link.c.service_id == s.c.id)
+            .join(o, s.c.org_id == o.c.id)
+        )
         .where(a.c.org_id.in_(batch.ids))
     )
     for row in batch.connection.execute(query):
-        covered[row.agreement_id].append(row.key)
+        covered[row.agreement_id].append(row.key if row.own else qualified(row.slug, row.key))
+    used_by = _windows_of_facilities(batch)
     query = (
         sa.select(a, d.c.name.label("document_name"), d.c.sha256, d.c.size)
         .select_from(a.outerjoin(d, a.c.document_id == d.c.id))
@@ -114,10 +131,35 @@ def _read(batch: ReadBatch) -> None:
                 protected=bool(row.protected),
                 status=row.status,
                 proposed=row.proposed,
-                extra={"id": row.id},
+                extra={"id": row.id, "used_by": used_by.get(row.id, ())},
                 **ownership(row),
             )
         )
+
+
+def _windows_of_facilities(batch: ReadBatch) -> dict[int, tuple[tuple[str, int], ...]]:
+    """The capacity windows of other organizations (facilities) scheduled under these agreements, with
+    the rotations booked on each: the parent's plan never removes an agreement from under them."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    a, c, s, o, r = t.agreements, t.capacity_windows, t.services, t.organizations, t.rotations
+    booked = sa.select(sa.func.count()).where(r.c.capacity_window_id == c.c.id).scalar_subquery()
+    query = (
+        sa.select(c.c.agreement_id, c.c.key, s.c.key.label("service_key"), o.c.slug, booked.label("booked"))
+        .select_from(
+            c.join(a, c.c.agreement_id == a.c.id)
+            .join(s, c.c.service_id == s.c.id)
+            .join(o, s.c.org_id == o.c.id)
+        )
+        .where(a.c.org_id.in_(batch.ids), s.c.org_id != a.c.org_id)
+    )
+    found: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for row in batch.connection.execute(query):
+        address = f"{row.slug}/services/{row.service_key}/capacity/{row.key}"
+        found[row.agreement_id].append((address, int(row.booked or 0)))
+    return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
 def _document_id(ctx: WriteContext, document: Mapping[str, Any] | None) -> int | None:
@@ -208,7 +250,9 @@ def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
 
 
 def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    """The services an agreement covers are replaced as a whole: one DELETE and one INSERT per batch."""
+    """The services of this organization an agreement covers are replaced as a whole: one DELETE and one
+    INSERT per batch. A facility's services (`slug/key`) are linked by the facility's own transaction,
+    which may be creating them (see `services.py`)."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
@@ -220,13 +264,16 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
         return
     ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
     if ids:  # a new agreement has no links yet
+        link = t.agreement_services
+        own = sa.select(t.services.c.id).where(t.services.c.org_id == ctx.org_id)
         ctx.connection.execute(
-            sa.delete(t.agreement_services).where(t.agreement_services.c.agreement_id.in_(ids))
+            sa.delete(link).where(link.c.agreement_id.in_(ids), link.c.service_id.in_(own))
         )
     rows = [
         {"agreement_id": ctx.row_id(c.address), "service_id": ctx.row_id(SERVICES.address(ctx.slug, key))}
         for c in relinked
         for key in c.after["services"]
+        if "/" not in key
     ]
     if rows:
         dialect_of(ctx.connection).bulk_insert(ctx.connection, t.agreement_services, rows)
@@ -236,7 +283,11 @@ def _agreement(record: Record, document_path: str | None) -> dict[str, Any]:
     agreement = {"key": record.key} | AGREEMENTS.exported(
         record, ("school", "name", "description", "start_date", "end_date", "reminder_days")
     )
-    agreement["services"] = list(record.fields.get("services") or [])
+    services = list(record.fields.get("services") or [])
+    facilities = sorted({name.split("/", 1)[0] for name in services if "/" in name})
+    if facilities:  # a system-wide agreement: the facilities it links, and each service's key once
+        agreement["covers"] = facilities
+    agreement["services"] = sorted({name.rsplit("/", 1)[-1] for name in services})
     agreement["disciplines"] = list(record.fields.get("disciplines") or [])
     put(agreement, "document", document_path)
     agreement |= AGREEMENTS.exported(record, ("submit", "protect"))

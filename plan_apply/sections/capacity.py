@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
+from nexus_config.coverage import qualified, split_reference
 from nexus_config.sections import CAPACITY as DOCUMENT
 from plan_apply.sections.record import Record
 from plan_apply.sections.section import (
@@ -86,7 +87,7 @@ def _read(batch: ReadBatch) -> None:
     services = batch.rows.get("service") or {}
     if not services:
         return
-    c, a, r = t.capacity_windows, t.agreements, t.rotations
+    c, a, r, o = t.capacity_windows, t.agreements, t.rotations, t.organizations
     ids = sorted(services)
     booked = {
         window_id: count
@@ -98,16 +99,19 @@ def _read(batch: ReadBatch) -> None:
         )
     }
     query = (
-        sa.select(c, a.c.key.label("agreement_key"))
-        .select_from(c.outerjoin(a, c.c.agreement_id == a.c.id))
+        sa.select(c, a.c.key.label("agreement_key"), o.c.slug.label("agreement_org"))
+        .select_from(c.outerjoin(a, c.c.agreement_id == a.c.id).outerjoin(o, a.c.org_id == o.c.id))
         .where(c.c.service_id.in_(ids))
     )
     for row in batch.connection.execute(query):
         slug, service_key = services[row.service_id]
+        agreement = row.agreement_key
+        if agreement is not None and row.agreement_org != slug:  # the system's: `parent-slug/key`
+            agreement = qualified(row.agreement_org, agreement)
         fields = {
             "name": row.name,
             "workflow": row.workflow,
-            "agreement": row.agreement_key,
+            "agreement": agreement,
             "disciplines": sorted_set(row.disciplines),
             "start_date": iso_date(row.start_date),
             "end_date": iso_date(row.end_date),
@@ -140,9 +144,36 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
     if change.action is Action.CREATE:
         values["service_id"] = ctx.row_id(change.address.split("/capacity/", 1)[0])
     if "agreement" in change.after:
-        key = change.after["agreement"]
-        values["agreement_id"] = ctx.row_id(f"{ctx.slug}/agreements/{key}") if key else None
+        reference = change.after["agreement"]
+        owner, key = split_reference(reference) if reference else (None, "")
+        if not reference:
+            values["agreement_id"] = None
+        elif owner is None:
+            values["agreement_id"] = ctx.row_id(f"{ctx.slug}/agreements/{key}")
+        else:
+            values["agreement_id"] = _system_agreement_id(ctx, owner, key)
     return values
+
+
+def _system_agreement_id(ctx: WriteContext, owner: str, key: str) -> int:
+    """The id of a parent's agreement a window is scheduled under (written by the parent's transaction,
+    which runs first)."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    address = f"{owner}/agreements/{key}"
+    if address not in ctx.ids:
+        a, o = t.agreements, t.organizations
+        found = ctx.connection.execute(
+            sa.select(a.c.id)
+            .select_from(a.join(o, a.c.org_id == o.c.id))
+            .where(o.c.slug == owner, a.c.key == key)
+        ).scalar()
+        if found is None:
+            raise LookupError(f"agreement {address} does not exist in the database; apply {owner} first")
+        ctx.ids[address] = int(found)
+    return ctx.ids[address]
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:

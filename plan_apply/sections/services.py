@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
 from nexus_config.ancestry import lineage
+from nexus_config.coverage import covers_descendant
 from nexus_config.sections import SERVICES as DOCUMENT
 from plan_apply.sections.capacity import CAPACITY, capacity_fields, window_item
 from plan_apply.sections.section import (
@@ -35,7 +36,10 @@ if TYPE_CHECKING:
     from plan_apply.plan import Change
     from plan_apply.sections.record import Record
 
-__all__ = ["SERVICES", "service_fields"]
+__all__ = ["AGREEMENT_ADDRESS", "SERVICES", "service_fields"]
+
+AGREEMENT_ADDRESS = "{org}/agreements/{key}"
+"""An agreement's plan address (the agreements' section imports this one, so it cannot be asked)."""
 
 _COLUMNS = ("name", "description", "location", "department", "disciplines", "specialties")
 
@@ -63,14 +67,32 @@ def _step_address(key: str, org: DesiredOrganization, state: DesiredState) -> st
     return STEPS.address(org.slug, key)  # unreachable for a checked state
 
 
+def _system_agreements(org: DesiredOrganization, state: DesiredState) -> dict[str, list[str]] | None:
+    """Service key → the addresses of the ancestors' agreements that cover it (`covers`); None when no
+    ancestor declares agreements (the links are then not this configuration's to compare)."""
+    ancestors = state.chain(org.slug)[1:]
+    if all(ancestor.agreements is None for ancestor in ancestors):
+        return None
+    linked: dict[str, list[str]] = defaultdict(list)
+    for ancestor in ancestors:
+        for agreement in ancestor.agreements or ():
+            if covers_descendant(agreement, org):
+                for key in agreement.services:
+                    linked[key].append(AGREEMENT_ADDRESS.format(org=ancestor.slug, key=agreement.key))
+    return linked
+
+
 def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:
     """The services and, for each that declares `capacity:`, its windows (a scope of their own)."""
     if org.services is None:
         return [], set()
     records, scopes = [], {section.section}
+    system = _system_agreements(org, state)
     for service in org.services:
         steps = [_step_address(key, org, state) for key in service.steps or ()]
         fields = service_fields(service, steps)
+        if system is not None:
+            fields["agreements"] = sorted(system.get(service.key, ()))
         previous = tuple(service.previous_keys or ())
         records.append(section.record(org.slug, service.key, fields, previous_keys=previous))
         if service.capacity is not None:
@@ -103,6 +125,7 @@ def _read(batch: ReadBatch) -> None:
     )
     for row in batch.connection.execute(query):
         linked[row.service_id].append(STEPS.address(row.slug, row.key))
+    system = _read_system_agreements(batch)
     found = batch.rows.setdefault(SERVICES.type, {})
     for row in batch.connection.execute(sa.select(s).where(s.c.org_id.in_(batch.ids))):
         slug = batch.by_id[row.org_id]
@@ -113,6 +136,8 @@ def _read(batch: ReadBatch) -> None:
             "steps": sorted(linked.get(row.id, [])),
             "protect": bool(row.protected),
         }
+        if row.id in system:  # sparse: only a facility's services covered by its system say it
+            fields["agreements"] = sorted(system[row.id])
         batch.add(
             SERVICES.record(
                 slug,
@@ -124,6 +149,88 @@ def _read(batch: ReadBatch) -> None:
                 **ownership(row),
             )
         )
+
+
+def _read_system_agreements(batch: ReadBatch) -> dict[int, list[str]]:
+    """Service id → the addresses of other organizations' (the system's) agreements that link it."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    s, a, link, owner = t.services, t.agreements, t.agreement_services, t.organizations
+    query = (
+        sa.select(link.c.service_id, a.c.key, owner.c.slug)
+        .select_from(
+            link.join(s, link.c.service_id == s.c.id)
+            .join(a, link.c.agreement_id == a.c.id)
+            .join(owner, a.c.org_id == owner.c.id)
+        )
+        .where(s.c.org_id.in_(batch.ids), a.c.org_id != s.c.org_id)
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    for row in batch.connection.execute(query):
+        found[row.service_id].append(AGREEMENT_ADDRESS.format(org=row.slug, key=row.key))
+    return found
+
+
+def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """The links between a facility's services and its system's agreements are written here, by the
+    facility's transaction (which may be creating the services): one DELETE and one INSERT per batch."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
+    from plan_apply.plan import Action
+
+    relinked = [c for c in changes if "agreements" in c.after]
+    if not relinked:
+        return
+    agreement_ids = _agreement_ids(ctx.connection, {a for c in relinked for a in c.after["agreements"]})
+    link = t.agreement_services
+    service_ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
+    if service_ids:
+        foreign = sa.select(t.agreements.c.id).where(t.agreements.c.org_id != ctx.org_id)
+        ctx.connection.execute(
+            sa.delete(link).where(link.c.service_id.in_(service_ids), link.c.agreement_id.in_(foreign))
+        )
+    rows = [
+        {"agreement_id": agreement_ids[a], "service_id": ctx.row_id(c.address)}
+        for c in relinked
+        for a in c.after["agreements"]
+    ]
+    if rows:
+        dialect_of(ctx.connection).bulk_insert(ctx.connection, link, rows)
+
+
+def _agreement_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
+    """The ids of agreements by address (`slug/agreements/key`); a missing one is an error."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    if not addresses:
+        return {}
+    pairs = {tuple(a.split("/agreements/", 1)) for a in addresses}
+    a, owner = t.agreements, t.organizations
+    query = (
+        sa.select(a.c.id, a.c.key, owner.c.slug)
+        .select_from(a.join(owner, a.c.org_id == owner.c.id))
+        .where(owner.c.slug.in_(sorted({p[0] for p in pairs})), a.c.key.in_(sorted({p[1] for p in pairs})))
+    )
+    found = {
+        AGREEMENT_ADDRESS.format(org=row.slug, key=row.key): int(row.id) for row in connection.execute(query)
+    }
+    missing = sorted(addresses - set(found))
+    if missing:
+        raise LookupError(
+            f"agreement {missing[0]} does not exist in the database; apply its organization first"
+        )
+    return found
+
+
+def _after(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    _link_steps(ctx, changes)
+    _link_agreements(ctx, changes)
 
 
 def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
@@ -234,7 +341,7 @@ SERVICES = Section(
     table="services",
     columns={**{name: Column(name) for name in _COLUMNS}, "protect": Column("protected", bool)},
     referenced=True,
-    after=_link_steps,
+    after=_after,
     export=_export,
     export_defaults=ModelDefaults(DOCUMENT, UNPROTECTED),
 )
