@@ -200,7 +200,6 @@ def _ancestor_agreement(
                 "agreement's `covers`",
                 "agreement",
                 code="rule.coverage",
-                related=(_src(orgs[str(owner)], f"agreements/{key}").place(),),
             )
         ]
     return agreement, []

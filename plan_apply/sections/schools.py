@@ -64,12 +64,38 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
     return {}
 
 
+def _invited_in_family(ctx: WriteContext, keys: set[str]) -> set[str]:
+    """The schools among `keys` an ancestor partners with, or a descendant has invited: a health
+    system invites a school once, whichever of its organizations names it first."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    o, p, i = t.organizations, t.partnerships, t.invitations
+    up = sa.select(o.c.parent_id.label("id")).where(o.c.id == ctx.org_id).cte("ancestors", recursive=True)
+    up = up.union_all(sa.select(o.c.parent_id).where(o.c.id == up.c.id, o.c.parent_id.is_not(None)))
+    down = sa.select(o.c.id).where(o.c.parent_id == ctx.org_id).cte("descendants", recursive=True)
+    down = down.union_all(sa.select(o.c.id).where(o.c.parent_id == down.c.id))
+    query = sa.union(
+        sa.select(p.c.school_key).where(p.c.org_id.in_(sa.select(up.c.id)), p.c.school_key.in_(sorted(keys))),
+        sa.select(i.c.school_key).where(
+            i.c.org_id.in_(sa.select(down.c.id)), i.c.school_key.in_(sorted(keys))
+        ),
+    )
+    return set(ctx.connection.scalars(query))
+
+
 def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    """Schools not yet on the platform are invited: an outbox row, written in the same transaction."""
+    """Schools not yet on the platform are invited: an outbox row, written in the same transaction,
+    once per health system."""
     from plan_apply.database import tables as t
     from plan_apply.database.dialects import dialect_of
     from plan_apply.plan import Action
 
+    wanted = {
+        _key_of(c) for c in changes if c.action is Action.CREATE and _key_of(c) not in ctx.platform_schools
+    }
+    family = _invited_in_family(ctx, wanted) if wanted else set()
     rows = [
         {
             "org_id": ctx.org_id,
@@ -80,6 +106,7 @@ def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
         for c in changes
         if c.action is Action.CREATE
         and _key_of(c) not in ctx.platform_schools
+        and _key_of(c) not in family
         and c.after.get("contact_email")
     ]
     if rows:
