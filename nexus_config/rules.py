@@ -396,7 +396,9 @@ def _rename_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[
         for key, previous in items:
             source = _src(org, f"{scope}/{key}")
             for i, old in enumerate(previous or ()):
-                if old == key:
+                if "/" in old:
+                    yield from _moved_agreement_problems(org, orgs, source, i, old)
+                elif old == key:
                     yield source.problem(
                         f'previous key "{old}" is this item\'s own key; list only keys it used to have',
                         "previous_keys",
@@ -419,6 +421,29 @@ def _rename_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator[
                         related=(_src(org, f"{scope}/{claimed[old]}").place("previous_keys"),),
                     )
                 claimed.setdefault(old, key)
+
+
+def _moved_agreement_problems(
+    org: DesiredOrganization, orgs: Organizations, source: Source, i: int, old: str
+) -> Iterator[Problem]:
+    """A qualified previous key names an agreement of a parent or a descendant that is declared no more."""
+    owner, key = split_reference(old)
+    family = [o.slug for o in _chain(org, orgs)[1:]] + descendants(org.slug, orgs)
+    if owner not in family:
+        yield source.problem(
+            f'previous key "{old}": "{owner}" is neither a parent nor a facility of "{org.slug}"'
+            f"{did_you_mean(str(owner), family)}",
+            "previous_keys",
+            i,
+            code="rule.rename",
+        )
+    elif any(a.key == key for a in orgs[str(owner)].agreements or ()):
+        yield source.problem(
+            f'previous key "{old}" is still declared by "{owner}"; a move needs it gone there',
+            "previous_keys",
+            i,
+            code="rule.rename",
+        )
 
 
 Rule = Callable[[DesiredOrganization, Organizations], Iterator[Problem]]

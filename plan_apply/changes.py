@@ -53,6 +53,11 @@ def _identity(pair: Pair, action: Action) -> tuple[dict[str, Any], dict[str, Any
         notes += ("adopts an item created outside nexus: from now on the configuration owns it",)
     if pair.renamed:
         before["key"], after["key"] = pair.actual.key, pair.desired.key
+        if pair.actual.org != pair.desired.org:  # an agreement moving between a system and a facility
+            before["org"], after["org"] = pair.actual.org, pair.desired.org
+            # Its links are written again from the new owner's side (the old owner's let go of them).
+            before["services"] = pair.actual.fields.get("services")
+            after["services"] = pair.desired.fields.get("services")
         notes += (f"renamed from {pair.actual.address}; the row (and its history) is kept",)
     return before, after, notes
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from nexus_config import DesiredState, Source
-from plan_apply.actual import ActualOrganization, ActualState
+from plan_apply.actual import ActualOrganization, ActualState, fingerprint_of
 from plan_apply.changes import change_of, created, removed, title_of
 from plan_apply.guards import (
     MassDeleteLimit,
@@ -25,7 +25,8 @@ from plan_apply.guards import (
     protection_refusal,
     verdict_on,
 )
-from plan_apply.matching import left_to_remove, matched
+from plan_apply.matching import Pair, left_to_remove, matched
+from plan_apply.moves import Moves, after_giving, agreement_moves
 from plan_apply.order import execution_order
 from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
 from plan_apply.records import Record, desired_records
@@ -63,15 +64,24 @@ def org_plan(
     actual: ActualOrganization,
     sources: Mapping[str, Source],
     options: PlanOptions,
+    moves: Moves | None = None,
 ) -> OrgPlan:
-    """The plan for one organization: the generic comparison plus the domain's rules."""
+    """The plan for one organization: the generic comparison plus the domain's rules. `moves` are the
+    agreements that change organization (taken over from another, or given to another)."""
+    moves = moves or Moves()
     desired = {r.address: r for r in records}
     have = dict(actual.records)
     changes: list[Change] = []
     problems: list[PlanProblem] = []
     org_notes: list[str] = []
     matching = matched(records, have)
-    for pair in matching.pairs:
+    pairs = [
+        Pair(p.desired, moves.taken[p.desired.address], renamed=True)
+        if p.actual is None and p.desired.address in moves.taken
+        else p
+        for p in matching.pairs
+    ]
+    for pair in pairs:
         want, row = pair.desired, pair.actual
         title = title_of(want.address, want.type, desired, have)
         if row is None:
@@ -93,6 +103,12 @@ def org_plan(
     deleted: set[str] = set()
     gone: set[str] = set()
     for current in removals.records:
+        if current.address in moves.given:
+            org_notes.append(
+                f"{current.address} moves to {moves.given[current.address]}: the row, the school's answer "
+                "and the windows scheduled under it are kept"
+            )
+            continue
         title = title_of(current.address, current.type, desired, have)
         change = removed(current, must_archive(current, have, claimed, deleted), title)
         refusals = (
@@ -109,14 +125,19 @@ def org_plan(
         refusal = mass_delete_refusal(slug, count, managed_items(have.values()), options.mass_delete)
         if refusal:
             problems.append(PlanProblem(refusal, address=slug))
+    fingerprint, revision = actual.fingerprint, actual.revision if actual.id is not None else None
+    if any(address in moves.given_first for address in have):
+        # A parent's transaction takes agreements over first: this one finds its rows as they will be
+        # then, and its revision moved by that write.
+        fingerprint, revision = fingerprint_of(slug, after_giving(have, moves)), None
     return OrgPlan(
         slug=slug,
-        state_fingerprint=actual.fingerprint,
+        state_fingerprint=fingerprint,
         changes=execution_order(changes),
         unmanaged=removals.unmanaged,
         problems=tuple(problems),
         notes=tuple(org_notes),
-        revision=actual.revision if actual.id is not None else None,
+        revision=revision,
     )
 
 
@@ -132,10 +153,13 @@ def make_plan(
     """The plan that makes the database match the configuration for the `selected` organizations."""
     options = options or PlanOptions()
     plans = []
+    wanted = {slug: desired_records(desired.organizations[slug], desired) for slug in selected}
+    parents = {slug: org.parent for slug, org in desired.organizations.items()}
+    moves = agreement_moves({slug: records for slug, (records, _) in wanted.items()}, actual, parents)
     for slug in selected:
         org = desired.organizations[slug]
-        records, scopes = desired_records(org, desired)
-        planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options)
+        records, scopes = wanted[slug]
+        planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options, moves)
         plans.append(replace(planned, parent=org.parent) if org.parent else planned)
     whole = Plan(created_at=created_at, database=database, organizations=tuple(plans))
     return mass_delete_checked(whole, options)

@@ -277,7 +277,7 @@ def drifted(actual: Record, fields: list[str]) -> bool:
     if actual.applied is None:
         return False
     applied: Mapping[str, Any] = actual.applied
-    return any(name in applied and applied[name] != actual.fields.get(name) for name in fields)
+    return any(name in applied and applied[name] != actual_value(actual, name) for name in fields)
 
 
 def managed_items(records: Iterable[Record]) -> int:

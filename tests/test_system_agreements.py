@@ -4,14 +4,24 @@ parent linked to services across the family, and removed only as the rows under 
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nexus_config import LoadResult, Problem, load_configuration
+from plan_apply.apply import ApplyOptions, apply_plan
+from plan_apply.database.engine import engine_for, upgrade_schema
+from plan_apply.plan import Plan
 
 from .support.actors import Nexus, book, rows, scalar, school_answers
+from .support.harness import plan_folder
 
 WriteTree = Callable[..., Path]
 
@@ -304,3 +314,208 @@ def test_a_system_agreement_a_facilitys_booked_window_uses_is_archived_not_delet
     ]
     assert scalar(database_url, "SELECT count(*) FROM rotations") == 1
     assert nexus("plan", str(write_tree(files)), "--detailed-exitcode") == 0, nexus.output
+
+
+# --- moving agreements between the facilities and the system ---------------------------------------------
+
+FACILITIES = ("lake", "hill")
+
+
+def _window(key: str, agreement: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "name": key.title(),
+        "workflow": "coordinator_scheduled",
+        "agreement": agreement,
+        "disciplines": ["nursing"],
+        "start_date": "2027-02-01",
+        "end_date": "2027-05-01",
+        "slots": 40,
+    }
+
+
+def _agreement(key: str, **more: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "school": "state-u",
+        "name": "State nursing",
+        "start_date": "2027-01-01",
+        "services": ["er"],
+        "disciplines": ["nursing"],
+        "submit": True,
+        **more,
+    }
+
+
+def moved_tree(system: frozenset[str], adopt: bool) -> dict[str, str]:
+    """The family with the facilities in `system` scheduled under the system's agreement and the others
+    under their own; with `adopt`, each agreement names the ones it replaces in `previous_keys`."""
+    local = [f for f in FACILITIES if f not in system]
+    parent: dict[str, Any] = {
+        "apiVersion": "nexus/v1",
+        "kind": "Organization",
+        "metadata": {"slug": "northwind"},
+        "profile": {"name": "Northwind Health", "type": "health_system"},
+        "schools": [{"key": "state-u", "name": "State University", "contact_email": "p@state.example.edu"}],
+        "agreements": [],
+    }
+    if system:
+        previous = {"previous_keys": [f"{f}/state-2027" for f in sorted(system)]} if adopt else {}
+        parent["agreements"] = [_agreement("state-system", covers=sorted(system), **previous)]
+    files = {"northwind.yaml": json.dumps(parent)}
+    for facility in FACILITIES:
+        own = facility not in system
+        # Taking the system's agreement back: the first facility, once the system declares it no more.
+        back = adopt and not system and facility == local[0]
+        previous = {"previous_keys": ["northwind/state-system"]} if back else {}
+        reference = "state-2027" if own else "northwind/state-system"
+        files[f"{facility}.yaml"] = json.dumps(
+            {
+                "apiVersion": "nexus/v1",
+                "kind": "Organization",
+                "metadata": {"slug": facility, "parent": "northwind"},
+                "profile": {"name": facility.title(), "type": "hospital"},
+                "services": [
+                    {
+                        "key": "er",
+                        "name": "Emergency",
+                        "disciplines": ["nursing"],
+                        "capacity": [_window("w1", reference), _window("w2", reference)],
+                    }
+                ],
+                "agreements": [_agreement("state-2027", **previous)] if own else [],
+            }
+        )
+    return files
+
+
+@pytest.fixture(scope="module")
+def sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("moves") / "template.db"
+    engine = engine_for(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        upgrade_schema(connection)
+    engine.dispose()
+    return path
+
+
+def _apply_tree(engine: sa.Engine, folder: Path, files: dict[str, str]) -> Plan:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    plan = plan_folder(engine, folder)
+    assert not plan.has_problems, [p.message for o in plan.organizations for p in o.problems]
+    result = apply_plan(engine, plan, ApplyOptions(actor="law"))
+    assert result.ok, result
+    assert plan_folder(engine, folder).changes == ()
+    return plan
+
+
+def _rotations(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                sa.text(
+                    "SELECT r.id, o.slug, c.key, c.archived_at IS NULL FROM rotations r "
+                    "JOIN capacity_windows c ON c.id = r.capacity_window_id JOIN services s ON s.id = c.service_id "
+                    "JOIN organizations o ON o.id = s.org_id ORDER BY r.id"
+                )
+            )
+        ]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.frozensets(st.sampled_from(FACILITIES)),
+            st.lists(st.tuples(st.sampled_from(FACILITIES), st.sampled_from(["w1", "w2"])), max_size=3),
+            st.booleans(),
+        ),
+        min_size=2,
+        max_size=4,
+    ),
+    adopt=st.booleans(),
+)
+def test_no_rotation_is_lost_when_agreements_move_between_the_facilities_and_the_system(
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_file: Path,
+    steps: list[tuple[frozenset[str], list[tuple[str, str]], bool]],
+    adopt: bool,
+) -> None:
+    work = tmp_path_factory.mktemp("move")
+    shutil.copyfile(sqlite_file, work / "db.sqlite")
+    engine = engine_for(f"sqlite:///{work / 'db.sqlite'}")
+    try:
+        booked: list[tuple[Any, ...]] = []
+        for i, (system, bookings, accepted) in enumerate(steps):
+            _apply_tree(engine, work / "tree", moved_tree(system, adopt))
+            # Every rotation booked so far is still there, on the same live window of the same facility.
+            assert _rotations(engine) == booked
+            with engine.begin() as connection:
+                if accepted:
+                    connection.execute(
+                        sa.text("UPDATE agreements SET status = 'active' WHERE status <> 'draft'")
+                    )
+                for n, (facility, window) in enumerate(bookings):
+                    connection.execute(
+                        sa.text(
+                            "INSERT INTO rotations (capacity_window_id, student, start_date, end_date, status) "
+                            "SELECT c.id, :s, '2027-02-01', '2027-02-28', 'scheduled' FROM capacity_windows c "
+                            "JOIN services s ON s.id = c.service_id JOIN organizations o ON o.id = s.org_id "
+                            "WHERE o.slug = :o AND c.key = :w"
+                        ),
+                        {"s": f"student {i}.{n}", "o": facility, "w": window},
+                    )
+            booked = _rotations(engine)
+    finally:
+        engine.dispose()
+
+
+def _agreements(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [
+            (*row[:4], bool(row[4]))
+            for row in connection.execute(
+                sa.text(
+                    "SELECT a.id, o.slug, a.key, a.status, a.archived_at IS NULL FROM agreements a "
+                    "JOIN organizations o ON o.id = a.org_id ORDER BY a.id"
+                )
+            )
+        ]
+
+
+def test_a_facilitys_agreement_moves_to_the_system_and_back_keeping_the_schools_answer(
+    tmp_path: Path, sqlite_file: Path
+) -> None:
+    shutil.copyfile(sqlite_file, tmp_path / "db.sqlite")
+    engine = engine_for(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        _apply_tree(engine, tmp_path / "tree", moved_tree(frozenset(), adopt=True))
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE agreements SET status = 'active'"))
+        ids = {slug: row_id for row_id, slug, *_ in _agreements(engine)}
+        lake, hill = ids["lake"], ids["hill"]
+        plan = _apply_tree(engine, tmp_path / "tree", moved_tree(frozenset({"lake"}), adopt=True))
+        (moved,) = [c for c in plan.changes if c.type == "agreement"]
+        assert (moved.action.value, moved.before["org"], moved.after["org"]) == (
+            "rename",
+            "lake",
+            "northwind",
+        )
+        assert "re-submits" not in " ".join(moved.notes)
+        assert sorted(_agreements(engine)) == sorted(
+            [
+                (lake, "northwind", "state-system", "active", True),
+                (hill, "hill", "state-2027", "active", True),
+            ]
+        )
+        _apply_tree(engine, tmp_path / "tree", moved_tree(frozenset(), adopt=True))
+        assert sorted(_agreements(engine)) == sorted(
+            [(lake, "lake", "state-2027", "active", True), (hill, "hill", "state-2027", "active", True)]
+        )
+    finally:
+        engine.dispose()

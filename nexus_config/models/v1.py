@@ -262,7 +262,12 @@ class Agreement(Strict):
         default=False, description="`false` keeps it a draft; `true` submits it to the school for approval."
     )
     protect: Protect = None
-    previous_keys: PreviousKeys = None
+    previous_keys: list[AgreementRef] | None = Field(
+        default=None,
+        description="Former keys of this agreement: turns a key change into an in-place rename. "
+        "`slug/key` names a facility's agreement a system agreement replaces (or the system's a facility "
+        "takes back): the row moves, with the school's answer and the windows under it.",
+    )
 
 
 class DocumentV1(Strict):

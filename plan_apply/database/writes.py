@@ -189,7 +189,10 @@ def row_address(change: Change) -> str:
     """Where the row of a change is known: renames (also an adoption under a previous key) are found
     under their old key."""
     if change.action in (Action.RENAME, Action.ADOPT) and "key" in change.before:
-        return change.address[: -len(_key_of(change.address))] + str(change.before["key"])
+        address = change.address[: -len(_key_of(change.address))] + str(change.before["key"])
+        if "org" in change.before:  # moving from another organization of the family
+            address = str(change.before["org"]) + address[len(address.split("/", 1)[0]) :]
+        return address
     return change.address
 
 

@@ -208,6 +208,8 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
     values: dict[str, Any] = {}
     current = ctx.records.get(row_address(change))
     status = current.status if current is not None and change.action is not Action.CREATE else None
+    if "org" in change.after:  # taken over from another organization of the family
+        values["org_id"] = ctx.org_id
     if "document" in change.after:
         values["document_id"] = _document_id(ctx, change.after["document"])
     if change.action is Action.CREATE:
@@ -233,7 +235,7 @@ def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
         if current is not None and current.status == "changes_proposed" and not ctx.counter_propose:
             ctx.leave_alone(change, "the school proposed changes; left alone (use --counter-propose)")
             if "key" in change.after or change.action.value == "adopt":
-                identity = ("key", "archived")
+                identity = ("key", "org", "archived")
                 kept.append(
                     replace(
                         change,
@@ -243,10 +245,31 @@ def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
                 )
             continue
         kept.append(change)
+    _taken_ids(ctx, kept)
     if kept:
         update_rows(ctx, AGREEMENTS, kept, lambda c: _extra(ctx, c))
         after_rename(ctx, kept)
         _link_services(ctx, kept)
+
+
+def _taken_ids(ctx: WriteContext, changes: Sequence[Change]) -> None:
+    """The ids of the rows taken over from other organizations of the family (one SELECT each)."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+    from plan_apply.database.writes import row_address
+
+    a, o = t.agreements, t.organizations
+    for change in changes:
+        if "org" not in change.before:
+            continue
+        found = ctx.connection.execute(
+            sa.select(a.c.id)
+            .select_from(a.join(o, a.c.org_id == o.c.id))
+            .where(o.c.slug == change.before["org"], a.c.key == change.before["key"])
+        ).scalar()
+        if found is not None:  # else the update finds no row and says the item changed meanwhile
+            ctx.ids[row_address(change)] = int(found)
 
 
 def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:

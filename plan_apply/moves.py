@@ -1,0 +1,115 @@
+"""Agreements moving between a health system and its facilities: a rename across organizations.
+
+A system agreement whose `previous_keys` name a facility's agreement (`lake/state-2027`), or a facility's
+agreement naming the system's (`northwind/state-system`), takes that row over: the row changes owner and
+key, keeping its id, the school's answer and every window scheduled under it. The first named row that
+exists, is managed and is no longer declared is taken; its old owner's plan leaves it alone. Pure: it
+reads the records of the organizations planned together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nexus_config.ancestry import lineage
+from plan_apply.actual import ActualState
+from plan_apply.records import Record
+
+__all__ = ["Moves", "after_giving", "agreement_moves", "moved_fields"]
+
+
+@dataclass(frozen=True, slots=True)
+class Moves:
+    """`taken`: desired address → the other organization's row it takes over (its fields as the new
+    owner says them); `given`: a row's address → the address it moves to; `given_first`: those of them
+    taken by a parent, whose transaction runs before the giver's (so the giver is planned as it will be
+    found then)."""
+
+    taken: Mapping[str, Record] = field(default_factory=dict)
+    given: Mapping[str, str] = field(default_factory=dict)
+    given_first: frozenset[str] = frozenset()
+
+
+def moved_fields(fields: Mapping[str, Any], holder: str, owner: str) -> dict[str, Any]:
+    """An agreement's fields as `owner` would read them once it holds the row `holder` holds: the
+    services it links named from there (its own by key, the others' as `slug/key`)."""
+    if "services" not in fields:
+        return dict(fields)
+    services = []
+    for name in fields["services"] or ():
+        full = name if "/" in name else f"{holder}/{name}"
+        services.append(full.split("/", 1)[1] if full.startswith(owner + "/") else full)
+    return {**fields, "services": sorted(services)}
+
+
+def _only_for(row: Record, owner: str) -> bool:
+    """Whether a parent's agreement links and schedules only `owner`'s services and windows: a facility
+    takes back only such a one (its siblings' windows would change owner under them)."""
+    moved = moved_fields(row.fields, row.org, owner)
+    used_by = row.extra.get("used_by", ())
+    return all("/" not in s for s in moved.get("services", ())) and all(
+        a.startswith(owner + "/") for a, _ in used_by
+    )
+
+
+def agreement_moves(
+    desired: Mapping[str, Sequence[Record]], actual: ActualState, parents: Mapping[str, str | None]
+) -> Moves:
+    """Which rows the agreements planned here take over from other organizations planned with them."""
+    declared = {r.address for records in desired.values() for r in records}
+    taken: dict[str, Record] = {}
+    given: dict[str, str] = {}
+    first: set[str] = set()
+    for records in desired.values():
+        for want in records:
+            own = actual.organizations.get(want.org)
+            if want.type != "agreement" or (own is not None and want.address in own.records):
+                continue
+            for previous in want.previous_keys:
+                owner, _, key = previous.rpartition("/")
+                old = f"{owner}/agreements/{key}"
+                holder = actual.organizations.get(owner) if owner in desired else None
+                row = holder.records.get(old) if holder is not None else None
+                if row is None or not row.managed or old in declared or old in given:
+                    continue
+                above = owner in lineage(want.org, parents.get)
+                if above and not _only_for(row, want.org):
+                    continue
+                applied = moved_fields(row.applied, owner, want.org) if row.applied is not None else None
+                taken[want.address] = replace(
+                    row, fields=moved_fields(row.fields, owner, want.org), applied=applied
+                )
+                given[old] = want.address
+                if not above:
+                    first.add(old)
+                break
+    return Moves(taken, given, frozenset(first))
+
+
+def after_giving(records: Mapping[str, Record], moves: Moves) -> list[Record]:
+    """An organization's rows as its transaction will find them once a parent took its agreements over:
+    those gone, its windows scheduled under them and its services linked by them now naming the parent's."""
+    gone = {address: moves.given[address] for address in records if address in moves.given_first}
+    if not gone:
+        return list(records.values())
+    linked: dict[str, list[str]] = {}
+    for address, new in gone.items():
+        row = records[address]
+        for key in row.fields.get("services") or ():
+            linked.setdefault(f"{row.org}/services/{key}", []).append(new)
+    result = []
+    for row in records.values():
+        if row.address in gone:
+            continue
+        if row.type == "capacity" and row.fields.get("agreement"):
+            target = gone.get(f"{row.org}/agreements/{row.fields['agreement']}")
+            if target is not None:
+                owner, _, key = target.partition("/agreements/")
+                row = replace(row, fields={**row.fields, "agreement": f"{owner}/{key}"})
+        if row.type == "service" and row.address in linked:
+            agreements = sorted({*row.fields.get("agreements", ()), *linked[row.address]})
+            row = replace(row, fields={**row.fields, "agreements": agreements})
+        result.append(row)
+    return result
