@@ -75,8 +75,9 @@ class Export:
 def read_export(
     connection: Connection, slugs: Sequence[str]
 ) -> tuple[ActualState, dict[str, bytes], list[str]]:
-    """The organizations (and their ancestors: a child's file needs its parent in the same tree), the
-    bytes of their agreements' documents, and the ancestors added. One read transaction."""
+    """The organizations (and their ancestors: a child's file needs its parent in the same tree; and the
+    facilities their system-wide agreements cover), the bytes of their agreements' documents, and the
+    organizations added. One read transaction."""
     with connection.begin():
         wanted = list(dict.fromkeys(slugs))
         actual = read_actual_state(connection, wanted)
@@ -88,7 +89,11 @@ def read_export(
         organizations = dict(actual.organizations)
         added: list[str] = []
         while parents := sorted(
-            {_parent(org) or "" for org in organizations.values()} - {""} - set(organizations)
+            {_parent(org) or "" for org in organizations.values()}.union(
+                *(covered_facilities(org) for org in organizations.values())
+            )
+            - {""}
+            - set(organizations)
         ):
             added.extend(parents)
             organizations.update(read_actual_state(connection, parents).organizations)
@@ -112,6 +117,18 @@ def read_export(
 
 
 # --- records → documents -------------------------------------------------------------------------------
+
+
+def covered_facilities(org: ActualOrganization) -> set[str]:
+    """The facilities whose services the organization's live (system-wide) agreements link: their
+    files go with it, or its `covers` would name organizations the exported tree does not hold."""
+    return {
+        name.split("/", 1)[0]
+        for r in org.records.values()
+        if r.type == "agreement" and not r.archived
+        for name in r.fields.get("services") or ()
+        if "/" in name
+    }
 
 
 def _parent(org: ActualOrganization) -> str | None:

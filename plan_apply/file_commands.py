@@ -259,14 +259,24 @@ def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force:
     from nexus_config import load_configuration
     from nexus_config.schemas import json_schema
     from plan_apply.database.engine import open_database
-    from plan_apply.export import read_export, render_export, schema_reference, write_export
+    from plan_apply.export import (
+        covered_facilities,
+        read_export,
+        render_export,
+        schema_reference,
+        write_export,
+    )
 
     if out_dir == "-":
         raise UsageProblem("export writes a folder of files per organization: --out takes a folder, not -")
     with open_database(database_url, purpose="export") as (engine, _url), engine.connect() as connection:
         state, contents, added = read_export(connection, orgs)
+    covered = set().union(*(covered_facilities(org) for org in state.organizations.values()))
     for slug in added:
-        say(f"also exporting {slug}: a parent of an organization asked for")
+        why = (
+            "a facility a system-wide agreement covers" if slug in covered else "a parent of an organization"
+        )
+        say(f"also exporting {slug}: {why} asked for")
     slugs = [*dict.fromkeys(orgs), *added]
     reference = schema_reference(out_dir, json_schema("nexus/v1")["$id"])
     exported = render_export(state, slugs, contents, reference)

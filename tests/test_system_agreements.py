@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from nexus_config import LoadResult, Problem, load_configuration
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for, upgrade_schema
+from plan_apply.export import read_export, render_export, write_export
 from plan_apply.plan import Plan
 
 from .support.actors import Nexus, book, rows, scalar, school_answers
@@ -413,6 +414,15 @@ def _apply_tree(engine: sa.Engine, folder: Path, files: dict[str, str]) -> Plan:
     return plan
 
 
+def _exported_plan(engine: sa.Engine, folder: Path, slug: str) -> Plan:
+    """The plan of what `nexus export --org slug` writes, against the same database."""
+    with engine.connect() as connection:
+        state, contents, added = read_export(connection, [slug])
+    exported = render_export(state, [slug, *added], contents, "../schema.json")
+    write_export(str(folder), exported.files, force=False)
+    return plan_folder(engine, folder)
+
+
 def _rotations(engine: sa.Engine) -> list[tuple[Any, ...]]:
     with engine.connect() as connection:
         return [
@@ -471,6 +481,8 @@ def test_no_rotation_is_lost_when_agreements_move_between_the_facilities_and_the
                         {"s": f"student {i}.{n}", "o": facility, "w": window},
                     )
             booked = _rotations(engine)
+            # Export of a facility: the system's agreement written once, at the parent; planning it is empty.
+            assert _exported_plan(engine, work / f"export-{i}", "lake").changes == ()
     finally:
         engine.dispose()
 
@@ -517,5 +529,21 @@ def test_a_facilitys_agreement_moves_to_the_system_and_back_keeping_the_schools_
         assert sorted(_agreements(engine)) == sorted(
             [(lake, "lake", "state-2027", "active", True), (hill, "hill", "state-2027", "active", True)]
         )
+    finally:
+        engine.dispose()
+
+
+def test_export_of_a_facility_writes_the_system_agreement_once_at_the_parent_and_plans_nothing(
+    tmp_path: Path, sqlite_file: Path
+) -> None:
+    shutil.copyfile(sqlite_file, tmp_path / "db.sqlite")
+    engine = engine_for(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        _apply_tree(engine, tmp_path / "tree", moved_tree(frozenset({"lake", "hill"}), adopt=False))
+        assert _exported_plan(engine, tmp_path / "out", "lake").changes == ()
+        system = (tmp_path / "out" / "northwind" / "organization.yaml").read_text(encoding="utf-8")
+        assert "    covers: [hill, lake]\n    services: [er]\n" in system
+        facility = (tmp_path / "out" / "lake" / "organization.yaml").read_text(encoding="utf-8")
+        assert "agreements:" not in facility and "agreement: northwind/state-system" in facility
     finally:
         engine.dispose()
