@@ -94,8 +94,8 @@ class Batch:
 
 
 def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
-    """The organizations of a tree in batches of about `size`, parents before children, in a stable
-    order; every file is loaded with every organization it declares."""
+    """The organizations of a tree in batches of about `size` (a family is never split), parents before
+    children, in a stable order; every file is loaded with every organization it declares."""
     parent_of: dict[str, str | None] = {}
     files_of: dict[str, set[str]] = {}
     for path, header in sorted(headers.items()):
@@ -121,6 +121,11 @@ def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
         slugs = [slug for slug, _ in header.organizations]
         for other in slugs[1:]:
             group_of[find(other)] = find(slugs[0])
+    # A family is planned together: a system's agreements cover its facilities' services.
+    for slug in order:
+        parent = parent_of.get(slug)
+        if parent is not None and parent in group_of and find(slug) != find(parent):
+            group_of[find(slug)] = find(parent)
     groups: dict[str, list[str]] = {}
     for slug in order:
         groups.setdefault(find(slug), []).append(slug)

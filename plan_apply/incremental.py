@@ -3,7 +3,7 @@
 An organization is skipped only while its files (its YAML and the signed documents it names) hash as
 recorded, no write (through nexus or not) moved its revision since, and no organization that is not
 skipped shares a file with it (a shared file is parsed for both, or one's change would hide behind the
-other's record). `ENGINE_VERSION` invalidates every record when the rules change.
+other's record), and no ancestor of it is planned (a system's agreements cover its facilities). `ENGINE_VERSION` invalidates every record when the rules change.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Mapping
 
+from nexus_config.ancestry import lineage
 from nexus_config.attachments import MAX_DOCUMENT_BYTES
 from nexus_config.headers import FileHeader
 from plan_apply.actual import AppliedConfiguration
@@ -61,7 +62,27 @@ def clean_organizations(
             and all(current(path) == sha for path, sha in config.files.items())
         ):
             clean[slug] = frozenset(config.files)
+    clean = _below_planned(clean, applied, headers)
     return _alone(clean, applied, headers) if headers is not None else clean
+
+
+def _below_planned(
+    clean: dict[str, frozenset[str]],
+    applied: Mapping[str, AppliedConfiguration],
+    headers: Mapping[str, FileHeader | None] | None,
+) -> dict[str, frozenset[str]]:
+    """The clean organizations left once every one below an organization that is planned is dropped: a
+    system's agreements cover its facilities' services, so planning it needs them loaded."""
+    parents = {slug: config.parent for slug, config in applied.items()}
+    for header in (headers or {}).values():
+        for slug, parent in header.organizations if header is not None else ():
+            if parent is not None:
+                parents[slug] = parent
+    return {
+        slug: files
+        for slug, files in clean.items()
+        if all(ancestor in clean for ancestor in lineage(slug, parents.get)[1:])
+    }
 
 
 def _alone(

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from nexus_config import DesiredState, LoadResult, Problem, load_configuration
+from nexus_config.ancestry import lineage
 from nexus_config.headers import Batch
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
@@ -282,6 +283,12 @@ def plan_tree(
     if any(p.severity == "error" for p in problems):
         return TreePlan(None, tuple(problems))
     organizations = tuple(org for part in parts if part.plan for org in part.plan.organizations)
+    if len(parts) > 1:  # batches hold whole families: back to the tree's order, level by level
+        parents = {
+            slug: parent for f in scan.files if f.header for slug, parent in f.header.organizations if parent
+        }
+        depth = {org.slug: len(lineage(org.slug, parents.get)) for org in organizations}
+        organizations = tuple(sorted(organizations, key=lambda org: (depth[org.slug], org.slug)))
     planned = [org.slug for org in organizations]
     check_selection(selection, set(planned) | _all_slugs(parts), planned)
     plan = Plan(planning.planned_at, database, organizations, database_id=database_id)

@@ -16,9 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nexus_config import LoadResult, Problem, load_configuration
+from nexus_config.headers import FileHeader, batches
+from plan_apply.actual import AppliedConfiguration
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for, upgrade_schema
 from plan_apply.export import read_export, render_export, write_export
+from plan_apply.incremental import clean_organizations, config_hash_of
 from plan_apply.plan import Plan
 
 from .support.actors import Nexus, book, rows, scalar, school_answers
@@ -547,3 +550,27 @@ def test_export_of_a_facility_writes_the_system_agreement_once_at_the_parent_and
         assert "agreements:" not in facility and "agreement: northwind/state-system" in facility
     finally:
         engine.dispose()
+
+
+def test_a_facility_is_planned_whenever_its_system_is() -> None:
+    def config(slug: str, parent: str | None, revision: int) -> AppliedConfiguration:
+        files = {f"{slug}.yaml": "sha"}
+        return AppliedConfiguration(slug, files, config_hash_of(files), revision, 1, {}, parent)
+
+    applied = {
+        "northwind": config("northwind", None, 2),  # written to since its last apply
+        "lake": config("lake", "northwind", 1),
+        "other": config("other", None, 1),
+    }
+    hashes = {"northwind.yaml": "sha", "lake.yaml": "sha", "other.yaml": "sha"}
+    assert set(clean_organizations(applied, hashes)) == {"other"}
+
+
+def test_a_family_is_loaded_and_planned_in_one_batch() -> None:
+    headers = {
+        "a.yaml": FileHeader((("northwind", None),)),
+        "b.yaml": FileHeader((("lake", "northwind"),)),
+        "c.yaml": FileHeader((("hill", "northwind"),)),
+        "d.yaml": FileHeader((("other", None),)),
+    }
+    assert [set(b.members) for b in batches(headers, 1)] == [{"northwind", "lake", "hill"}, {"other"}]
