@@ -135,8 +135,14 @@ def test_the_modeline_points_at_the_schema_of_the_repository_exported_into(
 def test_export_of_a_child_brings_its_parent(nexus: Run, tmp_path: Path) -> None:
     assert nexus("apply", str(EXAMPLES), "--auto-approve", "-q") == 0
     assert _export(nexus, tmp_path / "out", "northstar-lakeside") == 0, nexus.err
-    assert "also exporting northstar-health" in nexus.err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["northstar-health", "northstar-lakeside"]
+    assert "also exporting northstar-health: a parent of an organization asked for" in nexus.err
+    # The system's agreement covers St. Olaf too: its `covers` names an organization of the exported tree.
+    assert "also exporting northstar-st-olaf: a facility a system-wide agreement covers" in nexus.err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "northstar-health",
+        "northstar-lakeside",
+        "northstar-st-olaf",
+    ]
     assert nexus("plan", str(tmp_path / "out"), "--detailed-exitcode", "--full") == 0
 
 
