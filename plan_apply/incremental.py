@@ -3,7 +3,8 @@
 An organization is skipped only while its files (its YAML and the signed documents it names) hash as
 recorded, no write (through nexus or not) moved its revision since, and no organization that is not
 skipped shares a file with it (a shared file is parsed for both, or one's change would hide behind the
-other's record), and no ancestor of it is planned (a system's agreements cover its facilities). `ENGINE_VERSION` invalidates every record when the rules change.
+other's record), and no organization of its family is planned (a system's agreements cover its
+facilities' services). `ENGINE_VERSION` invalidates every record when the rules change.
 """
 
 from __future__ import annotations
@@ -71,18 +72,17 @@ def _below_planned(
     applied: Mapping[str, AppliedConfiguration],
     headers: Mapping[str, FileHeader | None] | None,
 ) -> dict[str, frozenset[str]]:
-    """The clean organizations left once every one below an organization that is planned is dropped: a
-    system's agreements cover its facilities' services, so planning it needs them loaded."""
+    """The clean organizations of families none of whose members is planned: a system's agreements cover
+    its facilities' services, so planning it needs them loaded, and a facility's change (a service one
+    of them covers) can change the system's agreement."""
     parents = {slug: config.parent for slug, config in applied.items()}
     for header in (headers or {}).values():
         for slug, parent in header.organizations if header is not None else ():
             if parent is not None:
                 parents[slug] = parent
-    return {
-        slug: files
-        for slug, files in clean.items()
-        if all(ancestor in clean for ancestor in lineage(slug, parents.get)[1:])
-    }
+    root = {slug: lineage(slug, parents.get)[-1] for slug in {*parents, *clean}}
+    planned = {root[slug] for slug in root if slug not in clean}
+    return {slug: files for slug, files in clean.items() if root[slug] not in planned}
 
 
 def _alone(

@@ -552,17 +552,18 @@ def test_export_of_a_facility_writes_the_system_agreement_once_at_the_parent_and
         engine.dispose()
 
 
-def test_a_facility_is_planned_whenever_its_system_is() -> None:
+def test_a_family_is_planned_whole_when_one_of_its_organizations_is() -> None:
     def config(slug: str, parent: str | None, revision: int) -> AppliedConfiguration:
         files = {f"{slug}.yaml": "sha"}
         return AppliedConfiguration(slug, files, config_hash_of(files), revision, 1, {}, parent)
 
     applied = {
-        "northwind": config("northwind", None, 2),  # written to since its last apply
-        "lake": config("lake", "northwind", 1),
+        "northwind": config("northwind", None, 1),
+        "lake": config("lake", "northwind", 2),  # written to since its last apply
+        "hill": config("hill", "northwind", 1),
         "other": config("other", None, 1),
     }
-    hashes = {"northwind.yaml": "sha", "lake.yaml": "sha", "other.yaml": "sha"}
+    hashes = {"northwind.yaml": "sha", "lake.yaml": "sha", "hill.yaml": "sha", "other.yaml": "sha"}
     assert set(clean_organizations(applied, hashes)) == {"other"}
 
 
@@ -574,3 +575,17 @@ def test_a_family_is_loaded_and_planned_in_one_batch() -> None:
         "d.yaml": FileHeader((("other", None),)),
     }
     assert [set(b.members) for b in batches(headers, 1)] == [{"northwind", "lake", "hill"}, {"other"}]
+
+
+def test_a_facility_adding_a_service_the_system_agreement_names_re_submits_it(
+    nexus: Nexus, write_tree: WriteTree, database_url: str
+) -> None:
+    assert apply(nexus, write_tree, family()) == 0, nexus.output
+    school_answers(database_url, "state-nursing", "active")
+    files = family(lake=(("services:\n", "services:\n  - {key: icu, name: ICU, disciplines: [nursing]}\n"),))
+    assert nexus("plan", str(write_tree(files))) == 0, nexus.output
+    assert "re-submits the agreement to the school" in nexus.output
+    assert apply(nexus, write_tree, files) == 0, nexus.output
+    assert scalar(database_url, "SELECT status FROM agreements") == "pending_school"
+    assert ("northwind", "state-nursing", "lake", "icu") in links(database_url)
+    assert nexus("plan", str(write_tree(files)), "--detailed-exitcode") == 0, nexus.output
