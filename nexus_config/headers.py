@@ -34,6 +34,9 @@ class FileHeader:
 
     organizations: tuple[tuple[str, str | None], ...]
     versions: tuple[tuple[str, int, int], ...] = ()
+    shares: bool = False
+    """The file may share agreements across a family (it says `covers`, or a previous key `slug/key`):
+    the family is then loaded and planned together."""
 
 
 def _metadata(document: str) -> str | None:
@@ -81,7 +84,16 @@ def file_header(text: str) -> FileHeader | None:
             at = start + document.count("\n", 0, version.start(1))
             column = version.start(1) - document.rfind("\n", 0, version.start(1))
             versions.append((version.group(2), at, column))
-    return FileHeader(tuple(organizations), tuple(versions))
+    return FileHeader(tuple(organizations), tuple(versions), _shares(text))
+
+
+_COVERS = re.compile(r"[\s{,\"]covers\"?[ \t]*:")
+_PREVIOUS = re.compile(r"previous_keys\"?[ \t]*:([^\n]*(?:\n[ \t]*-[^\n]*)*)")
+
+
+def _shares(text: str) -> bool:
+    """Whether a file may declare a system-wide agreement or move one (a false yes costs a bigger batch)."""
+    return _COVERS.search(text) is not None or any("/" in m.group(1) for m in _PREVIOUS.finditer(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +106,9 @@ class Batch:
 
 
 def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
-    """The organizations of a tree in batches of about `size` (a family is never split), parents before
-    children, in a stable order; every file is loaded with every organization it declares."""
+    """The organizations of a tree in batches of about `size` (a family that shares agreements is never
+    split), parents before children, in a stable order; every file is loaded with every organization it
+    declares."""
     parent_of: dict[str, str | None] = {}
     files_of: dict[str, set[str]] = {}
     for path, header in sorted(headers.items()):
@@ -121,11 +134,14 @@ def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
         slugs = [slug for slug, _ in header.organizations]
         for other in slugs[1:]:
             group_of[find(other)] = find(slugs[0])
-    # A family is planned together: a system's agreements cover its facilities' services.
+    # A family that shares agreements is planned together: a system's cover its facilities' services.
+    shared = {
+        chain(slug)[-1] for header in headers.values() if header.shares for slug, _ in header.organizations
+    }
     for slug in order:
-        parent = parent_of.get(slug)
-        if parent is not None and parent in group_of and find(slug) != find(parent):
-            group_of[find(slug)] = find(parent)
+        root = chain(slug)[-1]
+        if root in shared and find(slug) != find(root):
+            group_of[find(slug)] = find(root)
     groups: dict[str, list[str]] = {}
     for slug in order:
         groups.setdefault(find(slug), []).append(slug)

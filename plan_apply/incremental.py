@@ -72,9 +72,9 @@ def _below_planned(
     applied: Mapping[str, AppliedConfiguration],
     headers: Mapping[str, FileHeader | None] | None,
 ) -> dict[str, frozenset[str]]:
-    """The clean organizations of families none of whose members is planned: a system's agreements cover
-    its facilities' services, so planning it needs them loaded, and a facility's change (a service one
-    of them covers) can change the system's agreement."""
+    """The clean organizations left once the families that share agreements (their files say so) and have
+    a member planned are dropped whole: a system's agreements cover its facilities' services, so planning
+    it needs them loaded, and a facility's change (a service one of them covers) changes its terms."""
     parents = {slug: config.parent for slug, config in applied.items()}
     for header in (headers or {}).values():
         for slug, parent in header.organizations if header is not None else ():
@@ -82,6 +82,14 @@ def _below_planned(
                 parents[slug] = parent
     root = {slug: lineage(slug, parents.get)[-1] for slug in {*parents, *clean}}
     planned = {root[slug] for slug in root if slug not in clean}
+    if headers is not None and all(h is not None for h in headers.values()):
+        # Families whose files share no agreement: each organization is skipped on its own record.
+        planned &= {
+            root.get(slug, slug)
+            for h in headers.values()
+            if h is not None and h.shares
+            for slug, _ in h.organizations
+        }
     return {slug: files for slug, files in clean.items() if root[slug] not in planned}
 
 

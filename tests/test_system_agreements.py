@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nexus_config import LoadResult, Problem, load_configuration
-from nexus_config.headers import FileHeader, batches
+from nexus_config.headers import FileHeader, batches, file_header
 from plan_apply.actual import AppliedConfiguration
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for, upgrade_schema
@@ -567,14 +567,37 @@ def test_a_family_is_planned_whole_when_one_of_its_organizations_is() -> None:
     assert set(clean_organizations(applied, hashes)) == {"other"}
 
 
-def test_a_family_is_loaded_and_planned_in_one_batch() -> None:
+def test_a_family_that_shares_agreements_is_loaded_and_planned_in_one_batch() -> None:
     headers = {
-        "a.yaml": FileHeader((("northwind", None),)),
+        "a.yaml": FileHeader((("northwind", None),), shares=True),
         "b.yaml": FileHeader((("lake", "northwind"),)),
         "c.yaml": FileHeader((("hill", "northwind"),)),
         "d.yaml": FileHeader((("other", None),)),
+        "e.yaml": FileHeader((("other-child", "other"),)),
     }
-    assert [set(b.members) for b in batches(headers, 1)] == [{"northwind", "lake", "hill"}, {"other"}]
+    assert [set(b.members) for b in batches(headers, 1)] == [
+        {"northwind", "lake", "hill"},
+        {"other"},
+        {"other-child"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "shares"),
+    [
+        (SYSTEM, True),
+        (LAKE, False),
+        ("metadata:\n  slug: lake\nagreements: [{key: a, previous_keys: [northwind/x]}]\n", True),
+        (
+            "metadata:\n  slug: lake\nagreements:\n  - previous_keys:\n      - old\n      - northwind/x\n",
+            True,
+        ),
+        ("metadata:\n  slug: lake\nagreements:\n  - previous_keys: [old]\n", False),
+    ],
+)
+def test_a_file_says_without_parsing_whether_it_may_share_agreements(text: str, shares: bool) -> None:
+    header = file_header(text)
+    assert header is not None and header.shares is shares
 
 
 def test_a_facility_adding_a_service_the_system_agreement_names_re_submits_it(
