@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from nexus_config import load_configuration
@@ -18,6 +19,8 @@ from plan_apply.planner import plan_tree
 from plan_apply.records import Record, address_of
 from plan_apply.views.markdown import render_markdown
 from plan_apply.views.text import render_text
+
+from .test_cli_plan_apply import Run
 
 STEPS_ADDED = Change(
     "",
@@ -192,6 +195,38 @@ def test_a_plan_made_in_batches_counts_the_reach_over_the_whole_tree(
         engine.dispose()
     assert planned.plan is not None
     assert _notes(planned.plan, "mercy-health/steps/conduct") == ("reaches 300 services in 150 facilities",)
+
+
+@pytest.fixture
+def nexus(capsys: pytest.CaptureFixture[str], sqlite_template: Path, tmp_path: Path) -> Run:
+    database = tmp_path / "nexus.db"
+    database.write_bytes(sqlite_template.read_bytes())
+    return Run(capsys, f"sqlite:///{database}")
+
+
+def _shared_step_added(nexus: Run, write_tree: Callable[..., Path]) -> Path:
+    """Five facilities applied, then each adds the parent's step to its Family Medicine."""
+    assert nexus("apply", str(_fleet(write_tree, 5)), "--auto-approve") == 0
+    files = {"mercy-health.yaml": PARENT}
+    files |= {
+        f"mercy-{n:03d}.yaml": FACILITY.format(n=n).replace(
+            "steps: [hipaa-2027]", "steps: [hipaa-2027, conduct]"
+        )
+        for n in range(5)
+    }
+    return write_tree(files, root="changed")
+
+
+def test_plan_names_a_few_organizations_sharing_a_change(nexus: Run, write_tree: Callable[..., Path]) -> None:
+    assert nexus("plan", str(_shared_step_added(nexus, write_tree))) == 0
+    assert "in 5 organizations: mercy-000, mercy-001, mercy-002 and 2 more\n" in nexus.out
+
+
+def test_plan_verbose_names_every_organization_sharing_a_change(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    assert nexus("plan", str(_shared_step_added(nexus, write_tree)), "--verbose") == 0
+    assert "in 5 organizations: mercy-000, mercy-001, mercy-002, mercy-003, mercy-004\n" in nexus.out
 
 
 # Wording decided at plan time

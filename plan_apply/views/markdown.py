@@ -146,7 +146,7 @@ def _risky_line(change: Change, title: str | None = None) -> str:
         line = f"- **{_label(change)}** {escape_markdown(name)}: {escape_prose(why)}"
     else:
         line = f"- **{_label(change)}** {escape_markdown(sentence(change, title))}"
-        line += f" ({escape_prose(why)})" if why else ""
+        line += f" — {escape_prose(why)}" if why else ""
     return line + (" — **held**: apply leaves it alone" if not change.pending else "")
 
 
@@ -191,13 +191,13 @@ SHARED_SLUGS = 100
 """Organizations listed (folded) under a shared change; the rest are counted."""
 
 
-def _shared(out: _Budget, grouping: Grouping, omitted: list[str]) -> None:
+def _shared(out: _Budget, grouping: Grouping, omitted: list[str], listed_at_most: int | None) -> None:
     if not grouping.groups:
         return
     out.add("")
     out.add("#### Changes shared by several organizations, each shown once")
     for c, cohort in enumerate(grouping.cohorts):
-        slugs = [code_span(slug) for slug in cohort.slugs[:SHARED_SLUGS]]
+        slugs = [code_span(slug) for slug in cohort.slugs[:listed_at_most]]
         rest = len(cohort.slugs) - len(slugs)
         listed = ", ".join(slugs) + (f" and {rest:,} more" if rest else "")
         head = f"\n<details><summary>In {len(cohort.slugs):,} organizations</summary>\n\n{listed}\n\n</details>\n"
@@ -208,7 +208,7 @@ def _shared(out: _Budget, grouping: Grouping, omitted: list[str]) -> None:
         for i, group in enumerate(cohort.groups):
             change = group.change
             line = f"- **{_label(change)}** {escape_markdown(sentence(change, group_title(group)))}"
-            line += f" ({escape_prose('; '.join(change.notes))})" if change.notes else ""
+            line += f" — {escape_prose('; '.join(change.notes))}" if change.notes else ""
             if not out.fits(line, _TAIL_RESERVE * 3):
                 omitted.append(
                     f"{len(cohort.groups) - i} more changes shared by {len(cohort.slugs):,} organizations"
@@ -294,11 +294,14 @@ def _timeline(out: _Budget, plan: Plan, grouping: Grouping, omitted: list[str]) 
     out.add(block)
 
 
-def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database: bool = False) -> str:
+def render_markdown(
+    plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database: bool = False, every_slug: bool = False
+) -> str:
     """A pull-request comment: a hidden marker (so CI updates one comment), the totals, errors and risky
     changes in words, a table per organization, then collapsible details; cut to `budget` characters,
     always keeping the summary and saying what was left out. With `name_database`, the database it was
-    compared against comes first."""
+    compared against comes first; with `every_slug`, every organization sharing a change is listed (as far
+    as the budget allows)."""
     out = _Budget(budget)
     out.add("<!-- nexus-plan -->")
     out.add("### nexus plan")
@@ -323,7 +326,7 @@ def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database:
     _errors(out, plan, omitted)
     _risky(out, plan, grouping, omitted)
     _timeline(out, plan, grouping, omitted)
-    _shared(out, grouping, omitted)
+    _shared(out, grouping, omitted, None if every_slug else SHARED_SLUGS)
     _table(out, changed, grouping, omitted)
     _details(out, changed, grouping, omitted)
     if omitted:
@@ -336,6 +339,6 @@ def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database:
     return out.text()
 
 
-def render_plan(plan: Plan, paint: Any = None) -> str:
+def render_plan(plan: Plan, paint: Any = None, *, every_slug: bool = False) -> str:
     """`plan --format markdown`: the comment, naming the database it was compared against."""
-    return render_markdown(plan, name_database=True)
+    return render_markdown(plan, name_database=True, every_slug=every_slug)

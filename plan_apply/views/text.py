@@ -111,9 +111,9 @@ def render_text(
     return "\n".join(lines) + "\n"
 
 
-def render_plan(plan: Plan, paint: Paint) -> str:
+def render_plan(plan: Plan, paint: Paint, *, every_slug: bool = False) -> str:
     """`plan --format text`: the plan, naming the database it was compared against."""
-    return render_text(plan, paint, name_database=True)
+    return render_text(plan, paint, name_database=True, every_slug=every_slug)
 
 
 def located_lines(plan: Plan) -> list[str]:
