@@ -104,6 +104,63 @@ def test_an_organization_with_changes_of_its_own_lists_them_and_counts_the_share
     assert "2 organizations have only the shared changes above." in text
 
 
+def test_a_service_named_differently_in_each_facility_still_shares_its_change() -> None:
+    plan = _fleet_plan(3)
+    named = [
+        OrgPlan(
+            o.slug,
+            "s",
+            tuple(Change(**{**_fields(c), "title": f"Family Medicine {o.slug}"}) for c in o.changes),
+        )
+        for o in plan.organizations
+    ]
+    text = render_text(Plan(plan.created_at, plan.database, tuple(named)))
+    assert "in 3 organizations: mercy-000, mercy-001, mercy-002" in text
+
+
+def test_notes_naming_an_organizations_own_items_are_shared_as_addresses_within_it() -> None:
+    renamed = Change(
+        "",
+        "service",
+        Action.RENAME,
+        {"key": "fm"},
+        {"key": "family-medicine"},
+        notes=("renamed from {slug}/services/fm; the row (and its history) is kept",),
+    )
+    organizations = tuple(
+        OrgPlan(
+            slug,
+            "s",
+            (
+                Change(
+                    **{
+                        **_fields(renamed),
+                        "address": f"{slug}/services/family-medicine",
+                        "notes": (renamed.notes[0].format(slug=slug),),
+                    }
+                ),
+            ),
+        )
+        for slug in ("mercy-000", "mercy-001")
+    )
+    text = render_text(Plan("t", "d", organizations))
+    assert "in 2 organizations: mercy-000, mercy-001" in text
+    assert "# renamed from services/fm; the row (and its history) is kept" in text
+
+
+def test_a_capacity_window_moved_in_many_organizations_is_drawn_once() -> None:
+    moved = Change(
+        "",
+        "capacity",
+        Action.UPDATE,
+        {"start_date": "2027-01-04", "end_date": "2027-06-30"},
+        {"start_date": "2027-02-01", "end_date": "2027-07-31"},
+    )
+    text = render_markdown(_fleet_plan(60, moved, "services/er/capacity/spring"))
+    assert text.count("    section ") == 1
+    assert "    section services/er/capacity/spring (in 60 organizations)\n" in text
+
+
 def test_the_plan_json_stays_per_organization_when_views_group_changes() -> None:
     plan = _fleet_plan(200)
     assert sum(len(org["changes"]) for org in plan.to_json_dict()["organizations"]) == 200

@@ -8,8 +8,9 @@ same explanation. Grouping is a view concern: the plan (and its JSON) stays per 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from plan_apply.plan import Change, OrgPlan, Plan
 
@@ -21,7 +22,8 @@ MINIMUM = 2
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """One change made identically in several organizations: `change` is the first one's."""
+    """One change made identically in several organizations: `change` is the first one's, its notes
+    naming addresses within the organization."""
 
     where: str
     """The address within each organization (`services/family-medicine`; empty for the organization)."""
@@ -68,8 +70,17 @@ def _where(slug: str, change: Change) -> str | None:
     return change.address[len(prefix) :] if change.address.startswith(prefix) else None
 
 
+def _relative(slug: str, change: Change) -> Change:
+    """The change as said of any organization: its notes' addresses within the organization
+    ("renamed from services/er" rather than "mercy-001/services/er")."""
+    own = re.compile(r"(?<![\w.-])" + re.escape(slug) + "/")
+    notes = tuple(own.sub("", note) for note in change.notes)
+    return change if notes == change.notes else replace(change, notes=notes)
+
+
 def _key(where: str, change: Change) -> str:
-    """Everything a reviewer is shown of a change but its organization."""
+    """Everything a reviewer is shown of a shared change (its title is not: a group is named by
+    `group_title`, so services named differently in each facility still share a change)."""
     return json.dumps(
         [
             where,
@@ -81,7 +92,6 @@ def _key(where: str, change: Change) -> str:
             change.risk,
             change.notes,
             change.pending,
-            change.title,
         ],
         sort_keys=True,
         ensure_ascii=False,
@@ -98,8 +108,9 @@ def grouped(plan: Plan | Iterable[OrgPlan], minimum: int = MINIMUM) -> Grouping:
             where = _where(org.slug, change)
             if where is None:
                 continue
-            key = _key(where, change)
-            entry = found.setdefault(key, (where, change, []))
+            relative = _relative(org.slug, change)
+            key = _key(where, relative)
+            entry = found.setdefault(key, (where, relative, []))
             if not entry[2] or entry[2][-1] != org.slug:
                 entry[2].append(org.slug)
     groups = tuple(

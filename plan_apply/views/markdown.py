@@ -171,7 +171,8 @@ def _risky(out: _Budget, plan: Plan, grouping: Grouping, omitted: list[str]) -> 
         if group is None:
             line = _risky_line(change) + f" {code_span(change.address)}"
         else:
-            line = _risky_line(change, group_title(group)) + f" — in **{len(group.slugs):,}** organizations"
+            line = _risky_line(group.change, group_title(group))
+            line += f" — in **{len(group.slugs):,}** organizations"
         if not out.fits(line, _TAIL_RESERVE * 3):
             omitted.append(f"{len(risky) - i} more changes that need a careful look")
             return
