@@ -14,7 +14,7 @@ from plan_apply.matching import Pair
 from plan_apply.plan import Action, Change
 from plan_apply.records import Record
 
-__all__ = ["action_of", "change_of", "created", "removed", "title_of"]
+__all__ = ["STAFF_REMOVAL", "action_of", "change_of", "created", "removed", "title_of"]
 
 
 def action_of(pair: Pair) -> Action:
@@ -94,8 +94,16 @@ def change_of(pair: Pair, changed: Sequence[str], verdict: Verdict, title: str) 
     )
 
 
+STAFF_REMOVAL = "membership ends; the person keeps their account"
+"""What deleting a staff row does: the membership goes, the platform-wide person stays (sections.staff)."""
+
+
 def removed(actual: Record, reason: str | None, title: str) -> Change:
-    """A row nothing desired claims: archived when live data depends on it (`reason`), else deleted."""
+    """A row nothing desired claims: archived when live data depends on it (`reason`), else deleted
+    (for staff, only the membership: said so, since "deleted" would read as the person's account)."""
+    notes = (reason,) if reason else ()
+    if actual.type == "staff" and not reason:
+        notes = (STAFF_REMOVAL,)
     return Change(
         actual.address,
         actual.type,
@@ -103,7 +111,7 @@ def removed(actual: Record, reason: str | None, title: str) -> Change:
         dict(actual.fields),
         {},
         risk="destructive",
-        notes=(reason,) if reason else (),
+        notes=notes,
         title=title,
     )
 

@@ -158,6 +158,11 @@ def _make_plan(request: PlanArgs | ApplyArgs, fmt: str) -> Any:
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when changes are present.",
 )
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Name every organization that shares a change (text and markdown name a few and count the rest).",
+)
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when the database was changed outside nexus.")
 @click.option(
     "--fail-on-held",
@@ -173,7 +178,7 @@ def _make_plan(request: PlanArgs | ApplyArgs, fmt: str) -> Any:
 def plan(options: PlanArgs) -> int:
     """Show what apply would change in the database. Writes nothing to the database."""
     the_plan = _make_plan(options, options.fmt)
-    show_plan(the_plan, options.fmt, _color())
+    show_plan(the_plan, options.fmt, _color(), every_slug=options.verbose)
     if options.out:
         write_plan_file(options.out, the_plan.json_chunks())
         say(f"plan saved to {options.out}: apply it with `nexus apply --plan {options.out}`")

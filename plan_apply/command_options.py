@@ -71,6 +71,7 @@ class PlanArgs:
     jobs: int | None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     quiet: bool = False
+    verbose: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,15 +46,16 @@ def show_problems(problems: Sequence[Problem], fmt: str) -> None:
         show_data(shown.render_problems(problems))
 
 
-def show_plan(plan: Plan, fmt: str, color: bool) -> None:
-    """The plan on stdout in `fmt` (coloured only as text); its located problems and hints on stderr."""
+def show_plan(plan: Plan, fmt: str, color: bool, *, every_slug: bool = False) -> None:
+    """The plan on stdout in `fmt` (coloured only as text; with `every_slug`, naming every organization
+    that shares a change); its located problems and hints on stderr."""
     from plan_apply.views.color import painter
     from plan_apply.views.text import located_lines
 
     color = color and fmt == "text"
     shown = view(fmt, "plan")
     assert shown is not None  # --format offers only formats that show plans
-    show_data(shown.render_plan(plan, painter(color)), color)
+    show_data(shown.render_plan(plan, painter(color), every_slug=every_slug), color)
     for line in located_lines(plan):
         say(line)
     skipped = sum(1 for org in plan.organizations if org.skipped)

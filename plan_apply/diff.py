@@ -29,6 +29,7 @@ from plan_apply.matching import Pair, left_to_remove, matched
 from plan_apply.moves import Moves, after_giving, agreement_moves
 from plan_apply.order import execution_order
 from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
+from plan_apply.reach import step_reach, with_reach
 from plan_apply.records import Record, desired_records
 
 __all__ = ["PlanOptions", "make_plan", "mass_delete_checked", "org_plan"]
@@ -162,6 +163,9 @@ def make_plan(
         planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options, moves)
         plans.append(replace(planned, parent=org.parent) if org.parent else planned)
     whole = Plan(created_at=created_at, database=database, organizations=tuple(plans))
+    # How far each step reaches, counted over every organization the state holds (a batch's plan is
+    # counted again, over the whole tree, where the batches are joined: `planner.plan_tree`).
+    whole = with_reach(whole, step_reach(desired, desired.organizations))
     return mass_delete_checked(whole, options)
 
 

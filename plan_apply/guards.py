@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plan_apply.records import Record
+from plan_apply.yaml_text import inline_yaml
 
 __all__ = [
     "PIPELINE",
@@ -33,6 +34,7 @@ __all__ = [
     "comparable_fields",
     "dependents_refusal",
     "drift",
+    "drift_notes",
     "drifted",
     "fewer_slots",
     "is_mass_delete",
@@ -362,18 +364,33 @@ def agreement_review(desired: Record, actual: Record, changed: Sequence[str]) ->
 
 
 def fewer_slots(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
-    """Taking slots away from a window needs a reviewer."""
+    """Taking slots away from a window needs a reviewer, who sees how many are booked beside it."""
     if desired.type != "capacity" or "slots" not in changed:
         return Verdict()
     before = actual.fields.get("slots")
     if desired.fields["slots"] >= (before or 0):
         return Verdict()
-    return Verdict(notes=(f"fewer slots: {before} → {desired.fields['slots']}",), review=True)
+    note = f"fewer slots: {before} → {desired.fields['slots']} ({actual.rotations} booked)"
+    return Verdict(notes=(note,), review=True)
+
+
+def drift_notes(actual: Record, changed: Sequence[str]) -> tuple[str, ...]:
+    """What a reviewer must write to keep each edit made outside nexus that the change would undo: the
+    field and the database's value, in YAML."""
+    if actual.applied is None:
+        return ()
+    applied: Mapping[str, Any] = actual.applied
+    return tuple(
+        f"this reverts a change made in the web UI; set `{name}: {inline_yaml(actual.fields.get(name))}` "
+        "to keep it"
+        for name in changed
+        if name in applied and applied[name] != actual.fields.get(name)
+    )
 
 
 def drift(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
-    """Whether the change undoes an edit made outside nexus."""
-    return Verdict(drift=drifted(actual, list(changed)))
+    """Whether the change undoes an edit made outside nexus, and how to keep that edit instead."""
+    return Verdict(notes=drift_notes(actual, changed), drift=drifted(actual, list(changed)))
 
 
 PIPELINE: tuple[Guard, ...] = (slots_floor, closed_agreement, agreement_review, fewer_slots, drift)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
@@ -43,6 +43,7 @@ from plan_apply.errors import DatabaseError
 from plan_apply.holds import held_for_schools
 from plan_apply.incremental import clean_organizations
 from plan_apply.plan import Action, OrgPlan, Plan, PlanProblem
+from plan_apply.reach import Reach, combined, step_reach, with_reach
 from plan_apply.selection import (
     EVERYTHING,
     Selection,
@@ -292,6 +293,8 @@ def plan_tree(
     planned = [org.slug for org in organizations]
     check_selection(selection, set(planned) | _all_slugs(parts), planned)
     plan = Plan(planning.planned_at, database, organizations, database_id=database_id)
+    if len(parts) > 1:  # a batch's plan counted only what the batch loaded
+        plan = with_reach(plan, combined(part.reach for part in parts))
     return TreePlan(mass_delete_checked(plan, options or PlanOptions()), tuple(problems))
 
 
@@ -300,6 +303,8 @@ class _Part:
     plan: Plan | None
     problems: tuple[Problem, ...]
     slugs: frozenset[str]
+    reach: Mapping[str, Reach] = field(default_factory=dict)
+    """How far steps reach into this part's own members (`reach.step_reach`), added up over the parts."""
 
 
 def _all_slugs(parts: Sequence[_Part]) -> set[str]:
@@ -329,6 +334,7 @@ class _Planning:
         slugs = frozenset(result.state.organizations) | result.skipped
         if not result.ok:
             return _Part(None, result.problems, slugs)
+        own = [m for m in members if m in result.state.organizations]
         chosen = _chosen(members, result, self.applied, self.selection, parents)
         plan = build_plan(
             connection,
@@ -340,7 +346,8 @@ class _Planning:
             file_hashes=result.file_hashes,
             roots={f.path: f.root for f in self.scan.files},
         )
-        return _Part(located_plan(plan, locator), result.problems, slugs)
+        reach = step_reach(result.state, own)
+        return _Part(located_plan(plan, locator), result.problems, slugs, reach)
 
     def batched(self, connection: Connection, workers: Workers | None) -> Iterator[_Part]:
         """One part per batch, or nothing when the tree is small or not understood without parsing."""

@@ -133,7 +133,7 @@ def test_plan_refuses_slots_below_the_booked_rotations_of_an_adopted_window() ->
 def test_plan_sends_fewer_slots_to_review() -> None:
     plan = planned([record("capacity", "spring", "er", slots=3)], [row("capacity", "spring", "er", slots=5)])
     assert plan.changes[0].risk == "review"
-    assert plan.changes[0].notes == ("fewer slots: 5 → 3",)
+    assert plan.changes[0].notes == ("fewer slots: 5 → 3 (0 booked)",)
 
 
 def test_plan_refuses_to_remove_a_protected_item() -> None:

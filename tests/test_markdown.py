@@ -65,7 +65,7 @@ def test_a_1000_organization_first_apply_fits_in_one_comment(thousand: Plan) -> 
     assert len(text) <= MARKDOWN_BUDGET
     assert text.startswith("<!-- nexus-plan -->\n")
     assert f"**Plan: {thousand.summary['create']} to create" in text
-    assert "… and " in text and "Cut to fit a pull-request comment" in text
+    assert "1,000 with only shared changes" in text and "Cut to fit a pull-request comment" in text
     _golden("markdown-1000-organizations.md", text)
 
 

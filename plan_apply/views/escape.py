@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["code_span", "escape_markdown", "escape_terminal", "fenced"]
+__all__ = ["code_span", "escape_markdown", "escape_prose", "escape_terminal", "fenced"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]#!|~])")
 _MENTION = re.compile(r"[\w.+-]*@[\w-]+(?:[\w./-]*[\w-])?")
 """An @-mention (`@team`, `@org/team`) or an e-mail address, without the punctuation around it."""
+_QUOTED = re.compile(r"`([^`]+)`")
 FENCE = "`" * 3
 
 
@@ -46,6 +47,13 @@ def escape_markdown(text: str) -> str:
         last = mention.end()
     parts.append(_escape_plain(text[last:]))
     return "".join(parts)
+
+
+def escape_prose(text: str) -> str:
+    """Like `escape_markdown`, but a `quoted` part (a note's "set `slots: 8` to keep it") is shown as
+    code: still nothing breaks out, whatever the quoted value holds."""
+    parts = _QUOTED.split(text)
+    return "".join(code_span(part) if i % 2 else escape_markdown(part) for i, part in enumerate(parts))
 
 
 def fenced(line: str) -> str:

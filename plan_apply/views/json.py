@@ -27,8 +27,9 @@ def render_json(plan: Plan) -> str:
     return plan.to_json()
 
 
-def render_plan(plan: Plan, paint: Any = None) -> Iterable[str]:
-    """`plan --format json` (never coloured), in pieces: a plan of any size is written as a stream."""
+def render_plan(plan: Plan, paint: Any = None, *, every_slug: bool = False) -> Iterable[str]:
+    """`plan --format json` (never coloured), in pieces: a plan of any size is written as a stream; it
+    lists every organization's changes (shared or not) whatever `every_slug` says."""
     return plan.json_chunks()
 
 

@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from plan_apply.plan import Action, Change, OrgPlan, Plan
-from plan_apply.views.escape import FENCE, code_span, escape_markdown, fenced
+from plan_apply.reach import REACH_PREFIX
+from plan_apply.views.escape import FENCE, code_span, escape_markdown, escape_prose, fenced
 from plan_apply.views.fields import ACTION_NAMES, SYMBOLS, field_lines, org_counts, summary_line, value_text
+from plan_apply.views.groups import Grouping, group_title, grouped
+from plan_apply.views.timeline import gantt
 
-__all__ = ["MARKDOWN_BUDGET", "TABLE_ROWS", "render_markdown", "render_plan", "sentence"]
+__all__ = ["MARKDOWN_BUDGET", "SHARED_SLUGS", "TABLE_ROWS", "render_markdown", "render_plan", "sentence"]
 
 MARKDOWN_BUDGET = 60_000
 
@@ -24,12 +27,27 @@ def _short(value: Any, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def sentence(change: Change) -> str:
-    """One line a clinical education director reads: "Emergency Medicine › Spring block: 4 → 6 slots"."""
-    title = change.title or change.address
+def _list_diff(name: str, before: list[Any], after: list[Any]) -> str:
+    """ "+ hipaa-2027, − badge-photo": what a list gains and loses (steps by their key)."""
+
+    def shown(value: Any) -> str:
+        text = value if isinstance(value, str) else value_text(value)
+        return text.rsplit("/", 1)[-1] if name == "steps" else _short(text, 40).strip('"')
+
+    changes = [f"+ {shown(v)}" for v in after if v not in before]
+    changes += [f"− {shown(v)}" for v in before if v not in after]
+    return ", ".join(changes) or "reordered"
+
+
+def sentence(change: Change, title: str | None = None) -> str:
+    """One line a clinical education director reads: "Emergency Medicine › Spring block: 4 → 6 slots"
+    (`title` names the item otherwise, e.g. a change several organizations share)."""
+    title = title or change.title or change.address
     action = change.action
     if action is Action.CREATE:
         return f"{title}: new {change.type}"
+    if action is Action.DELETE and change.type == "staff" and change.notes:
+        return f"{title}: " + "; ".join(change.notes)  # the membership ends, never the person's account
     if action is Action.DELETE:
         return f"{title}: deleted"
     if action is Action.ARCHIVE:
@@ -43,6 +61,8 @@ def sentence(change: Change) -> str:
             parts.append(f"{before} → {after} slots")
         elif name == "key":
             parts.append(f"renamed {before} → {after}")
+        elif isinstance(before, list) and isinstance(after, list):
+            parts.append(f"{name} {_list_diff(name, before, after)}")
         else:
             parts.append(f"{name} {_short(before, 40)} → {_short(after, 40)}")
     verb = {Action.ADOPT: "adopted", Action.RENAME: "renamed", Action.UPDATE: "updated"}[action]
@@ -112,62 +132,135 @@ def _errors(out: _Budget, plan: Plan, omitted: list[str]) -> None:
         out.add(line)
 
 
-def _risky(out: _Budget, plan: Plan, omitted: list[str]) -> None:
+def _label(change: Change) -> str:
+    """The action as a reviewer reads it: a staff row deleted is a membership removed."""
+    if change.action is Action.DELETE and change.type == "staff":
+        return "remove"
+    return change.action.value
+
+
+def _risky_line(change: Change, title: str | None = None) -> str:
+    why = "; ".join(change.notes)
+    if change.action in (Action.ARCHIVE, Action.DELETE) and why:
+        name = title or change.title or change.address
+        line = f"- **{_label(change)}** {escape_markdown(name)}: {escape_prose(why)}"
+    else:
+        line = f"- **{_label(change)}** {escape_markdown(sentence(change, title))}"
+        line += f" — {escape_prose(why)}" if why else ""
+    return line + (" — **held**: apply leaves it alone" if not change.pending else "")
+
+
+def _risky(out: _Budget, plan: Plan, grouping: Grouping, omitted: list[str]) -> None:
+    groups = {(g.slugs[0], g.change.address): g for g in grouping.groups}
     risky = sorted(
-        (c for c in plan.changes if c.risk != "low"), key=lambda c: (_RISK_ORDER[c.risk], c.address)
+        (
+            (slug, c)
+            for slug, c in _changes(plan)
+            if (c.risk != "low" or _reaches_others(c))
+            and (not grouping.is_shared(slug, c) or (slug, c.address) in groups)
+        ),
+        key=lambda item: (_RISK_ORDER[item[1].risk], item[1].address),
     )
     if not risky:
         return
     out.add("")
     out.add("#### Changes that need a careful look")
     out.add("")
-    for i, change in enumerate(risky):
-        why = "; ".join(change.notes)
-        if change.action in (Action.ARCHIVE, Action.DELETE) and why:
-            line = f"- **{change.action.value}** {escape_markdown(change.title or change.address)}: {escape_markdown(why)}"
+    for i, (slug, change) in enumerate(risky):
+        group = groups.get((slug, change.address))
+        if group is None:
+            line = _risky_line(change) + f" {code_span(change.address)}"
         else:
-            line = f"- **{change.action.value}** {escape_markdown(sentence(change))}"
-            line += f" ({escape_markdown(why)})" if why else ""
-        line += " — changed in the database outside nexus (drift)" if change.cause == "drift" else ""
-        line += " — **held**: apply leaves it alone" if not change.pending else ""
-        line += f" {code_span(change.address)}"
+            line = _risky_line(group.change, group_title(group))
+            line += f" — in **{len(group.slugs):,}** organizations"
         if not out.fits(line, _TAIL_RESERVE * 3):
             omitted.append(f"{len(risky) - i} more changes that need a careful look")
             return
         out.add(line)
 
 
-def _table(out: _Budget, changed: list[OrgPlan], omitted: list[str]) -> None:
+def _reaches_others(change: Change) -> bool:
+    """A change to a step other organizations' services use (its reach was counted at plan time)."""
+    return any(note.startswith(REACH_PREFIX) for note in change.notes)
+
+
+def _changes(plan: Plan) -> list[tuple[str, Change]]:
+    return [(org.slug, change) for org in plan.organizations for change in org.changes]
+
+
+SHARED_SLUGS = 100
+"""Organizations listed (folded) under a shared change; the rest are counted."""
+
+
+def _shared(out: _Budget, grouping: Grouping, omitted: list[str], listed_at_most: int | None) -> None:
+    if not grouping.groups:
+        return
+    out.add("")
+    out.add("#### Changes shared by several organizations, each shown once")
+    for c, cohort in enumerate(grouping.cohorts):
+        slugs = [code_span(slug) for slug in cohort.slugs[:listed_at_most]]
+        rest = len(cohort.slugs) - len(slugs)
+        listed = ", ".join(slugs) + (f" and {rest:,} more" if rest else "")
+        head = f"\n<details><summary>In {len(cohort.slugs):,} organizations</summary>\n\n{listed}\n\n</details>\n"
+        if not out.fits(head, _TAIL_RESERVE * 3):
+            omitted.append(f"the shared changes of {len(grouping.cohorts) - c} more groups of organizations")
+            return
+        out.add(head)
+        for i, group in enumerate(cohort.groups):
+            change = group.change
+            line = f"- **{_label(change)}** {escape_markdown(sentence(change, group_title(group)))}"
+            line += f" — {escape_prose('; '.join(change.notes))}" if change.notes else ""
+            if not out.fits(line, _TAIL_RESERVE * 3):
+                omitted.append(
+                    f"{len(cohort.groups) - i} more changes shared by {len(cohort.slugs):,} organizations"
+                )
+                return
+            out.add(line)
+
+
+def _table(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: list[str]) -> None:
     if not changed:
         return
     out.add("")
     out.add("| organization | create | update | delete | archive | adopt | rename | drift | review | |")
     out.add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    alone = [o for o in changed if o.problems or grouping.own(o)]
+    only_shared = [o for o in changed if not (o.problems or grouping.own(o))]
     ranked = sorted(
-        changed,
+        alone,
         key=lambda o: (not o.problems, -sum(c.risk != "low" for c in o.changes), -len(o.changes), o.slug),
     )
     for i, org in enumerate(ranked):
         row = _org_row(org)
         if i >= TABLE_ROWS or not out.fits(row, _TAIL_RESERVE * 2):
             rest = ranked[i:]
-            counts = {a: sum(1 for o in rest for c in o.changes if c.action.value == a) for a in ACTION_NAMES}
-            cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
-            out.add(f"| … and {len(rest)} more | {cells} | | | |")
+            out.add(_sum_row(f"… and {len(rest)} more", rest))
             omitted.append(f"{len(rest)} organizations' rows (their totals are in the last row)")
-            return
+            break
         out.add(row)
+    if only_shared:
+        out.add(_sum_row(f"{len(only_shared):,} with only shared changes", only_shared))
 
 
-def _details(out: _Budget, changed: list[OrgPlan], omitted: list[str]) -> None:
-    with_changes = [o for o in changed if o.changes]
-    for i, org in enumerate(with_changes):
+def _sum_row(label: str, organizations: list[OrgPlan]) -> str:
+    counts = {
+        a: sum(1 for o in organizations for c in o.changes if c.action.value == a) for a in ACTION_NAMES
+    }
+    cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
+    return f"| {label} | {cells} | | | |"
+
+
+def _details(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: list[str]) -> None:
+    with_changes = [(o, grouping.own(o)) for o in changed if grouping.own(o)]
+    for i, (org, own) in enumerate(with_changes):
+        shared = len(org.changes) - len(own)
+        also = f" ({shared} of them shared, above)" if shared else ""
         block = [
             "",
-            f"<details><summary>{escape_markdown(org.slug)}: {escape_markdown(org_counts(org))}</summary>",
+            f"<details><summary>{escape_markdown(org.slug)}: {escape_markdown(org_counts(org) + also)}</summary>",
             "",
             FENCE + "diff",
-            *(fenced(line) for change in org.changes for line in _diff_line(change)),
+            *(fenced(line) for change in own for line in _diff_line(change)),
             FENCE,
             "</details>",
         ]
@@ -178,11 +271,38 @@ def _details(out: _Budget, changed: list[OrgPlan], omitted: list[str]) -> None:
         out.add(text)
 
 
-def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database: bool = False) -> str:
+def _timeline(out: _Budget, plan: Plan, grouping: Grouping, omitted: list[str]) -> None:
+    lines, left_out = gantt(plan, grouping)
+    if not lines:
+        return
+    more = [f"{left_out:,} more windows change; they are not drawn.", ""] if left_out else []
+    block = "\n".join(
+        [
+            "",
+            "<details><summary>Capacity windows this plan changes, before and after</summary>",
+            "",
+            FENCE + "mermaid",
+            *(fenced(line) for line in lines),
+            FENCE,
+            "",
+            *more,
+            "</details>",
+        ]
+    )
+    if not out.fits(block, _TAIL_RESERVE * 2):
+        omitted.append("the timeline of capacity windows")
+        return
+    out.add(block)
+
+
+def render_markdown(
+    plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database: bool = False, every_slug: bool = False
+) -> str:
     """A pull-request comment: a hidden marker (so CI updates one comment), the totals, errors and risky
     changes in words, a table per organization, then collapsible details; cut to `budget` characters,
     always keeping the summary and saying what was left out. With `name_database`, the database it was
-    compared against comes first."""
+    compared against comes first; with `every_slug`, every organization sharing a change is listed (as far
+    as the budget allows)."""
     out = _Budget(budget)
     out.add("<!-- nexus-plan -->")
     out.add("### nexus plan")
@@ -203,10 +323,13 @@ def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database:
     out.add("")
     out.add(", ".join(facts) + ".")
     omitted: list[str] = []
+    grouping = grouped(shown)
     _errors(out, plan, omitted)
-    _risky(out, plan, omitted)
-    _table(out, changed, omitted)
-    _details(out, changed, omitted)
+    _risky(out, plan, grouping, omitted)
+    _timeline(out, plan, grouping, omitted)
+    _shared(out, grouping, omitted, None if every_slug else SHARED_SLUGS)
+    _table(out, changed, grouping, omitted)
+    _details(out, changed, grouping, omitted)
     if omitted:
         out.add("")
         out.add(
@@ -217,6 +340,6 @@ def render_markdown(plan: Plan, budget: int = MARKDOWN_BUDGET, *, name_database:
     return out.text()
 
 
-def render_plan(plan: Plan, paint: Any = None) -> str:
+def render_plan(plan: Plan, paint: Any = None, *, every_slug: bool = False) -> str:
     """`plan --format markdown`: the comment, naming the database it was compared against."""
-    return render_markdown(plan, name_database=True)
+    return render_markdown(plan, name_database=True, every_slug=every_slug)

@@ -8,16 +8,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from plan_apply.plan import Action, Plan
+from plan_apply.plan import Action, Change, Plan
 from plan_apply.views.color import Paint
 from plan_apply.views.escape import escape_terminal
 from plan_apply.views.fields import SYMBOLS, field_lines, org_counts, summary_line, unmanaged_sentence
+from plan_apply.views.groups import Grouping, group_title, grouped, listed_slugs
 
 if TYPE_CHECKING:
     from nexus_config.problems import Problem
     from plan_apply.history import HistoryEntry
 
-__all__ = ["located_lines", "render_history", "render_plan", "render_problems", "render_text"]
+__all__ = ["SHOWN_SLUGS", "located_lines", "render_history", "render_plan", "render_problems", "render_text"]
 
 _COLORS = {
     Action.CREATE: "green",
@@ -29,40 +30,75 @@ _COLORS = {
 }
 
 
-def render_text(plan: Plan, style: Paint | None = None, *, name_database: bool = False) -> str:
-    """The plan for a terminal: a legend, then per organization one line per change with fields; with
-    `name_database`, first the database it was compared against."""
+SHOWN_SLUGS = 3
+"""Organizations named beside a shared change (the rest counted) unless every one is asked for."""
+
+
+def _change_lines(change: Change, shown: str, paint: Paint, where: str = "") -> list[str]:
+    """One change: its symbol and address (`shown`), what it changes, why."""
+    cause = "  (drift: changed outside nexus)" if change.cause == "drift" else ""
+    risk = "  [review]" if change.risk == "review" else ""
+    held = "" if change.pending else "  [held: apply leaves it alone]"
+    symbol = SYMBOLS[change.action]
+    lines = [
+        paint(f"  {symbol:>2} {escape_terminal(shown)}", _COLORS[change.action]) + where + cause + risk + held
+    ]
+    for name, value in field_lines(change):
+        lines.append(f"        {escape_terminal(name)}: {escape_terminal(value)}")
+    for note in change.notes:
+        lines.append(paint(f"        # {escape_terminal(note)}", "dim"))
+    return lines
+
+
+def _shared_lines(grouping: Grouping, paint: Paint, every_slug: bool) -> list[str]:
+    if not grouping.groups:
+        return []
+    lines = [paint("Shared by several organizations (each change shown once):", "bold")]
+    for cohort in grouping.cohorts:
+        slugs = listed_slugs(cohort.slugs, len(cohort.slugs) if every_slug else SHOWN_SLUGS)
+        lines.append(paint(f"in {len(cohort.slugs):,} organizations: {escape_terminal(slugs)}", "bold"))
+        for group in cohort.groups:
+            lines += _change_lines(group.change, group_title(group), paint)
+    return [*lines, ""]
+
+
+def render_text(
+    plan: Plan, style: Paint | None = None, *, name_database: bool = False, every_slug: bool = False
+) -> str:
+    """The plan for a terminal: a legend, the changes several organizations share (each once, naming a
+    few of them, or `every_slug`), then per organization one line per change of its own with fields;
+    with `name_database`, first the database it was compared against."""
     paint = style or (lambda text, color: text)
     lines = [f"Against {escape_terminal(plan.database)}", ""] if name_database else []
     lines += ["Legend: + create, ~ update, - delete, x archive, <= adopt, ~> rename", ""]
+    grouping = grouped(plan)
+    lines += _shared_lines(grouping, paint, every_slug)
     skipped = [org.slug for org in plan.organizations if org.skipped]
+    only_shared = 0
     for org in plan.organizations:
         if org.skipped:
             continue
-        lines.append(paint(escape_terminal(f"{org.slug}: {org_counts(org)}"), "bold"))
+        own = grouping.own(org)
+        unmanaged = unmanaged_sentence(org.unmanaged)
+        if org.changes and not own and not (org.problems or org.notes or unmanaged):
+            only_shared += 1
+            continue
+        shared = len(org.changes) - len(own)
+        also = f" ({shared} of them shared, above)" if shared else ""
+        lines.append(paint(escape_terminal(f"{org.slug}: {org_counts(org)}{also}"), "bold"))
         for problem in org.problems:
             where = f"{problem.file}:{problem.line}:{problem.column}: " if problem.file else ""
             lines.append(paint(f"  ! {escape_terminal(where + 'error: ' + problem.message)}", "red"))
-        for change in org.changes:
-            cause = "  (drift: changed outside nexus)" if change.cause == "drift" else ""
-            risk = "  [review]" if change.risk == "review" else ""
-            held = "" if change.pending else "  [held: apply leaves it alone]"
-            symbol = SYMBOLS[change.action]
-            lines.append(
-                paint(f"  {symbol:>2} {escape_terminal(change.address)}", _COLORS[change.action])
-                + cause
-                + risk
-                + held
-            )
-            for name, shown in field_lines(change):
-                lines.append(f"        {escape_terminal(name)}: {escape_terminal(shown)}")
-            for note in change.notes:
-                lines.append(paint(f"        # {escape_terminal(note)}", "dim"))
+        for change in own:
+            lines += _change_lines(change, change.address, paint)
         for note in org.notes:
             lines.append(paint(f"  # {escape_terminal(note)}", "dim"))
-        unmanaged = unmanaged_sentence(org.unmanaged)
         if unmanaged:
             lines.append(paint(f"  {unmanaged}", "dim"))
+        lines.append("")
+    if only_shared:
+        noun = "organization has" if only_shared == 1 else "organizations have"
+        lines.append(f"{only_shared:,} {noun} only the shared changes above.")
         lines.append("")
     if skipped:
         noun = "organization" if len(skipped) == 1 else "organizations"
@@ -75,9 +111,9 @@ def render_text(plan: Plan, style: Paint | None = None, *, name_database: bool =
     return "\n".join(lines) + "\n"
 
 
-def render_plan(plan: Plan, paint: Paint) -> str:
+def render_plan(plan: Plan, paint: Paint, *, every_slug: bool = False) -> str:
     """`plan --format text`: the plan, naming the database it was compared against."""
-    return render_text(plan, paint, name_database=True)
+    return render_text(plan, paint, name_database=True, every_slug=every_slug)
 
 
 def located_lines(plan: Plan) -> list[str]:
