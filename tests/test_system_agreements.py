@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for, upgrade_schema
 from plan_apply.export import read_export, render_export, write_export
 from plan_apply.incremental import clean_organizations, config_hash_of
-from plan_apply.plan import Plan
+from plan_apply.plan import Action, Change, Plan
 
 from .support.actors import Nexus, book, rows, scalar, school_answers
 from .support.harness import plan_folder
@@ -612,3 +613,38 @@ def test_a_facility_adding_a_service_the_system_agreement_names_re_submits_it(
     assert scalar(database_url, "SELECT status FROM agreements") == "pending_school"
     assert ("northwind", "state-nursing", "lake", "icu") in links(database_url)
     assert nexus("plan", str(write_tree(files)), "--detailed-exitcode") == 0, nexus.output
+
+
+def test_a_tampered_plan_cannot_move_an_agreement_out_of_another_family(
+    tmp_path: Path, sqlite_file: Path
+) -> None:
+    shutil.copyfile(sqlite_file, tmp_path / "db.sqlite")
+    engine = engine_for(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        files = moved_tree(frozenset(), adopt=False)
+        files["other.yaml"] = (
+            files["lake.yaml"].replace('"lake"', '"other"').replace(', "parent": "northwind"', "")
+        )
+        files["other.yaml"] = files["other.yaml"].replace(
+            '"agreements":',
+            '"schools": [{"key": "state-u", "name": "State", "contact_email": "p@s.edu"}], "agreements":',
+        )
+        _apply_tree(engine, tmp_path / "tree", files)
+        plan = plan_folder(engine, tmp_path / "tree")
+        stolen = Change(
+            "lake/agreements/state-2027-b",
+            "agreement",
+            Action.RENAME,
+            {"key": "state-2027", "org": "other"},
+            {"key": "state-2027-b", "org": "lake"},
+        )
+        organizations = tuple(
+            replace(org, changes=(stolen,)) if org.slug == "lake" else org for org in plan.organizations
+        )
+        result = apply_plan(engine, replace(plan, organizations=organizations), ApplyOptions(actor="law"))
+        (lake,) = [r for r in result.organizations if r.slug == "lake"]
+        assert lake.status == "failed"
+        assert "other is neither a parent nor a facility of lake" in lake.message
+        assert ("other", "state-2027") in [(slug, key) for _, slug, key, *_ in _agreements(engine)]
+    finally:
+        engine.dispose()

@@ -260,16 +260,31 @@ def _taken_ids(ctx: WriteContext, changes: Sequence[Change]) -> None:
     from plan_apply.database.writes import row_address
 
     a, o = t.agreements, t.organizations
+
+    def ancestors(org_id: int | None) -> list[int]:
+        chain: list[int] = []
+        while org_id is not None and org_id not in chain:
+            chain.append(org_id)
+            org_id = ctx.connection.execute(sa.select(o.c.parent_id).where(o.c.id == org_id)).scalar()
+        return chain
+
     for change in changes:
         if "org" not in change.before:
             continue
         found = ctx.connection.execute(
-            sa.select(a.c.id)
+            sa.select(a.c.id, a.c.org_id)
             .select_from(a.join(o, a.c.org_id == o.c.id))
             .where(o.c.slug == change.before["org"], a.c.key == change.before["key"])
-        ).scalar()
-        if found is not None:  # else the update finds no row and says the item changed meanwhile
-            ctx.ids[row_address(change)] = int(found)
+        ).first()
+        if found is None:  # the update finds no row and says the item changed meanwhile
+            continue
+        if found.org_id not in ancestors(ctx.org_id) and ctx.org_id not in ancestors(found.org_id):
+            # A saved plan is untrusted: no configuration moves an agreement out of another family.
+            raise LookupError(
+                f"{change.address}: {change.before['org']} is neither a parent nor a facility of {ctx.slug}; "
+                "agreements move only within a health system"
+            )
+        ctx.ids[row_address(change)] = int(found.id)
 
 
 def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
