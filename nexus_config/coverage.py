@@ -8,10 +8,13 @@ every covered organization that has one. Rules, desired records and the planner 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from nexus_config.ancestry import lineage
 from nexus_config.desired import DesiredOrganization
-from nexus_config.models.v1 import Agreement
+
+if TYPE_CHECKING:  # the models import pydantic, which a plan that reads no document never needs
+    from nexus_config.models.v1 import Agreement
 
 __all__ = [
     "covered_organizations",

@@ -648,3 +648,13 @@ def test_a_tampered_plan_cannot_move_an_agreement_out_of_another_family(
         assert ("other", "state-2027") in [(slug, key) for _, slug, key, *_ in _agreements(engine)]
     finally:
         engine.dispose()
+
+
+def test_a_family_sharing_an_agreement_is_left_clean_by_its_apply(
+    nexus: Nexus, write_tree: WriteTree, database_url: str
+) -> None:
+    """A facility's links to the system's agreement bump the system's revision: nexus's own write, so the
+    next incremental plan still skips the whole family."""
+    assert apply(nexus, write_tree, family()) == 0, nexus.output
+    assert nexus("plan", str(write_tree(family())), "--detailed-exitcode") == 0, nexus.output
+    assert "3 unchanged organization(s) skipped" in nexus.output

@@ -10,7 +10,8 @@ its section module (`plan_apply/sections/`).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "Writer",
     "after_rename",
     "columns_of",
+    "family_kept_clean",
     "insert_rows",
     "locking_queries",
     "registry",
@@ -249,6 +251,29 @@ def locking_queries(
         queries.append(sa.select(table.c.id).where(table.c.org_id == owner, table.c.key.in_(keys)))
     queries.append(sa.select(t.organizations.c.id).where(t.organizations.c.slug == slug))
     return queries
+
+
+@contextmanager
+def family_kept_clean(ctx: WriteContext, slugs: Iterable[str]) -> Iterator[None]:
+    """Around writes to rows of other organizations of the family (links to the system's agreements, an
+    agreement taken over), which bump their revisions by trigger: one that nexus had left clean stays
+    clean. Their rows are locked first, so no other writer's bump can hide among these."""
+    o = t.organizations
+    others = sorted(set(slugs) - {ctx.slug})
+    if not others:
+        yield
+        return
+    dialect_of(ctx.connection).lock_rows(ctx.connection, sa.select(o.c.id).where(o.c.slug.in_(others)))
+    clean = [
+        row.id
+        for row in ctx.connection.execute(
+            sa.select(o.c.id, o.c.revision, o.c.applied_revision).where(o.c.slug.in_(others))
+        )
+        if row.applied_revision is not None and row.revision == row.applied_revision
+    ]
+    yield
+    if clean:
+        ctx.connection.execute(sa.update(o).where(o.c.id.in_(clean)).values(applied_revision=o.c.revision))
 
 
 def after_rename(ctx: WriteContext, changes: Sequence[Change]) -> None:

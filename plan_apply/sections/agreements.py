@@ -227,7 +227,7 @@ def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
     or an adoption of it still renames or adopts the row, its terms untouched."""
     from dataclasses import replace
 
-    from plan_apply.database.writes import after_rename, row_address, update_rows
+    from plan_apply.database.writes import after_rename, family_kept_clean, row_address, update_rows
 
     kept = []
     for change in changes:
@@ -247,7 +247,9 @@ def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
         kept.append(change)
     _taken_ids(ctx, kept)
     if kept:
-        update_rows(ctx, AGREEMENTS, kept, lambda c: _extra(ctx, c))
+        # A row taken over from the system or a facility bumps its old owner too: nexus's own write.
+        with family_kept_clean(ctx, {str(c.before["org"]) for c in kept if "org" in c.before}):
+            update_rows(ctx, AGREEMENTS, kept, lambda c: _extra(ctx, c))
         after_rename(ctx, kept)
         _link_services(ctx, kept)
 

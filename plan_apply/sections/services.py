@@ -185,21 +185,26 @@ def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
     relinked = [c for c in changes if "agreements" in c.after]
     if not relinked:
         return
+    from plan_apply.database.writes import family_kept_clean
+
+    named = {a for c in relinked for a in (*c.after["agreements"], *(c.before.get("agreements") or ()))}
     agreement_ids = _agreement_ids(ctx.connection, {a for c in relinked for a in c.after["agreements"]})
     link = t.agreement_services
     service_ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
-    if service_ids:
-        foreign = sa.select(t.agreements.c.id).where(t.agreements.c.org_id != ctx.org_id)
-        ctx.connection.execute(
-            sa.delete(link).where(link.c.service_id.in_(service_ids), link.c.agreement_id.in_(foreign))
-        )
-    rows = [
-        {"agreement_id": agreement_ids[a], "service_id": ctx.row_id(c.address)}
-        for c in relinked
-        for a in c.after["agreements"]
-    ]
-    if rows:
-        dialect_of(ctx.connection).bulk_insert(ctx.connection, link, rows)
+    # The links bump their agreements' owners (the system): nexus's own write, not a change to plan.
+    with family_kept_clean(ctx, {a.split("/agreements/", 1)[0] for a in named}):
+        if service_ids:
+            foreign = sa.select(t.agreements.c.id).where(t.agreements.c.org_id != ctx.org_id)
+            ctx.connection.execute(
+                sa.delete(link).where(link.c.service_id.in_(service_ids), link.c.agreement_id.in_(foreign))
+            )
+        rows = [
+            {"agreement_id": agreement_ids[a], "service_id": ctx.row_id(c.address)}
+            for c in relinked
+            for a in c.after["agreements"]
+        ]
+        if rows:
+            dialect_of(ctx.connection).bulk_insert(ctx.connection, link, rows)
 
 
 def _agreement_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
