@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from nexus_config.merge import LocatedDocument, merged_organizations
     from nexus_config.rules import rule_problems
     from nexus_config.schema_check import checked_document
+    from nexus_config.templates import expanded_organizations
     from nexus_config.versions import upgrade
     from nexus_config.yaml_reader import decode_text, read_documents
 
@@ -41,6 +42,7 @@ _STAGES = {
     "merged_organizations": "nexus_config.merge",
     "rule_problems": "nexus_config.rules",
     "checked_document": "nexus_config.schema_check",
+    "expanded_organizations": "nexus_config.templates",
     "upgrade": "nexus_config.versions",
     "decode_text": "nexus_config.yaml_reader",
     "read_documents": "nexus_config.yaml_reader",
@@ -302,6 +304,12 @@ def load_configuration(
             for p in merge_problems
             if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
         )
+        complete, template_problems = expanded_organizations(complete) if complete else ({}, [])
+        problems.extend(
+            p
+            for p in template_problems
+            if not (p.code == "ref.template" and _parent_failed(p, complete, failed))
+        )
         problems.extend(
             p
             for p in (rule_problems(complete) if complete else ())
@@ -311,7 +319,8 @@ def load_configuration(
         checked = {slug: _with_documents(org, roots, problems) for slug, org in complete.items()}
         order = _parents_first(checked)
         state = DesiredState({slug: checked[slug] for slug in order}, tuple(order))
-    located = locate(problems, locator)
+    # A template's problem is found once per service using it: report it once.
+    located = list(dict.fromkeys(locate(problems, locator)))
     return LoadResult(state, tuple(located), len(scan.files), skipped, scan.hashes)
 
 
