@@ -7,19 +7,84 @@ template's line, and `nexus render --origin` can tell where each value was writt
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from nexus_config.ancestry import lineage
 from nexus_config.desired import DesiredOrganization, Source
-from nexus_config.models.v1 import Service, ServiceTemplate, TemplatedService
 from nexus_config.problems import Problem
 from nexus_config.suggest import did_you_mean
 
-__all__ = ["ResolvedTemplate", "expanded_organizations", "merged_fields", "resolved_template"]
+if TYPE_CHECKING:  # pydantic and the models are imported when a tree is expanded, not with this module
+    from nexus_config.models.v1 import Service, ServiceTemplate, TemplatedService
+
+__all__ = [
+    "TEMPLATE_ENTRY",
+    "ResolvedTemplate",
+    "expanded_organizations",
+    "merged_fields",
+    "resolved_template",
+    "stale_template_users",
+    "template_digest",
+    "template_use",
+    "templates_only",
+]
+
+TEMPLATE_ENTRY = "template:"
+"""Prefix of a template an organization's last apply used, `template:<owner>/<key>`, among the files it
+was applied from: recorded with the template's digest instead of the file that declares it, so a change
+to another template of that file does not make the organization planned again."""
+
+
+def template_use(name: str, digest: str) -> str:
+    """How an unchanged organization's use of template `owner/key` travels with its files to the loader:
+    `template:<owner>/<key>@<digest>`, checked against the template once its files are parsed."""
+    return f"{TEMPLATE_ENTRY}{name}@{digest}"
+
+
+def stale_template_users(
+    clean: Mapping[str, frozenset[str]],
+    parsed: Mapping[str, Mapping[str, ServiceTemplate]],
+    parent_of: Mapping[str, str | None],
+) -> set[str]:
+    """The organizations declared unchanged whose templates did change: one they use now expands
+    differently (or is gone), or an ancestor now declares a template of the same key, which may take
+    its place. `parsed`: the templates of each organization whose files were parsed."""
+    stale = set()
+    for slug, entries in clean.items():
+        chain = lineage(slug, parent_of.get, parent_of)
+        for entry in entries:
+            if not entry.startswith(TEMPLATE_ENTRY):
+                continue
+            name, _, digest = entry.removeprefix(TEMPLATE_ENTRY).rpartition("@")
+            owner, _, key = name.rpartition("/")
+            changed = owner in parsed and (
+                key not in parsed[owner] or template_digest(parsed[owner][key]) != digest
+            )
+            nearer = chain[: chain.index(owner)] if owner in chain else chain
+            shadowed = any(key in parsed[other] for other in nearer if other in parsed)
+            if changed or shadowed:
+                stale.add(slug)
+                break
+    return stale
+
+
+def templates_only(org: DesiredOrganization, path: str) -> bool:
+    """Whether all that `org` declares in the file `path` is service templates (not its parent, nor any
+    section): what lies below it depends on such a file only through the templates it uses."""
+    return all(
+        address.startswith("templates/") for address, source in org.sources.items() if source.file == path
+    )
+
+
+def template_digest(template: ServiceTemplate) -> str:
+    """The identity of a template's content: equal digests expand into equal services."""
+    fields = template.model_dump(mode="json", exclude_unset=True)
+    return "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
 
 Organizations = Mapping[str, DesiredOrganization]
 
@@ -85,6 +150,10 @@ def resolved_template(
 def _expanded_service(
     service: TemplatedService, source: Source, found: ResolvedTemplate
 ) -> tuple[Service | None, Source, list[Problem]]:
+    from pydantic import ValidationError
+
+    from nexus_config.models.v1 import Service
+
     template = {
         name: getattr(found.template, name) for name in found.template.model_fields_set if name != "key"
     }
@@ -115,6 +184,8 @@ def _expanded_service(
 
 
 def _expanded(org: DesiredOrganization, orgs: Organizations, problems: list[Problem]) -> DesiredOrganization:
+    from nexus_config.models.v1 import TemplatedService
+
     if org.services is None or not any(isinstance(s, TemplatedService) for s in org.services):
         return org
     services: list[Service] = []
