@@ -41,6 +41,7 @@ __all__ = [
     "safe_file_name",
     "schema_reference",
     "write_export",
+    "yaml_data",
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -208,7 +209,16 @@ def _literal_safe(text: str) -> bool:
     )
 
 
-def _yamlish(value: Any) -> Any:
+_FLOW_UNSAFE = re.compile(r"[,\[\]{}#:&*!|>'\"%@`?]|^-|^\s|\s$")
+
+
+def _flow_safe(item: Any) -> bool:
+    """Whether a list item reads back the same inside `[...]`: ruamel leaves `:0` unquoted there, where a
+    flow sequence reads it as a mapping; such a list is written one item a line instead."""
+    return not isinstance(item, dict | list) and not (isinstance(item, str) and _FLOW_UNSAFE.search(item))
+
+
+def yaml_data(value: Any) -> Any:
     """Plain data as ruamel types in the canonical style: block mappings, lists of scalars in flow
     style (`[a, b]`), multi-line text as `|` blocks where that reads back exactly."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -217,11 +227,11 @@ def _yamlish(value: Any) -> Any:
     if isinstance(value, dict):
         mapping = CommentedMap()
         for key, item in value.items():
-            mapping[key] = _yamlish(item)
+            mapping[key] = yaml_data(item)
         return mapping
     if isinstance(value, list):
-        sequence = CommentedSeq(_yamlish(item) for item in value)
-        if all(not isinstance(item, dict | list) for item in value):
+        sequence = CommentedSeq(yaml_data(item) for item in value)
+        if all(_flow_safe(item) for item in value):
             sequence.fa.set_flow_style()
         return sequence
     if isinstance(value, str) and _literal_safe(value):
@@ -233,7 +243,7 @@ def document_text(document: Mapping[str, Any], schema_ref: str) -> str:
     """The canonical YAML of one exported document, starting with the yaml-language-server modeline."""
     from nexus_config.rewrite import dump_document
 
-    data = _yamlish(dict(document))
+    data = yaml_data(dict(document))
     for key in list(data)[3:]:  # a blank line before each section, as people write them
         data.yaml_set_comment_before_after_key(key, before="\n")
     text = f"# yaml-language-server: $schema={schema_ref}\n" + dump_document(data)
