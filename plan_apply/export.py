@@ -246,7 +246,7 @@ def document_text(document: Mapping[str, Any], schema_ref: str) -> str:
     data = yaml_data(dict(document))
     for key in list(data)[3:]:  # a blank line before each section, as people write them
         data.yaml_set_comment_before_after_key(key, before="\n")
-    text = f"# yaml-language-server: $schema={schema_ref}\n" + dump_document(data)
+    text = f"# yaml-language-server: $schema={schema_ref}\n" + dump_document(data, explicit_null=True)
     read, problems = read_documents("export", text)
     if problems or [d.data for d in read] != [json.loads(json.dumps(document))]:  # pragma: no cover - a bug
         raise NexusError("internal error: exported YAML does not read back as written (please report it)")
@@ -254,21 +254,37 @@ def document_text(document: Mapping[str, Any], schema_ref: str) -> str:
 
 
 def render_export(
-    state: ActualState, slugs: Sequence[str], contents: Mapping[str, bytes], schema_ref: str
+    state: ActualState,
+    slugs: Sequence[str],
+    contents: Mapping[str, bytes],
+    schema_ref: str,
+    *,
+    factor: bool = False,
 ) -> Export:
-    """Every file of an export: `SLUG/organization.yaml` and its documents under `SLUG/documents/`."""
-    files: list[ExportedFile] = []
+    """Every file of an export: `SLUG/organization.yaml` and its documents under `SLUG/documents/`;
+    with `factor`, services shared by a parent's children as service templates of the parent."""
     notes: list[str] = []
+    documents: dict[str, dict[str, Any]] = {}
+    attached: dict[str, list[ExportedFile]] = {}
     for slug in slugs:
         if not _SLUG.match(slug):
             raise UsageProblem(
                 f"organization slug {slug!r} in the database is not a valid slug (lowercase letters, digits and "
                 "hyphens): it can be neither a directory nor a configuration; rename it on the platform first"
             )
-        document, documents, org_notes = organization_document(state.organizations[slug], state, contents)
+        documents[slug], attached[slug], org_notes = organization_document(
+            state.organizations[slug], state, contents
+        )
         notes.extend(org_notes)
-        files.append(ExportedFile((slug, "organization.yaml"), document_text(document, schema_ref).encode()))
-        files.extend(ExportedFile((slug, *f.path), f.content) for f in documents)
+    if factor:
+        from plan_apply.factor import factored_documents
+
+        documents = factored_documents(documents)
+    files: list[ExportedFile] = []
+    for slug in slugs:
+        text = document_text(documents[slug], schema_ref)
+        files.append(ExportedFile((slug, "organization.yaml"), text.encode()))
+        files.extend(ExportedFile((slug, *f.path), f.content) for f in attached[slug])
     return Export(tuple(files), tuple(slugs), tuple(notes))
 
 

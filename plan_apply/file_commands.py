@@ -249,7 +249,13 @@ def migrate(paths: tuple[str, ...], check: bool, show_diff: bool) -> int:
     "--database-url", metavar="URL", help="Database URL (else $NEXUS_DATABASE_URL, else sqlite:///nexus.db)."
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist (a previous export).")
-def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force: bool) -> int:
+@click.option(
+    "--factor",
+    is_flag=True,
+    help="Write services that several facilities of an exported parent share as service templates of "
+    "that parent, each facility keeping only what differs.",
+)
+def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force: bool, factor: bool) -> int:
     """Write what the database holds for organizations as nexus/v1 files.
 
     \b
@@ -270,7 +276,7 @@ def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force:
         say(f"also exporting {slug}: a parent of an organization asked for")
     slugs = [*dict.fromkeys(orgs), *added]
     reference = schema_reference(out_dir, json_schema("nexus/v1")["$id"])
-    exported = render_export(state, slugs, contents, reference)
+    exported = render_export(state, slugs, contents, reference, factor=factor)
     written = write_export(out_dir, exported.files, force=force)
     for note in exported.notes:
         say(f"note: {note}")

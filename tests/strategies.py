@@ -294,3 +294,26 @@ def templated_family(draw: st.DrawFn) -> list[dict[str, Any]]:
     if templates:
         orgs[0]["templates"] = templates
     return orgs
+
+
+@st.composite
+def repeated_family(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A `family()` of plain names whose facilities repeat services: some of the first facility's
+    services copied into the others (the system's steps only, no windows), some with a field changed."""
+    orgs = draw(family(plain=True))
+    first, others = orgs[1], orgs[2:]
+    inherited = {s["key"] for s in orgs[0]["steps"]}
+    for other in others:
+        taken = {s["key"] for s in other["services"]}
+        for service in first["services"]:
+            if service["key"] in taken or not draw(st.booleans()):
+                continue
+            copy = {
+                k: v for k, v in service.items() if k not in ("capacity", "steps", "protect", "previous_keys")
+            }
+            copy["steps"] = [s for s in service.get("steps", []) if s in inherited]
+            copy["capacity"] = []
+            if draw(st.booleans()):
+                copy["location"] = draw(PLAIN_NAMES)
+            other["services"].append(copy)
+    return orgs

@@ -82,6 +82,11 @@ def test_a_list_the_service_writes_replaces_the_templates_whole(write_tree: Writ
     ]
 
 
+def test_a_null_the_service_writes_clears_the_templates_value(write_tree: WriteTree) -> None:
+    facility = _facility("  - {key: fm, template: family-medicine, location: null}\n")
+    assert _service(_load(write_tree, {"s.yaml": SYSTEM, "e.yaml": facility}))["location"] is None
+
+
 def test_mappings_merge_key_by_key_recursively() -> None:
     template = {"name": "A", "address": {"city": "X", "geo": {"lat": 1, "lon": 2}}, "tags": [1, 2]}
     own = {"address": {"geo": {"lat": 5}}, "tags": [3]}
