@@ -50,7 +50,7 @@ def exit_code(*args: str) -> int:
 def test_the_examples_are_valid() -> None:
     run = nexus("validate", "examples/orgs")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "valid: 5 organizations in 11 files" in run.stderr
+    assert "valid: 5 organizations in 12 files" in run.stderr
     assert "warning: apiVersion nexus/v1beta1 is deprecated" in run.stderr
     assert "error" not in run.stdout + run.stderr
 
