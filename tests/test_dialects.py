@@ -19,7 +19,7 @@ from .test_cli_plan_apply import Run
 
 PLAN_APPLY = Path(__file__).resolve().parents[1] / "plan_apply"
 BACKEND_NAMES = {"sqlite", "postgresql", "postgres"}
-# The platform tables' JSON type picks JSONB by SQLAlchemy's own variant mechanism (a type, not a branch).
+# The platform tables' JSON type asks the dialect of the backend it is compiled for (a type, not a branch).
 NAMES_A_BACKEND_BY_DESIGN: set[Path] = set()
 
 
