@@ -220,7 +220,7 @@ def markdown_table(cmds: list[Command], figures: dict[str, Any]) -> str:
         limit = command.above_limit_s
         target = f"≤ +{1000 * limit:.0f} ms" if limit is not None else f"≤ {command.ratio_limit:g}×"
         lines.append(
-            f"| `{command.label}` | {_versus_bare(command, f['median_s'], bare['median_s'])} "
+            f"| `{command.label.removeprefix('nexus ')}` | {_versus_bare(command, f['median_s'], bare['median_s'])} "
             f"| {_versus_bare(command, f['cpu_median_s'], bare['cpu_median_s'])} | {target} |"
         )
     return "\n".join(lines)
