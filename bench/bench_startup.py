@@ -8,6 +8,7 @@ rounds, one run of each per round (after `--warmup` uncounted rounds), so a chan
 machine touches every row alike; each figure is the median of `--runs`. Rows and the issue's targets:
 
   python -c pass                 the baseline
+  python -c 'import click'       a reference: what any command click parses costs at least
   nexus --version / --help       at most 2x the baseline
   nexus completion bash          at most 2x the baseline
   tab completion                 what the shell runs on each TAB (_NEXUS_COMPLETE=bash_complete): 2x too
@@ -74,6 +75,8 @@ def commands(database_url: str) -> list[Command]:
     db = plain | {"NEXUS_DATABASE_URL": database_url}
     return [
         Command("python -c pass", [python, "-c", "pass"], plain),
+        # the floor of any command click parses: what --help and completion cannot go below
+        Command("python -c 'import click'", [python, "-c", "import click"], plain, in_readme=False),
         Command("nexus --version", [nexus, "--version"], plain, ratio_limit=2.0),
         Command("nexus --help", [nexus, "--help"], plain, ratio_limit=2.0),
         Command("nexus completion bash", [nexus, "completion", "bash"], plain, ratio_limit=2.0),
@@ -243,7 +246,7 @@ def import_times(command: Command) -> list[tuple[int, int, int, str]]:
 
 def explain(cmds: list[Command], top: int) -> None:
     """The imports that make each command slow, cumulative at the top level and by own time."""
-    for command in cmds[1:]:
+    for command in [c for c in cmds if c.argv[0] != sys.executable]:  # nexus's commands, not Python's
         rows = import_times(command)
         total = sum(own for own, *_ in rows)
         print(f"\n-X importtime: {command.label}: {len(rows)} modules, {total / 1000:.0f} ms of imports")
