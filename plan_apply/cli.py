@@ -78,6 +78,8 @@ def _color() -> bool:
 @click.group(
     cls=NexusGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
+# with the version given, click never looks it up in the installed packages' metadata (`nexus --version`
+# alone never gets here: plan_apply.__main__ answers it; `nexus --color never --version` does)
 @click.version_option(__version__, "--version", prog_name="nexus", message=version_line())
 @color_option
 @click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks of internal errors.")
