@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from nexus_config import CURRENT_VERSION
-from nexus_config.problems import Problem
 from plan_apply.command_options import (
     ValidateArgs,
     color_choice,
@@ -27,6 +26,9 @@ from plan_apply.command_options import (
 )
 from plan_apply.console import say, show_data, show_problems
 from plan_apply.errors import UsageProblem
+
+if TYPE_CHECKING:
+    from nexus_config.problems import Problem
 
 __all__ = ["COMMANDS"]
 
@@ -121,6 +123,7 @@ def _apply_rewrites(
     all_or_nothing: bool,
 ) -> list[Any]:
     """Print, check or write the changed files; returns those that changed (written unless dry)."""
+    from nexus_config.problems import Problem
     from nexus_config.rewrite import symlink_in_path, unified_diff, write_atomically
     from plan_apply.views.color import color_enabled
 
