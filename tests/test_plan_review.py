@@ -451,6 +451,33 @@ def test_a_field_the_facility_overrides_is_not_from_the_template(
     assert "template" not in changes[0]
 
 
+def test_a_change_to_a_template_field_and_an_own_field_at_once_is_not_from_the_template(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    before = {0: ", location: Building A"}
+    assert nexus("apply", str(_template_fleet(write_tree, 1, "Primary care.", before)), "--auto-approve") == 0
+    tree = _template_fleet(write_tree, 1, "Primary care for every age.", {0: ", location: Building B"})
+    changes = _planned_json(nexus, tree)
+    assert [sorted(c["after"]) for c in changes] == [["description", "location"]]
+    assert "template" not in changes[0] and changes[0]["notes"] == []
+
+
+def test_undoing_a_web_ui_edit_of_a_template_field_is_not_from_the_template(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    tree = _template_fleet(write_tree, 1, "Primary care.")
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    engine = sa.create_engine(nexus.url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE services SET description = 'Edited' WHERE key = 'family-medicine'")
+        )
+    engine.dispose()
+    changes = _planned_json(nexus, tree)
+    assert [(c["cause"], c["after"]) for c in changes] == [("drift", {"description": "Primary care."})]
+    assert "template" not in changes[0]
+
+
 def test_a_template_change_says_how_many_services_and_facilities_it_reaches(
     nexus: Run, write_tree: Callable[..., Path]
 ) -> None:
