@@ -52,6 +52,7 @@ from plan_apply.selection import (
     chosen_organizations,
     root_of,
 )
+from plan_apply.template_origin import template_reach, templates_used, with_template_reach
 from plan_apply.workers import Workers
 
 __all__ = ["Selection", "TreePlan", "build_plan", "located_plan", "plan_tree", "utc_now"]
@@ -301,6 +302,9 @@ def plan_tree(
     plan = Plan(planning.planned_at, database, organizations, database_id=database_id)
     if len(parts) > 1:  # a batch's plan counted only what the batch loaded
         plan = with_reach(plan, combined(part.reach for part in parts))
+    unknown = {name for part in parts for name in part.unseen_templates}
+    if len(parts) > 1 or unknown:
+        plan = with_template_reach(plan, combined(part.templates for part in parts), unknown)
     return TreePlan(mass_delete_checked(plan, options or PlanOptions()), tuple(problems))
 
 
@@ -311,6 +315,10 @@ class _Part:
     slugs: frozenset[str]
     reach: Mapping[str, Reach] = field(default_factory=dict)
     """How far steps reach into this part's own members (`reach.step_reach`), added up over the parts."""
+    templates: Mapping[str, Reach] = field(default_factory=dict)
+    """How far templates reach into them (`template_origin.template_reach`), added up the same way."""
+    unseen_templates: frozenset[str] = frozenset()
+    """The templates members skipped as unchanged use: their services are not counted."""
 
 
 def _all_slugs(parts: Sequence[_Part]) -> set[str]:
@@ -353,7 +361,14 @@ class _Planning:
             roots={f.path: f.root for f in self.scan.files},
         )
         reach = step_reach(result.state, own)
-        return _Part(located_plan(plan, locator), result.problems, slugs, reach)
+        templates = template_reach(result.state, own)
+        unseen = frozenset(
+            name
+            for slug in result.skipped
+            if slug in members
+            for name in templates_used(self.skip.get(slug, ()))
+        )
+        return _Part(located_plan(plan, locator), result.problems, slugs, reach, templates, unseen)
 
     def batched(self, connection: Connection, workers: Workers | None) -> Iterator[_Part]:
         """One part per batch, or nothing when the tree is small or not understood without parsing."""
