@@ -52,9 +52,14 @@ def _yaml_files(fleet_dir: Path) -> list[Path]:
 
 
 def ensure_fleet(
-    out: Path, facilities: int, seed: int, systems: int | None, regenerate: bool
+    out: Path, facilities: int, seed: int, systems: int | None, regenerate: bool, flat: bool = False
 ) -> tuple[Path, dict[str, Any]]:
-    name = f"fleet-{facilities}" + (f"-s{seed}" if seed else "") + (f"-h{systems}" if systems else "")
+    name = (
+        f"fleet-{facilities}"
+        + (f"-s{seed}" if seed else "")
+        + (f"-h{systems}" if systems else "")
+        + ("-flat" if flat else "")
+    )
     fleet_dir = out / name
     wanted = {
         "generator_version": fleet.GENERATOR_VERSION,
@@ -63,12 +68,13 @@ def ensure_fleet(
         "systems": systems if systems is not None else fleet.default_systems(facilities),
         "changed_fraction": 0.0,
         "change_round": 0,
+        "flat": flat,
     }
     manifest = fleet.read_manifest(fleet_dir)
     if regenerate or manifest is None or any(manifest.get(k) != v for k, v in wanted.items()):
         started = time.perf_counter()
         print(f"generating {facilities} facilities into {fleet_dir} ...", flush=True)
-        fleet.write_fleet(fleet_dir, facilities, seed=seed, systems=systems)
+        fleet.write_fleet(fleet_dir, facilities, seed=seed, systems=systems, flat=flat)
         manifest = fleet.read_manifest(fleet_dir) or {}
         print(
             f"  {manifest.get('files')} files, {manifest.get('bytes', 0) / 1e6:.1f} MB "
@@ -269,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out")
     parser.add_argument("--fleet", type=Path, default=None, help="measure this existing tree instead")
     parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--flat", action="store_true", help="a fleet without service templates")
     parser.add_argument("--floor-gc", choices=("paused", "on", "both"), default="paused")
     parser.add_argument("--only", choices=("floor", "nexus"), default=None)
     parser.add_argument(
@@ -299,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     else:
         fleet_dir, manifest = ensure_fleet(
-            args.out, args.facilities, args.seed, args.systems, args.regenerate
+            args.out, args.facilities, args.seed, args.systems, args.regenerate, args.flat
         )
 
     kinds: list[str] = []

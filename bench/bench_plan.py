@@ -127,6 +127,29 @@ def _plain(item: dict[str, Any], drop: str = "") -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime.date) else v for k, v in item.items() if k != drop}
 
 
+def _expand_templates(orgs: dict[str, dict[str, Any]]) -> None:
+    """Services that name a service template, as the template's fields under their own (the floor's
+    share of nexus' expansion: the organization's templates, then its parent's)."""
+    templates = {
+        slug: {t["key"]: t for doc in org["docs"] for t in doc.get("templates") or ()}
+        for slug, org in orgs.items()
+    }
+    for slug, org in orgs.items():
+        for doc in org["docs"]:
+            services = doc.get("services") or ()
+            if not any("template" in service for service in services):
+                continue
+            expanded = []
+            for service in services:
+                if "template" in service:
+                    owner, _, key = service["template"].rpartition("/")
+                    owner = owner or (slug if key in templates[slug] else org["parent"])
+                    base = {k: v for k, v in templates[owner][key].items() if k != "key"}
+                    service = {**base, **{k: v for k, v in service.items() if k != "template"}}
+                expanded.append(service)
+            doc["services"] = expanded
+
+
 def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The rows nexus writes for a fleet, built as plainly as possible from the parsed documents.
 
@@ -143,6 +166,7 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
         if meta.get("labels"):
             org["labels"] = meta["labels"]
         org["docs"].append(doc)
+    _expand_templates(orgs)
     order = sorted(orgs, key=lambda slug: (orgs[slug]["parent"] is not None, slug))  # parents first
     org_id = {slug: n for n, slug in enumerate(order, 1)}
     step_id: dict[tuple[str, str], int] = {}

@@ -1,6 +1,6 @@
 """Start-up benchmark: how long short `nexus` commands take, beside bare Python measured in the same run.
 
-    python bench/bench_startup.py [--runs 20] [--explain] [--json PATH]
+    python bench/bench_startup.py [--runs 20] [--explain] [--markdown] [--json PATH]
 
 Run by hand, not a test. Each command is a fresh `nexus` process (the console script of the Python running
 this file), timed with `time.perf_counter` around `subprocess.run`, output discarded. Commands are run in
@@ -8,6 +8,7 @@ rounds, one run of each per round (after `--warmup` uncounted rounds), so a chan
 machine touches every row alike; each figure is the median of `--runs`. Rows and the issue's targets:
 
   python -c pass                 the baseline
+  python -c 'import click'       a reference: what any command click parses costs at least
   nexus --version / --help       at most 2x the baseline
   nexus completion bash          at most 2x the baseline
   tab completion                 what the shell runs on each TAB (_NEXUS_COMPLETE=bash_complete): 2x too
@@ -17,6 +18,9 @@ machine touches every row alike; each figure is the median of `--runs`. Rows and
 `--explain` then runs each nexus command once more under `python -X importtime` and lists the modules
 that cost the most: the slowest top-level imports (cumulative, what a lazy import would save) and the
 slowest modules by their own time.
+
+`--markdown` also prints the README's table: each command of the issue beside bare Python, wall and CPU
+time, as its target is put (a ratio, or ms above).
 
 Beside wall time, the CPU time (user + system) of each run: on a shared machine under load the wall
 time of a 20 ms process can grow tenfold while its CPU time barely moves, so a target missed on wall
@@ -53,6 +57,7 @@ class Command:
     env: dict[str, str]
     ratio_limit: float | None = None
     above_limit_s: float | None = None
+    in_readme: bool = True
 
 
 def nexus_script() -> Path:
@@ -70,10 +75,12 @@ def commands(database_url: str) -> list[Command]:
     db = plain | {"NEXUS_DATABASE_URL": database_url}
     return [
         Command("python -c pass", [python, "-c", "pass"], plain),
+        # the floor of any command click parses: what --help and completion cannot go below
+        Command("python -c 'import click'", [python, "-c", "import click"], plain, in_readme=False),
         Command("nexus --version", [nexus, "--version"], plain, ratio_limit=2.0),
         Command("nexus --help", [nexus, "--help"], plain, ratio_limit=2.0),
         Command("nexus completion bash", [nexus, "completion", "bash"], plain, ratio_limit=2.0),
-        Command("tab completion (bash_complete)", [nexus], tab, ratio_limit=2.0),
+        Command("tab completion (bash_complete)", [nexus], tab, ratio_limit=2.0, in_readme=False),
         Command(
             f"nexus validate {ONE_CLINIC.name}",
             [nexus, "validate", str(ONE_CLINIC)],
@@ -191,6 +198,37 @@ def print_table(
     return figures
 
 
+def _versus_bare(command: Command, median: float, base: float) -> str:
+    """A median beside bare Python's, in its target's terms: milliseconds above it, or a ratio."""
+    if command.above_limit_s is not None:
+        return f"+{1000 * (median - base):.0f} ms"
+    return f"{median / base:.1f}×"
+
+
+def markdown_table(cmds: list[Command], figures: dict[str, Any]) -> str:
+    """The README's table: bare Python's median, then each command of the issue's targets beside it
+    (wall and CPU time, as the target is put: a ratio or ms above) and its target."""
+    bare = figures[cmds[0].label]
+    lines = [
+        f"Bare Python (`python -c pass`): {1000 * bare['median_s']:.0f} ms wall, "
+        f"{1000 * bare['cpu_median_s']:.0f} ms CPU.",
+        "",
+        "| command | wall | CPU | target |",
+        "|---|---|---|---|",
+    ]
+    for command in cmds[1:]:
+        if not command.in_readme:
+            continue
+        f = figures[command.label]
+        limit = command.above_limit_s
+        target = f"≤ +{1000 * limit:.0f} ms" if limit is not None else f"≤ {command.ratio_limit:g}×"
+        lines.append(
+            f"| `{command.label.removeprefix('nexus ')}` | {_versus_bare(command, f['median_s'], bare['median_s'])} "
+            f"| {_versus_bare(command, f['cpu_median_s'], bare['cpu_median_s'])} | {target} |"
+        )
+    return "\n".join(lines)
+
+
 def import_times(command: Command) -> list[tuple[int, int, int, str]]:
     """(self µs, cumulative µs, depth, module) of each import of one run under `-X importtime`."""
     argv = [sys.executable, "-X", "importtime", *command.argv]  # the nexus script is a Python file
@@ -208,7 +246,7 @@ def import_times(command: Command) -> list[tuple[int, int, int, str]]:
 
 def explain(cmds: list[Command], top: int) -> None:
     """The imports that make each command slow, cumulative at the top level and by own time."""
-    for command in cmds[1:]:
+    for command in [c for c in cmds if c.argv[0] != sys.executable]:  # nexus's commands, not Python's
         rows = import_times(command)
         total = sum(own for own, *_ in rows)
         print(f"\n-X importtime: {command.label}: {len(rows)} modules, {total / 1000:.0f} ms of imports")
@@ -245,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         "--explain", action="store_true", help="then list the slowest imports of each command"
     )
     parser.add_argument("--top", type=int, default=8, help="modules listed per command by --explain")
+    parser.add_argument(
+        "--markdown", action="store_true", help="also print the figures as the README's table"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw times here")
     args = parser.parse_args(argv)
 
@@ -259,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         times, cpu = measure(cmds, args.runs, args.warmup)
         figures = print_table(cmds, times, cpu)
         print(f"({time.perf_counter() - started:.0f} s, load average after {os.getloadavg()[0]:.1f})")
+        if args.markdown:
+            print("\n" + markdown_table(cmds, figures))
         if args.explain:
             explain(cmds, args.top)
     if args.json:

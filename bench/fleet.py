@@ -1,16 +1,21 @@
 """Deterministic synthetic fleet: health systems and their facilities as hand-written-looking YAML.
 
-    python bench/fleet.py OUT_DIR --facilities 1000 [--seed 0] [--systems M] [--changed 0.01 --round 1]
+    python bench/fleet.py OUT_DIR --facilities 1000 [--seed 0] [--systems M] [--changed 0.01 --round 1] [--flat]
 
 Writes one directory per organization under OUT_DIR:
 
 - about one health system per 20 facilities (`<name>-health-NNN/`): `profile.yaml`, `steps.yaml`
   (system-wide steps, several with `all_services: true`, the rest a library facilities opt into),
-  `staff.yaml`;
+  `staff.yaml`, and `templates.yaml`: a service template for every service of the catalog (name,
+  department, disciplines);
 - every facility (`<name>-<kind>-NNNN/`, `metadata.parent: <its system>`): `profile.yaml`,
   `steps.yaml` (15 steps), `services.yaml` (30 services with 100 nested capacity windows),
   `agreements.yaml` (20 schools + 20 agreements), `staff.yaml` (5 people) — 191 items and about
   59 KB of YAML, with comments, quoted, folded and literal strings, flow and block lists.
+
+Each facility service says `template: <key>` and writes only what differs from its system's template
+(`department: null` where it has none). `flat=True` (`--flat`) writes every service in full and no
+templates, as generator version 2 did: the same configuration, planned identically, in more bytes.
 
 Everything satisfies shared/spec/FORMAT.md (`nexus/v1`): key patterns, capacity disciplines within the
 service's (and the linked agreement's) disciplines, valid dates with end >= start, coordinator-scheduled
@@ -50,7 +55,7 @@ from typing import Any
 
 __all__ = ["GENERATOR_VERSION", "MANIFEST", "default_systems", "read_manifest", "write_fleet"]
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever output changes for the same arguments (bench_load.py regenerates on mismatch)."""
 
 MANIFEST = ".fleet.json"
@@ -604,6 +609,34 @@ class System:
     files: dict[str, str]
 
 
+CATALOG = {entry[0]: entry for entry in SERVICES}
+"""The service catalog by key: what each system's service template holds."""
+
+
+def _templates_text(name: str, slug: str) -> str:
+    """A system's `templates.yaml`: one service template per catalog service (no randomness drawn, so
+    the flat and templated fleets are the same configuration)."""
+    lines = (
+        _header(
+            f"{name} — service templates.",
+            [
+                "A facility's service says `template: <key>` and writes only what differs; its own fields",
+                "replace these (`department: null` clears one).",
+            ],
+        )
+        + _doc_start(slug)
+        + ["templates:"]
+    )
+    for skey, sname, dept, discs, _specs in SERVICES:
+        lines += [
+            f"  - key: {skey}",
+            f"    name: {q(sname)}",
+            f"    department: {q(dept)}",
+            f"    disciplines: {flow(list(discs))}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def _rng(seed: int, kind: str, index: int) -> random.Random:
     return random.Random(f"nexus-fleet/{seed}/{kind}/{index}")
 
@@ -710,7 +743,7 @@ def _form_fields(rng: random.Random, indent: str) -> list[str]:
 # --------------------------------------------------------------------------------------------- systems
 
 
-def _system(seed: int, j: int) -> System:
+def _system(seed: int, j: int, flat: bool = False) -> System:
     rng = _rng(seed, "system", j)
     word = NAME_WORDS[j % len(NAME_WORDS)]
     slug = f"{word}-health-{j:03d}"
@@ -773,14 +806,10 @@ def _system(seed: int, j: int) -> System:
         + _doc_start(slug)
         + _staff_lines(rng, domain, 4)
     )
-    return System(
-        j,
-        slug,
-        name,
-        domain,
-        tuple(s[0] for s in chosen if not s[8]),
-        {"profile.yaml": profile, "steps.yaml": steps_text, "staff.yaml": staff},
-    )
+    files = {"profile.yaml": profile, "steps.yaml": steps_text, "staff.yaml": staff}
+    if not flat:
+        files["templates.yaml"] = _templates_text(name, slug)
+    return System(j, slug, name, domain, tuple(s[0] for s in chosen if not s[8]), files)
 
 
 # --------------------------------------------------------------------------------------------- facilities
@@ -1068,7 +1097,7 @@ def _changed_indices(seed: int, facilities: int, fraction: float, change_round: 
 # --------------------------------------------------------------------------------------------- render
 
 
-def _render_facility(org: Org, system: System) -> dict[str, str]:
+def _render_facility(org: Org, system: System, flat: bool = False) -> dict[str, str]:
     rng = org.rng
     head = f"{org.name} — a facility of {system.name}."
     files: dict[str, str] = {}
@@ -1114,14 +1143,21 @@ def _render_facility(org: Org, system: System) -> dict[str, str]:
     add = out.append
     for svc in org.services:
         add(f"  - key: {svc.key}")
-        add(f"    name: {q(svc.name)}")
+        _, catalog_name, catalog_department, catalog_disciplines, _ = CATALOG[svc.key]
+        if not flat:
+            add(f"    template: {svc.key}")
+        if flat or svc.name != catalog_name:
+            add(f"    name: {q(svc.name)}")
         if svc.description:
             add(f"    description: {q(svc.description)}")
-        if svc.department:
+        if svc.department and (flat or svc.department != catalog_department):
             add(f"    department: {q(svc.department)}")
+        elif not svc.department and not flat:
+            add("    department: null   # not part of a department here")
         if svc.location:
             add(f"    location: {q(svc.location)}")
-        add(f"    disciplines: {flow(svc.disciplines)}")
+        if flat or svc.disciplines != list(catalog_disciplines):
+            add(f"    disciplines: {flow(svc.disciplines)}")
         add(f"    specialties: {flow(svc.specialties)}")
         if svc.protect:
             add("    protect: true   # core service with booked rotations every term")
@@ -1227,8 +1263,10 @@ def write_fleet(
     systems: int | None = None,
     changed_fraction: float = 0.0,
     change_round: int = 0,
+    flat: bool = False,
 ) -> list[Path]:
-    """Write the fleet under `out_dir` and return the written YAML files (sorted).
+    """Write the fleet under `out_dir` and return the written YAML files (sorted); `flat`: services in
+    full, no templates.
 
     A previous fleet in `out_dir` (found through its manifest) is removed first; a non-empty
     directory without a manifest is refused rather than overwritten.
@@ -1256,7 +1294,7 @@ def write_fleet(
                 fh.write(text)
             written.append(path)
 
-    system_list = [_system(seed, j) for j in range(n_systems)]
+    system_list = [_system(seed, j, flat) for j in range(n_systems)]
     for system in system_list:
         emit(system.slug, system.files)
     changed = _changed_indices(seed, facilities, changed_fraction, change_round)
@@ -1265,7 +1303,7 @@ def write_fleet(
         org = _facility(seed, i, system)
         if i in changed:
             _apply_changes(org, seed, change_round)
-        emit(org.slug, _render_facility(org, system))
+        emit(org.slug, _render_facility(org, system, flat))
 
     manifest = {
         "generator_version": GENERATOR_VERSION,
@@ -1274,6 +1312,7 @@ def write_fleet(
         "seed": seed,
         "changed_fraction": changed_fraction,
         "change_round": change_round,
+        "flat": flat,
         "changed_facilities": sorted(changed),
         "org_dirs": org_dirs,
         "files": len(written),
@@ -1317,6 +1356,7 @@ def main(argv: list[str] | None = None) -> int:
         "--changed", type=float, default=0.0, help="fraction of facilities with changed values"
     )
     parser.add_argument("--round", type=int, default=0, dest="change_round", help="which change round")
+    parser.add_argument("--flat", action="store_true", help="services written in full, no templates")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
@@ -1327,6 +1367,7 @@ def main(argv: list[str] | None = None) -> int:
             systems=args.systems,
             changed_fraction=args.changed,
             change_round=args.change_round,
+            flat=args.flat,
         )
     except (ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -38,6 +38,8 @@ SECTIONS = [
     ("form fields", "FormField", "`steps[].fields[]`"),
     ("services", "Service", "`services[]`"),
     ("capacity windows", "Capacity", "`services[].capacity[]`"),
+    ("service templates", "ServiceTemplate", "`templates[]`"),
+    ("services from a template", "TemplatedService", "`services[]` with `template`"),
     ("schools", "School", "`schools[]`"),
     ("agreements", "Agreement", "`agreements[]`"),
     ("covers by labels", "CoversLabels", "`agreements[].covers`"),
@@ -56,7 +58,7 @@ def _code(text: str) -> str:
 
 def _type(schema: dict[str, Any]) -> str:
     """A property's type in words: `string`, `list of discipline`, `Profile`, one of the enum values."""
-    options = [o for o in schema.get("anyOf", [schema]) if o != {"type": "null"}]
+    options = [o for o in schema.get("anyOf", schema.get("oneOf", [schema])) if o != {"type": "null"}]
     words = []
     for option in options:
         if "$ref" in option:

@@ -42,10 +42,10 @@ _HOMES = {
 
 def __getattr__(name: str) -> _typing.Any:
     """An export, imported from its home module the first time it is asked for."""
-    if name == "__version__":  # the one version source: the installed package's metadata
-        from importlib.metadata import version
+    if name == "__version__":  # the one version source (pyproject.toml reads it too)
+        from nexus_config._version import __version__
 
-        return version("nexus-config")
+        return __version__
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

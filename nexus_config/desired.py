@@ -16,7 +16,7 @@ from nexus_config.sections import DOCUMENT_SECTIONS
 
 if TYPE_CHECKING:
     from nexus_config.models.common import Profile, School, Staff
-    from nexus_config.models.v1 import Agreement, Capacity, Service, Step
+    from nexus_config.models.v1 import Agreement, Capacity, Service, ServiceTemplate, Step
 
 __all__ = [
     "SECTIONS",
@@ -59,6 +59,16 @@ class Source:
     document: int
     pointer: str
     pointers: PointerMap = IDENTITY
+    inherited: tuple[tuple[str, Source], ...] = ()
+    """Fields of an item whose values came from a service template, each with the template's place: a
+    problem about such a field points at the template's line."""
+
+    def origin(self, field: str) -> Source:
+        """Where a field's value was written: this item, or the template it came from."""
+        for name, source in self.inherited:
+            if name == field:
+                return source
+        return self
 
     def problem(
         self,
@@ -70,6 +80,10 @@ class Source:
         related: tuple[tuple[str, int, str], ...] = (),
     ) -> Problem:
         """A problem located at this item, or at one of its fields (`tokens`)."""
+        if tokens and self.inherited and self.origin(str(tokens[0])) is not self:
+            return self.origin(str(tokens[0])).problem(
+                message, *tokens, code=code, at_key=at_key, severity=severity, related=related
+            )
         pointer = self.pointers.original(self.pointer + join_pointer(*tokens))
         return Problem(
             self.file,
@@ -84,6 +98,8 @@ class Source:
 
     def place(self, *tokens: str | int) -> tuple[str, int, str]:
         """This item (or a field of it) as a related place for another item's problem."""
+        if tokens and self.inherited and self.origin(str(tokens[0])) is not self:
+            return self.origin(str(tokens[0])).place(*tokens)
         return (self.file, self.document, self.pointers.original(self.pointer + join_pointer(*tokens)))
 
 
@@ -116,6 +132,10 @@ class DesiredOrganization:
     documents: Mapping[str, AttachedDocument] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict)
     files: tuple[str, ...] = ()
+    templates: Mapping[str, ServiceTemplate] = field(default_factory=dict)
+    """The service templates this organization declares (its sources under `templates/<key>`)."""
+    service_templates: Mapping[str, str] = field(default_factory=dict)
+    """Each service built from a template → that template, qualified (`org-slug/key`)."""
 
     @property
     def staff(self) -> tuple[Staff, ...] | None:

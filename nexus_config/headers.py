@@ -24,6 +24,8 @@ _FIELD = r"(?:^|[,{\s])NAME:[ \t]*['\"]?([a-z0-9][a-z0-9-]*)['\"]?[ \t]*(?:#.*)?
 _SLUG = re.compile(_FIELD.replace("NAME", "slug"), re.MULTILINE)
 _PARENT = re.compile(_FIELD.replace("NAME", "parent"), re.MULTILINE)
 _CONTENT = re.compile(r"^[^\s#]", re.MULTILINE)
+_TOP_LEVEL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", re.MULTILINE)
+_TEMPLATES_ONLY = frozenset({"apiVersion", "kind", "metadata", "templates"})
 _VERSION = re.compile(r"^apiVersion:[ \t]*(['\"]?)([A-Za-z0-9./-]+)\1[ \t]*(?:#.*)?$", re.MULTILINE)
 
 
@@ -34,9 +36,17 @@ class FileHeader:
 
     organizations: tuple[tuple[str, str | None], ...]
     versions: tuple[tuple[str, int, int], ...] = ()
+    sections: frozenset[str] = frozenset()
+    """The top-level keys its documents write."""
     shares: bool = False
     """The file may share agreements across a family (it says `covers`, or a previous key `slug/key`):
     the family is then loaded and planned together."""
+
+    @property
+    def templates_only(self) -> bool:
+        """The file declares nothing but service templates (no parent, no section): an organization
+        below it depends on it only through the templates it uses."""
+        return self.sections <= _TEMPLATES_ONLY and all(parent is None for _, parent in self.organizations)
 
 
 def _metadata(document: str) -> str | None:
@@ -65,6 +75,7 @@ def file_header(text: str) -> FileHeader | None:
     """The organizations of a file's documents, or None when the text is not understood this way."""
     organizations = []
     versions = []
+    sections: set[str] = set()
     text = text.lstrip("\ufeff")
     line = 1
     for document in _DOCUMENT.split(text) if "---" in text else (text,):
@@ -79,12 +90,13 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
+        sections.update(_TOP_LEVEL.findall(document))
         version = _VERSION.search(document)
         if version:
             at = start + document.count("\n", 0, version.start(1))
             column = version.start(1) - document.rfind("\n", 0, version.start(1))
             versions.append((version.group(2), at, column))
-    return FileHeader(tuple(organizations), tuple(versions), _shares(text))
+    return FileHeader(tuple(organizations), tuple(versions), frozenset(sections), _shares(text))
 
 
 _COVERS = re.compile(r"[\s{,\"]covers\"?[ \t]*:")

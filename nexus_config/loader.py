@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,13 +22,16 @@ from nexus_config.heap import paused_gc
 from nexus_config.locations import Locator, locate
 from nexus_config.models import CURRENT_VERSION
 from nexus_config.problems import Problem
+from nexus_config.templates import stale_template_users
 
 if TYPE_CHECKING:
     from nexus_config.attachments import attached_document
     from nexus_config.desired import DesiredOrganization, DesiredState
     from nexus_config.merge import LocatedDocument, merged_organizations
+    from nexus_config.models.v1 import ServiceTemplate
     from nexus_config.rules import rule_problems
     from nexus_config.schema_check import checked_document
+    from nexus_config.templates import expanded_organizations
     from nexus_config.versions import upgrade
     from nexus_config.yaml_reader import decode_text, read_documents
 
@@ -41,6 +44,7 @@ _STAGES = {
     "merged_organizations": "nexus_config.merge",
     "rule_problems": "nexus_config.rules",
     "checked_document": "nexus_config.schema_check",
+    "expanded_organizations": "nexus_config.templates",
     "upgrade": "nexus_config.versions",
     "decode_text": "nexus_config.yaml_reader",
     "read_documents": "nexus_config.yaml_reader",
@@ -242,6 +246,23 @@ def _parse(
     return [doc for f in files for doc in _documents(f, locator, problems, failed)]
 
 
+def _declares_other(found: ScannedFile, clean: Mapping[str, frozenset[str]]) -> bool:
+    """The file declares an organization not declared unchanged (an ancestor some unchanged descendant
+    was applied from): it is parsed for that organization."""
+    return found.header is not None and any(slug not in clean for slug, _ in found.header.organizations)
+
+
+def _templates_of(parsed: Iterable[list[LocatedDocument]]) -> dict[str, dict[str, ServiceTemplate]]:
+    """The service templates of every organization some parsed document declares (maybe none)."""
+    templates: dict[str, dict[str, ServiceTemplate]] = {}
+    for docs in parsed:
+        for doc in docs:
+            document = doc.upgraded.document
+            declared = templates.setdefault(document.metadata.slug, {})
+            declared.update((t.key, t) for t in document.templates or ())
+    return templates
+
+
 def _parsed_subset(
     scan: Scan,
     skip: Mapping[str, frozenset[str]],
@@ -253,9 +274,12 @@ def _parsed_subset(
     any unchanged organization that turns out to be needed (a changed file names it, or it is the parent
     of a changed one). Returns the documents, the organizations left unparsed, and the files parsed."""
     clean = dict(skip)
+    parent_of = {
+        slug: parent for f in scan.files if f.header for slug, parent in f.header.organizations if parent
+    }
     by_path = {f.path: f for f in scan.files}
     kept = {path for files in clean.values() for path in files}
-    wanted = {f.path for f in scan.files if f.path not in kept}
+    wanted = {f.path for f in scan.files if f.path not in kept or _declares_other(f, clean)}
     parsed: dict[str, list[LocatedDocument]] = {}
     while True:
         pending = [by_path[path] for path in sorted(wanted - set(parsed)) if path in by_path]
@@ -265,6 +289,7 @@ def _parsed_subset(
             parsed[f.path] = _parse([f], locator, problems, failed)
         metadata = [d.upgraded.document.metadata for docs in parsed.values() for d in docs]
         needed = ({m.slug for m in metadata} | {m.parent for m in metadata if m.parent}) & set(clean)
+        needed |= stale_template_users(clean, _templates_of(parsed.values()), parent_of)
         for slug in needed:
             wanted.update(clean.pop(slug))
     documents = [d for path in sorted(parsed) for d in parsed[path] if path in by_path]
@@ -302,6 +327,12 @@ def load_configuration(
             for p in merge_problems
             if not (p.code == "merge.profile_missing" and _org_of(p, orgs) in failed)
         )
+        complete, template_problems = expanded_organizations(complete) if complete else ({}, [])
+        problems.extend(
+            p
+            for p in template_problems
+            if not (p.code == "ref.template" and _parent_failed(p, complete, failed))
+        )
         problems.extend(
             p
             for p in (rule_problems(complete) if complete else ())
@@ -311,7 +342,8 @@ def load_configuration(
         checked = {slug: _with_documents(org, roots, problems) for slug, org in complete.items()}
         order = _parents_first(checked)
         state = DesiredState({slug: checked[slug] for slug in order}, tuple(order))
-    located = locate(problems, locator)
+    # A template's problem is found once per service using it: report it once.
+    located = list(dict.fromkeys(locate(problems, locator)))
     return LoadResult(state, tuple(located), len(scan.files), skipped, scan.hashes)
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from nexus_config.desired import DesiredOrganization, PointerMap, Source
 from nexus_config.models import CURRENT_VERSION
 from nexus_config.models.common import Profile
-from nexus_config.models.v1 import Capacity, Service
+from nexus_config.models.v1 import Capacity, Service, ServiceTemplate, TemplatedService
 from nexus_config.problems import Problem, join_pointer
-from nexus_config.sections import CAPACITY, DOCUMENT_SECTIONS, SERVICES, DocumentSection
+from nexus_config.sections import CAPACITY, DOCUMENT_SECTIONS, SERVICES, TEMPLATES, DocumentSection
 from nexus_config.suggest import did_you_mean
 from nexus_config.versions import Upgraded
 
@@ -56,6 +56,7 @@ class _Organization:
     capacity_declared: set[str] = field(default_factory=set)
     beta_capacity: bool = False
     files: set[str] = field(default_factory=set)
+    templates: dict[str, ServiceTemplate] = field(default_factory=dict)
 
 
 def _add_item(
@@ -112,7 +113,11 @@ def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Pro
             )
         elif org.labels is None:
             org.labels = (dict(meta.labels), meta_source)
-    nulls = [s.key for s in DOCUMENT_SECTIONS if s.key in v1.model_fields_set and getattr(v1, s.key) is None]
+    nulls = [
+        s.key
+        for s in (*DOCUMENT_SECTIONS, TEMPLATES)
+        if s.key in v1.model_fields_set and getattr(v1, s.key) is None
+    ]
     for section in [*nulls, *(["capacity"] if doc.upgraded.null_capacity else [])]:
         by_stage = section == "steps" and doc.upgraded.version != CURRENT_VERSION  # v1beta1: a mapping
         problems.append(_null_section(doc.source(), section, "{}" if by_stage else "[]"))
@@ -130,6 +135,9 @@ def _merge_document(org: _Organization, doc: LocatedDocument, problems: list[Pro
         else:
             org.profile = (v1.profile, source)
             org.sources["profile"] = source
+    for t, template in enumerate(v1.templates or ()):
+        if _add_item(org, TEMPLATES, template, doc.source(TEMPLATES.key, t), problems):
+            org.templates[template.key] = template
     for listed in _LISTS:
         items = getattr(v1, listed.key)
         if items is None:
@@ -157,7 +165,11 @@ def _null_section(source: Source, section: str, empty: str = "[]") -> Problem:
 
 
 def _merge_capacity(
-    org: _Organization, service: Service, doc: LocatedDocument, index: int, problems: list[Problem]
+    org: _Organization,
+    service: Service | TemplatedService,
+    doc: LocatedDocument,
+    index: int,
+    problems: list[Problem],
 ) -> None:
     if service.capacity is None:
         if "capacity" in service.model_fields_set:
@@ -241,6 +253,7 @@ def _finish(org: _Organization, problems: list[Problem]) -> DesiredOrganization:
         capacity_managed=frozenset(org.capacity_declared),
         sources=dict(org.sources, metadata=org.parent[1] if org.parent else org.first.source("metadata")),
         files=tuple(sorted(org.files)),
+        templates=dict(sorted(org.templates.items())),
     )
 
 

@@ -250,13 +250,36 @@ def shift_comments(node: Any, delta: int) -> None:
         token.value = "\n".join([first, *shifted])
 
 
-def dump_document(data: Any) -> str:
-    """One document in canonical form (ruamel data: CommentedMap, plain dicts and lists, scalars)."""
+@functools.cache
+def _yaml_with_null() -> Any:
+    """`_yaml()` writing null as `null` (ruamel leaves the value empty): generated files only, where a
+    service clears its template's value and should say so."""
+    from ruamel.yaml.representer import RoundTripRepresenter
+
+    class NullRepresenter(RoundTripRepresenter):
+        """Null as `null` (a subclass: ruamel's representer table is per class)."""
+
+    NullRepresenter.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    base = _yaml()
+    yaml = base.__class__(typ="rt")
+    yaml.Resolver = base.Resolver
+    yaml.Representer = NullRepresenter
+    yaml.preserve_quotes = True
+    yaml.width = base.width
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def dump_document(data: Any, *, explicit_null: bool = False) -> str:
+    """One document in canonical form (ruamel data: CommentedMap, plain dicts and lists, scalars);
+    `explicit_null` writes null as `null` instead of leaving the value empty."""
     root_list = isinstance(data, list) and not (hasattr(data, "fa") and data.fa.flow_style())
     if root_list:
         shift_comments(data, 2)  # … so its comments move with it when it is dedented below
     stream = io.StringIO()
-    _yaml().dump(data, stream)
+    (_yaml_with_null() if explicit_null else _yaml()).dump(data, stream)
     text = stream.getvalue()
     if text.endswith("\n...\n"):  # ruamel ends a document after a keep-chomped (`|+`) block: not needed
         text = text[: -len("...\n")]

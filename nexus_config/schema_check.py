@@ -13,9 +13,10 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from nexus_config.models import CURRENT_VERSION, MODELS
+from nexus_config.models.v1 import ServiceTemplate
 from nexus_config.problems import Problem, join_pointer
 from nexus_config.suggest import did_you_mean
 from nexus_config.yaml_reader import RawDocument
@@ -103,19 +104,51 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> Any:
-    """The annotation found by following `loc` through the model's fields."""
+def _tagged(annotation: Any, token: Any) -> Any:
+    """The member of a tagged union (`services`: complete or templated) that `token` names, if any."""
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return None
+    for member in get_args(annotation):
+        if get_origin(member) is typing.Annotated and any(
+            isinstance(meta, Tag) and meta.tag == token for meta in get_args(member)[1:]
+        ):
+            return get_args(member)[0]
+    return None
+
+
+def _untagged(loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[Any, ...]:
+    """`loc` without the tags of tagged unions, which are not in the document."""
+    kept: list[Any] = []
     current: Any = model
     for token in loc:
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(token))
-            if field is None:
-                return None
-            current = field.annotation
-        elif get_origin(current) in (list, dict):
-            current = get_args(current)[-1]
-        else:
+        if not (isinstance(token, str) and _tagged(current, token) is not None):
+            kept.append(token)
+        current = _step(current, token)
+    return tuple(kept)
+
+
+def _step(current: Any, token: Any) -> Any:
+    """The annotation one token further down (a field, an item, or the member a union tag names)."""
+    member = _tagged(current, token) if isinstance(token, str) else None
+    if member is not None:
+        return member
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        field = current.model_fields.get(str(token))
+        return None if field is None else field.annotation
+    if get_origin(current) in (list, dict):
+        return get_args(current)[-1]
+    return None
+
+
+def _model_at(model: Any, loc: tuple[Any, ...]) -> Any:
+    """The annotation found by following `loc` through the model's fields (and union tags)."""
+    current: Any = model
+    for token in loc:
+        current = _step(current, token)
+        if current is None:
             return None
     return _unwrap(current)
 
@@ -133,6 +166,13 @@ def _message(
             parent.model_fields.keys() if isinstance(parent, type) and issubclass(parent, BaseModel) else []
         )
         name = str(loc[-1])
+        if name == "template" and parent is ServiceTemplate:
+            return (
+                "a template cannot use another template (templates do not nest): "
+                "write its fields here, or use the other template from the services",
+                "schema.template_nested",
+                True,
+            )
         return f'unknown field "{_visible(name)}"{did_you_mean(name, allowed)}', "schema.unknown_field", True
     if kind == "missing":
         return f'missing required field "{loc[-1]}"', "schema.required", False
@@ -141,7 +181,11 @@ def _message(
         choices = [str(c) for c in expected]
         hint = did_you_mean(str(value), choices) if isinstance(value, str) else ""
         listed = ", ".join(choices) if choices else error.get("ctx", {}).get("expected", "")
-        return f"{_field_name(loc)}{_shown(value)} is not one of: {listed}{hint}", "schema.enum", False
+        return (
+            f"{_field_name(_untagged(loc, model))}{_shown(value)} is not one of: {listed}{hint}",
+            "schema.enum",
+            False,
+        )
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         text = scalar_text(raw.file, raw.index, pointer) or str(value)
         return f'must be a string; quote it: "{text}"', "schema.type", False
@@ -217,7 +261,7 @@ def checked_document(raw: RawDocument, scalar_text: ScalarText) -> tuple[BaseMod
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
-            loc = tuple(t for t in error["loc"] if t != "[key]")
+            loc = _untagged(tuple(t for t in error["loc"] if t != "[key]"), model)
             pointer = join_pointer(*loc)
             message, code, at_key = _message(error, model, raw, pointer, scalar_text)
             if "[key]" in error["loc"]:

@@ -22,6 +22,7 @@ __all__ = [
     "SERVICES",
     "STAFF",
     "STEPS",
+    "TEMPLATES",
     "DocumentSection",
     "model_defaults",
 ]
@@ -78,6 +79,9 @@ CAPACITY = DocumentSection(
 )
 SCHOOLS = DocumentSection("schools", "nexus_config.models.common:School", "school key")
 AGREEMENTS = DocumentSection("agreements", "nexus_config.models.v1:Agreement", "agreement key")
+
+TEMPLATES = DocumentSection("templates", "nexus_config.models.v1:ServiceTemplate", "service template key")
+"""Not a section of the platform: service templates are expanded into services when a tree is loaded."""
 
 DOCUMENT_SECTIONS = (PROFILE, STAFF, STEPS, SERVICES, SCHOOLS, AGREEMENTS)
 """The top-level sections in FORMAT.md's key order (capacity is nested in services)."""

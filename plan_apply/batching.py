@@ -17,6 +17,7 @@ from nexus_config.headers import Batch, batches
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
+from nexus_config.templates import TEMPLATE_ENTRY
 from plan_apply.workers import Workers
 
 __all__ = [
@@ -61,7 +62,8 @@ def load_batch(scan: Scan, batch: Batch, skip: Mapping[str, frozenset[str]], loc
     """Load one batch's files (organizations in `skip` unparsed where their files allow)."""
     subset = batch_scan(scan, batch)
     files = set(batch.files)
-    result = load_configuration([], locator, scan=subset, skip={k: v for k, v in skip.items() if v <= files})
+    kept = {k: v for k, v in skip.items() if {p for p in v if not p.startswith(TEMPLATE_ENTRY)} <= files}
+    result = load_configuration([], locator, scan=subset, skip=kept)
     loaded = set(result.state.organizations) | set(result.skipped)
     if not loaded <= declared_slugs(subset):
         raise HeadersWrong

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from nexus_config import CURRENT_VERSION
+from nexus_config._version import __version__
 from plan_apply.command_options import (
     ApplyArgs,
     NexusGroup,
@@ -36,6 +36,7 @@ from plan_apply.command_options import (
 )
 from plan_apply.console import say, show_plan, show_problems, without_passwords, write_plan_file
 from plan_apply.errors import ConfigurationInvalid, DatabaseError, NexusError, StalePlan, UsageProblem
+from plan_apply.version import version_line
 
 __all__ = ["cli", "main"]
 
@@ -77,13 +78,9 @@ def _color() -> bool:
 @click.group(
     cls=NexusGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.version_option(
-    None,
-    "--version",
-    package_name="nexus-config",
-    prog_name="nexus",
-    message=f"%(prog)s %(version)s (config {CURRENT_VERSION}; reads nexus/v1beta1)",
-)
+# with the version given, click never looks it up in the installed packages' metadata (`nexus --version`
+# alone never gets here: plan_apply.__main__ answers it; `nexus --color never --version` does)
+@click.version_option(__version__, "--version", prog_name="nexus", message=version_line())
 @color_option
 @click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks of internal errors.")
 def cli() -> None:

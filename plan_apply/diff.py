@@ -31,6 +31,7 @@ from plan_apply.order import execution_order
 from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
 from plan_apply.reach import step_reach, with_reach
 from plan_apply.records import Record, desired_records
+from plan_apply.template_origin import template_reach, with_template_reach, with_templates
 
 __all__ = ["PlanOptions", "make_plan", "mass_delete_checked", "org_plan"]
 
@@ -166,6 +167,9 @@ def make_plan(
     # How far each step reaches, counted over every organization the state holds (a batch's plan is
     # counted again, over the whole tree, where the batches are joined: `planner.plan_tree`).
     whole = with_reach(whole, step_reach(desired, desired.organizations))
+    # Which template each service update came from, and the template's reach, counted the same way.
+    whole = with_templates(whole, desired)
+    whole = with_template_reach(whole, template_reach(desired, desired.organizations))
     return mass_delete_checked(whole, options)
 
 

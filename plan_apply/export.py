@@ -41,6 +41,7 @@ __all__ = [
     "safe_file_name",
     "schema_reference",
     "write_export",
+    "yaml_data",
 ]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -225,7 +226,16 @@ def _literal_safe(text: str) -> bool:
     )
 
 
-def _yamlish(value: Any) -> Any:
+_FLOW_UNSAFE = re.compile(r"[,\[\]{}#:&*!|>'\"%@`?]|^-|^\s|\s$")
+
+
+def _flow_safe(item: Any) -> bool:
+    """Whether a list item reads back the same inside `[...]`: ruamel leaves `:0` unquoted there, where a
+    flow sequence reads it as a mapping; such a list is written one item a line instead."""
+    return not isinstance(item, dict | list) and not (isinstance(item, str) and _FLOW_UNSAFE.search(item))
+
+
+def yaml_data(value: Any) -> Any:
     """Plain data as ruamel types in the canonical style: block mappings, lists of scalars in flow
     style (`[a, b]`), multi-line text as `|` blocks where that reads back exactly."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -234,11 +244,11 @@ def _yamlish(value: Any) -> Any:
     if isinstance(value, dict):
         mapping = CommentedMap()
         for key, item in value.items():
-            mapping[key] = _yamlish(item)
+            mapping[key] = yaml_data(item)
         return mapping
     if isinstance(value, list):
-        sequence = CommentedSeq(_yamlish(item) for item in value)
-        if all(not isinstance(item, dict | list) for item in value):
+        sequence = CommentedSeq(yaml_data(item) for item in value)
+        if all(_flow_safe(item) for item in value):
             sequence.fa.set_flow_style()
         return sequence
     if isinstance(value, str) and _literal_safe(value):
@@ -250,10 +260,10 @@ def document_text(document: Mapping[str, Any], schema_ref: str) -> str:
     """The canonical YAML of one exported document, starting with the yaml-language-server modeline."""
     from nexus_config.rewrite import dump_document
 
-    data = _yamlish(dict(document))
+    data = yaml_data(dict(document))
     for key in list(data)[3:]:  # a blank line before each section, as people write them
         data.yaml_set_comment_before_after_key(key, before="\n")
-    text = f"# yaml-language-server: $schema={schema_ref}\n" + dump_document(data)
+    text = f"# yaml-language-server: $schema={schema_ref}\n" + dump_document(data, explicit_null=True)
     read, problems = read_documents("export", text)
     if problems or [d.data for d in read] != [json.loads(json.dumps(document))]:  # pragma: no cover - a bug
         raise NexusError("internal error: exported YAML does not read back as written (please report it)")
@@ -261,21 +271,37 @@ def document_text(document: Mapping[str, Any], schema_ref: str) -> str:
 
 
 def render_export(
-    state: ActualState, slugs: Sequence[str], contents: Mapping[str, bytes], schema_ref: str
+    state: ActualState,
+    slugs: Sequence[str],
+    contents: Mapping[str, bytes],
+    schema_ref: str,
+    *,
+    factor: bool = False,
 ) -> Export:
-    """Every file of an export: `SLUG/organization.yaml` and its documents under `SLUG/documents/`."""
-    files: list[ExportedFile] = []
+    """Every file of an export: `SLUG/organization.yaml` and its documents under `SLUG/documents/`;
+    with `factor`, services shared by a parent's children as service templates of the parent."""
     notes: list[str] = []
+    documents: dict[str, dict[str, Any]] = {}
+    attached: dict[str, list[ExportedFile]] = {}
     for slug in slugs:
         if not _SLUG.match(slug):
             raise UsageProblem(
                 f"organization slug {slug!r} in the database is not a valid slug (lowercase letters, digits and "
                 "hyphens): it can be neither a directory nor a configuration; rename it on the platform first"
             )
-        document, documents, org_notes = organization_document(state.organizations[slug], state, contents)
+        documents[slug], attached[slug], org_notes = organization_document(
+            state.organizations[slug], state, contents
+        )
         notes.extend(org_notes)
-        files.append(ExportedFile((slug, "organization.yaml"), document_text(document, schema_ref).encode()))
-        files.extend(ExportedFile((slug, *f.path), f.content) for f in documents)
+    if factor:
+        from plan_apply.factor import factored_documents
+
+        documents = factored_documents(documents)
+    files: list[ExportedFile] = []
+    for slug in slugs:
+        text = document_text(documents[slug], schema_ref)
+        files.append(ExportedFile((slug, "organization.yaml"), text.encode()))
+        files.extend(ExportedFile((slug, *f.path), f.content) for f in attached[slug])
     return Export(tuple(files), tuple(slugs), tuple(notes))
 
 

@@ -1,4 +1,5 @@
-"""Commands that read or write configuration files: validate, schema, fmt, migrate, export, completion.
+"""Commands that read or write configuration files: validate, schema, fmt, migrate, export, render,
+completion.
 
 Thin: parse, call `nexus_config.rewrite` / `nexus_config.migrate` / `plan_apply.export`, print, write,
 exit. Their modules (and ruamel.yaml) are imported inside the commands, never on validate/plan's path.
@@ -9,12 +10,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from nexus_config import CURRENT_VERSION
-from nexus_config.problems import Problem
 from plan_apply.command_options import (
     ValidateArgs,
     color_choice,
@@ -26,6 +26,9 @@ from plan_apply.command_options import (
 )
 from plan_apply.console import say, show_data, show_problems
 from plan_apply.errors import UsageProblem
+
+if TYPE_CHECKING:
+    from nexus_config.problems import Problem
 
 __all__ = ["COMMANDS"]
 
@@ -120,6 +123,7 @@ def _apply_rewrites(
     all_or_nothing: bool,
 ) -> list[Any]:
     """Print, check or write the changed files; returns those that changed (written unless dry)."""
+    from nexus_config.problems import Problem
     from nexus_config.rewrite import symlink_in_path, unified_diff, write_atomically
     from plan_apply.views.color import color_enabled
 
@@ -248,7 +252,13 @@ def migrate(paths: tuple[str, ...], check: bool, show_diff: bool) -> int:
     "--database-url", metavar="URL", help="Database URL (else $NEXUS_DATABASE_URL, else sqlite:///nexus.db)."
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist (a previous export).")
-def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force: bool) -> int:
+@click.option(
+    "--factor",
+    is_flag=True,
+    help="Write services that several facilities of an exported parent share as service templates of "
+    "that parent, each facility keeping only what differs.",
+)
+def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force: bool, factor: bool) -> int:
     """Write what the database holds for organizations as nexus/v1 files.
 
     \b
@@ -279,7 +289,7 @@ def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force:
         say(f"also exporting {slug}: {why} asked for")
     slugs = [*dict.fromkeys(orgs), *added]
     reference = schema_reference(out_dir, json_schema("nexus/v1")["$id"])
-    exported = render_export(state, slugs, contents, reference)
+    exported = render_export(state, slugs, contents, reference, factor=factor)
     written = write_export(out_dir, exported.files, force=force)
     for note in exported.notes:
         say(f"note: {note}")
@@ -306,6 +316,41 @@ def export(orgs: tuple[str, ...], out_dir: str, database_url: str | None, force:
     return 0
 
 
+@click.command("render")
+@paths_argument()
+@org_option("Only these organizations (repeatable, or a comma list); default: every one.")
+@click.option(
+    "--origin",
+    is_flag=True,
+    help="Say where each value was written: file:line, and the template it came from.",
+)
+def render(paths: tuple[str, ...], orgs: tuple[str, ...], origin: bool) -> int:
+    """Print organizations' effective configuration, templates expanded, as nexus/v1 YAML.
+
+    \b
+    One document per organization: exactly what `nexus plan` compares with the database. No database.
+    """
+    from nexus_config import load_configuration
+    from nexus_config.locations import Locator
+    from nexus_config.suggest import did_you_mean
+    from plan_apply.effective import effective_texts
+
+    locator = Locator()
+    loaded = load_configuration(paths, locator)
+    show_problems(loaded.problems, "text")
+    if not loaded.ok:
+        return 1
+    known = loaded.state.organizations
+    for slug in orgs:
+        if slug not in known:
+            raise UsageProblem(
+                f'organization "{slug}" is not in {", ".join(paths)}{did_you_mean(slug, known)}'
+            )
+    chosen = {slug: known[slug] for slug in known if not orgs or slug in orgs}
+    show_data(effective_texts(chosen, locator=locator if origin else None))
+    return 0
+
+
 @click.command("completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 @click.pass_context
@@ -326,4 +371,4 @@ def completion(ctx: click.Context, shell: str) -> int:
     return 0
 
 
-COMMANDS.extend([validate, schema, fmt, migrate, export, completion])
+COMMANDS.extend([validate, schema, fmt, migrate, export, render, completion])

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from nexus_config.ancestry import lineage
 from nexus_config.attachments import MAX_DOCUMENT_BYTES
 from nexus_config.headers import FileHeader
+from nexus_config.templates import TEMPLATE_ENTRY, template_use
 from plan_apply.actual import AppliedConfiguration
 
 __all__ = ["DOCUMENT_SUFFIXES", "ENGINE_VERSION", "clean_organizations", "config_hash_of"]
@@ -54,17 +55,26 @@ def clean_organizations(
             documents[path] = _document_sha256(path)
         return documents[path]
 
+    def unchanged(path: str, sha: str) -> bool:
+        # A template's digest is checked by the loader, once the files that declare it are parsed.
+        return path.startswith(TEMPLATE_ENTRY) or current(path) == sha
+
     clean = {}
     for slug, config in applied.items():
         if (
             config.untouched
             and config.files
             and config.config_hash == config_hash_of(config.files)
-            and all(current(path) == sha for path, sha in config.files.items())
+            and all(unchanged(path, sha) for path, sha in config.files.items())
         ):
-            clean[slug] = frozenset(config.files)
+            clean[slug] = frozenset(
+                template_use(path.removeprefix(TEMPLATE_ENTRY), sha) if _is_use(path) else path
+                for path, sha in config.files.items()
+            )
     clean = _below_planned(clean, applied, headers)
-    return _alone(clean, applied, headers) if headers is not None else clean
+    if headers is None:
+        return clean
+    return _alone(_inheriting_all(clean, applied, headers), headers)
 
 
 def _below_planned(
@@ -93,27 +103,63 @@ def _below_planned(
     return {slug: files for slug, files in clean.items() if root[slug] not in planned}
 
 
-def _alone(
+def _inheriting_all(
     clean: dict[str, frozenset[str]],
     applied: Mapping[str, AppliedConfiguration],
     headers: Mapping[str, FileHeader | None],
 ) -> dict[str, frozenset[str]]:
+    """The clean organizations that were applied from every file of their ancestors they may inherit
+    from: one it did not record (templates it does not use) must still hold templates alone, or it is
+    new or changed into something every descendant inherits (a step, a parent)."""
+    if any(header is None for header in headers.values()):
+        return {slug: files for slug, files in clean.items() if not any(_is_use(f) for f in files)}
+    parent_of: dict[str, str | None] = {}
+    files_of: dict[str, list[str]] = {}
+    for path, header in headers.items():
+        assert header is not None
+        for slug, parent in header.organizations:
+            files_of.setdefault(slug, []).append(path)
+            if parent is not None or slug not in parent_of:
+                parent_of[slug] = parent
+    kept = {}
+    for slug, files in clean.items():
+        recorded = applied[slug].files
+        ancestors = lineage(slug, parent_of.get, parent_of)[1:]
+        if all(
+            path in recorded or headers[path].templates_only  # type: ignore[union-attr]
+            for ancestor in ancestors
+            for path in files_of.get(ancestor, ())
+        ):
+            kept[slug] = files
+    return kept
+
+
+def _is_use(entry: str) -> bool:
+    return entry.startswith(TEMPLATE_ENTRY)
+
+
+def _alone(
+    clean: dict[str, frozenset[str]],
+    headers: Mapping[str, FileHeader | None],
+) -> dict[str, frozenset[str]]:
     """The clean organizations left once every one sharing a file with an organization that is not clean
-    is dropped (to a fixed point: dropping one may expose another)."""
+    is dropped (to a fixed point: dropping one may expose another). Sharing is declaring in the same
+    file: an ancestor's file a descendant was applied from is parsed for the ancestor alone (the loader
+    parses every file that declares an organization not skipped), and checked by its hash."""
     holders: dict[str, set[str | None]] = {}
     for path, header in headers.items():
         holders.setdefault(path, set()).update(
             [slug for slug, _ in header.organizations] if header is not None else [None]
         )
-    for slug, config in applied.items():
-        for path in config.files:
-            if path in headers:
-                holders[path].add(slug)
     while True:
         shared = [
             slug
             for slug, files in clean.items()
-            if any(other is None or other not in clean for path in files for other in holders.get(path, ()))
+            if any(
+                other is None or (slug in holders[path] and other not in clean)
+                for path in files
+                for other in holders.get(path, ())
+            )
         ]
         if not shared:
             return clean

@@ -72,6 +72,9 @@ class Change:
     pending: bool = True
     """False for a change apply will not make as things stand (an agreement whose school proposed
     changes is left alone): shown, but not "changes present" for `plan --detailed-exitcode`."""
+    template: str = ""
+    """The service template (`org-slug/key`) every changed field came from, named at plan time; empty
+    when any of them is the service's own, or the change is not a service update (`template_origin`)."""
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -87,6 +90,8 @@ class Change:
         }
         if not self.pending:
             result["pending"] = False
+        if self.template:
+            result["template"] = self.template
         return result
 
 

@@ -96,6 +96,7 @@ class _ChangeFile(_Strict):
     notes: list[str]
     title: str = ""
     pending: bool = True
+    template: str = ""
 
     def value(self) -> Change:
         return Change(
@@ -109,6 +110,7 @@ class _ChangeFile(_Strict):
             notes=tuple(self.notes),
             title=self.title,
             pending=self.pending,
+            template=self.template,
         )
 
 

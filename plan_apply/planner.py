@@ -27,6 +27,7 @@ from nexus_config.headers import Batch
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
+from nexus_config.templates import TEMPLATE_ENTRY, template_digest, templates_only
 from plan_apply.actual import ActualState, AppliedConfiguration
 from plan_apply.batching import (
     HeadersWrong,
@@ -52,6 +53,7 @@ from plan_apply.selection import (
     chosen_organizations,
     root_of,
 )
+from plan_apply.template_origin import template_reach, templates_used, with_template_reach
 from plan_apply.workers import Workers
 
 __all__ = ["Selection", "TreePlan", "build_plan", "located_plan", "plan_tree", "utc_now"]
@@ -154,9 +156,21 @@ def _documents_of(
 
 def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> dict[str, str]:
     """The files an organization's records come from: its own and its ancestors' (inherited steps), and
-    the signed documents it names (a replaced document is a change, though no YAML changed)."""
-    files = {path: hashes[path] for org in state.chain(slug) for path in org.files if path in hashes}
-    files.update({d.path: d.sha256 for d in state.organizations[slug].documents.values()})
+    the signed documents it names (a replaced document is a change, though no YAML changed). An
+    ancestor's file of templates alone is replaced by the digests of the templates the organization uses,
+    so only their users are planned again when one of them changes."""
+    org = state.organizations[slug]
+    files = {path: hashes[path] for path in org.files if path in hashes}
+    for ancestor in state.chain(slug)[1:]:
+        files.update(
+            (path, hashes[path])
+            for path in ancestor.files
+            if path in hashes and not templates_only(ancestor, path)
+        )
+    for name in sorted(set(org.service_templates.values())):
+        owner, _, key = name.rpartition("/")
+        files[TEMPLATE_ENTRY + name] = template_digest(state.organizations[owner].templates[key])
+    files.update({d.path: d.sha256 for d in org.documents.values()})
     return files
 
 
@@ -295,6 +309,9 @@ def plan_tree(
     plan = Plan(planning.planned_at, database, organizations, database_id=database_id)
     if len(parts) > 1:  # a batch's plan counted only what the batch loaded
         plan = with_reach(plan, combined(part.reach for part in parts))
+    unknown = {name for part in parts for name in part.unseen_templates}
+    if len(parts) > 1 or unknown:
+        plan = with_template_reach(plan, combined(part.templates for part in parts), unknown)
     return TreePlan(mass_delete_checked(plan, options or PlanOptions()), tuple(problems))
 
 
@@ -305,6 +322,10 @@ class _Part:
     slugs: frozenset[str]
     reach: Mapping[str, Reach] = field(default_factory=dict)
     """How far steps reach into this part's own members (`reach.step_reach`), added up over the parts."""
+    templates: Mapping[str, Reach] = field(default_factory=dict)
+    """How far templates reach into them (`template_origin.template_reach`), added up the same way."""
+    unseen_templates: frozenset[str] = frozenset()
+    """The templates members skipped as unchanged use: their services are not counted."""
 
 
 def _all_slugs(parts: Sequence[_Part]) -> set[str]:
@@ -347,7 +368,14 @@ class _Planning:
             roots={f.path: f.root for f in self.scan.files},
         )
         reach = step_reach(result.state, own)
-        return _Part(located_plan(plan, locator), result.problems, slugs, reach)
+        templates = template_reach(result.state, own)
+        unseen = frozenset(
+            name
+            for slug in result.skipped
+            if slug in members
+            for name in templates_used(self.skip.get(slug, ()))
+        )
+        return _Part(located_plan(plan, locator), result.problems, slugs, reach, templates, unseen)
 
     def batched(self, connection: Connection, workers: Workers | None) -> Iterator[_Part]:
         """One part per batch, or nothing when the tree is small or not understood without parsing."""

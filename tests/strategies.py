@@ -251,9 +251,69 @@ def organization(
 
 
 @st.composite
-def family(draw: st.DrawFn) -> list[dict[str, Any]]:
-    """A health system and one or two facilities under it that may use its steps."""
-    system = draw(organization("system"))
+def family(draw: st.DrawFn, *, plain: bool = False) -> list[dict[str, Any]]:
+    """A health system and one or two facilities under it that may use its steps (`plain`: as
+    `organization`'s)."""
+    system = draw(organization("system", plain=plain))
     inherited = tuple(s["key"] for s in system["steps"])
-    children = [draw(organization(f"site-{n}", "system", inherited)) for n in range(draw(st.integers(1, 2)))]
+    children = [
+        draw(organization(f"site-{n}", "system", inherited, plain=plain))
+        for n in range(draw(st.integers(1, 2)))
+    ]
     return [system, *children]
+
+
+TEMPLATABLE = ("name", "description", "location", "department", "disciplines", "specialties", "steps")
+"""The service fields a service template may hold."""
+
+
+@st.composite
+def templated_family(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A `family()` whose services take some fields from service templates of the health system: some
+    moved there, some kept in the service as overrides of a different template value; expanded, it is
+    the family drawn."""
+    orgs = draw(family(plain=True))
+    templates: list[dict[str, Any]] = []
+    for org in orgs:
+        for service in org["services"]:
+            if not draw(st.booleans()):
+                continue
+            fields = [f for f in TEMPLATABLE if f in service]
+            moved = draw(st.lists(st.sampled_from(fields), unique=True)) if fields else []
+            kept = draw(st.lists(st.sampled_from(moved), unique=True)) if moved else []
+            key = f"t{len(templates)}"
+            template: dict[str, Any] = {"key": key}
+            for field in moved:
+                template[field] = service[field]
+                if field in kept:  # the template says otherwise; the service's own value wins
+                    template[field] = "Template value" if field == "name" else service[field]
+                else:
+                    del service[field]
+            templates.append(template)
+            service["template"] = draw(st.sampled_from([key, f"system/{key}"]))
+    if templates:
+        orgs[0]["templates"] = templates
+    return orgs
+
+
+@st.composite
+def repeated_family(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A `family()` of plain names whose facilities repeat services: some of the first facility's
+    services copied into the others (the system's steps only, no windows), some with a field changed."""
+    orgs = draw(family(plain=True))
+    first, others = orgs[1], orgs[2:]
+    inherited = {s["key"] for s in orgs[0]["steps"]}
+    for other in others:
+        taken = {s["key"] for s in other["services"]}
+        for service in first["services"]:
+            if service["key"] in taken or not draw(st.booleans()):
+                continue
+            copy = {
+                k: v for k, v in service.items() if k not in ("capacity", "steps", "protect", "previous_keys")
+            }
+            copy["steps"] = [s for s in service.get("steps", []) if s in inherited]
+            copy["capacity"] = []
+            if draw(st.booleans()):
+                copy["location"] = draw(PLAIN_NAMES)
+            other["services"].append(copy)
+    return orgs

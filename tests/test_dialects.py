@@ -11,7 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from plan_apply.database.dialects import DIALECTS, Dialect, dialect_of
-from plan_apply.database.engine import engine_for, parallel_applies, planning_workers
+from plan_apply.database.engine import (
+    HEAD_REVISION,
+    engine_for,
+    parallel_applies,
+    planning_workers,
+    schema_state,
+)
 from plan_apply.database.identity import nexus_metadata
 from plan_apply.errors import DatabaseError
 
@@ -19,7 +25,7 @@ from .test_cli_plan_apply import Run
 
 PLAN_APPLY = Path(__file__).resolve().parents[1] / "plan_apply"
 BACKEND_NAMES = {"sqlite", "postgresql", "postgres"}
-# The platform tables' JSON type picks JSONB by SQLAlchemy's own variant mechanism (a type, not a branch).
+# The platform tables' JSON type asks the dialect of the backend it is compiled for (a type, not a branch).
 NAMES_A_BACKEND_BY_DESIGN: set[Path] = set()
 
 
@@ -142,3 +148,34 @@ def test_bulk_insert_writes_every_row(engine: sa.Engine) -> None:
         ).scalar()
         connection.rollback()
     assert count == 250
+
+
+def _statements(engine: sa.Engine) -> list[str]:
+    """The statements `engine` runs from now on, but those that begin a transaction (a list that grows)."""
+    seen: list[str] = []
+
+    def record(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+        if not sql.startswith("BEGIN"):
+            seen.append(sql)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_the_schema_revision_is_read_in_one_statement(engine: sa.Engine) -> None:
+    seen = _statements(engine)
+    with engine.connect() as connection:
+        assert schema_state(connection) == (HEAD_REVISION, HEAD_REVISION)
+    assert len(seen) == 1, seen
+
+
+def test_a_database_without_a_version_table_has_no_revision_and_its_transaction_goes_on(
+    engine: sa.Engine,
+) -> None:
+    with engine.connect() as connection:
+        connection.exec_driver_sql("DROP TABLE alembic_version")
+        seen = _statements(engine)
+        assert schema_state(connection) == (None, HEAD_REVISION)
+        assert len(seen) == 1, seen
+        assert connection.execute(sa.select(sa.literal(1))).scalar() == 1
+        connection.rollback()

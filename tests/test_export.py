@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,16 @@ from nexus_config.rewrite import format_text
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for
 from plan_apply.export import read_export, render_export, write_export
+from plan_apply.factor import factored_documents
 from plan_apply.plan import Action
 
 from .conftest import EXAMPLES
-from .strategies import organization
+from .strategies import organization, repeated_family
 from .support.harness import plan_folder
 from .test_cli_plan_apply import Run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from fleet import write_fleet
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 EXAMPLE_SLUGS = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
@@ -356,3 +361,75 @@ def test_export_then_plan_changes_nothing(
     finally:
         engine.dispose()
     assert not os.path.exists(folder / "out" / "generated-org" / "documents")
+
+
+# --- --factor -------------------------------------------------------------------------------------------
+
+
+def test_factoring_puts_the_shared_value_of_each_field_in_a_template_and_keeps_what_differs() -> None:
+    def org(slug: str, parent: str | None, services: list[dict[str, Any]]) -> dict[str, Any]:
+        metadata = {"slug": slug, **({"parent": parent} if parent else {})}
+        return {"apiVersion": "nexus/v1", "kind": "Organization", "metadata": metadata, "services": services}
+
+    fm = {"key": "fm", "name": "Family Medicine", "disciplines": ["medicine"], "location": "A"}
+    documents = {
+        "sys": org("sys", None, []),
+        "a": org("a", "sys", [fm]),
+        "b": org("b", "sys", [{**fm, "location": "B"}]),
+        "c": org("c", "sys", [{k: v for k, v in fm.items() if k != "location"}]),
+        "d": org("d", "sys", [{"key": "solo", "name": "Solo", "disciplines": ["nursing"]}]),
+        "e": org("e", "sys", [fm]),
+    }
+    factored = factored_documents(documents)
+    assert factored["sys"]["templates"] == [
+        {"key": "fm", "name": "Family Medicine", "location": "A", "disciplines": ["medicine"]}
+    ]
+    assert list(factored["sys"]) == ["apiVersion", "kind", "metadata", "templates", "services"]
+    assert factored["a"]["services"] == factored["e"]["services"] == [{"key": "fm", "template": "sys/fm"}]
+    assert factored["b"]["services"] == [{"key": "fm", "template": "sys/fm", "location": "B"}]
+    assert factored["c"]["services"] == [{"key": "fm", "template": "sys/fm", "location": None}]
+    assert factored["d"] == documents["d"]  # a key no other facility uses stays as it is
+
+
+def test_a_factored_export_of_a_fleet_plans_empty_and_is_smaller(nexus: Run, tmp_path: Path) -> None:
+    write_fleet(tmp_path / "fleet", 6, seed=5, systems=1, flat=True)
+    assert nexus("apply", str(tmp_path / "fleet"), "--auto-approve", "-q") == 0, nexus.err
+    slugs = sorted(p.name for p in (tmp_path / "fleet").iterdir() if p.is_dir())
+    assert _export(nexus, tmp_path / "flat", *slugs) == 0, nexus.err
+    assert (
+        nexus("export", "--out", str(tmp_path / "factored"), "--factor", *(f"--org={s}" for s in slugs)) == 0
+    )
+    sizes = {
+        name: sum(p.stat().st_size for p in (tmp_path / name).rglob("*.yaml"))
+        for name in ("flat", "factored")
+    }
+    assert sizes["factored"] < sizes["flat"]
+    assert "template: " in (tmp_path / "factored" / slugs[-1] / "organization.yaml").read_text()
+    assert nexus("plan", str(tmp_path / "factored"), "--detailed-exitcode", "--full") == 0, nexus.out
+
+
+@LAW
+@given(orgs=repeated_family())
+def test_factored_export_then_plan_changes_nothing(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, orgs: list[dict[str, Any]]
+) -> None:
+    """A health system and facilities that repeat services, exported with --factor: planning the files
+    against the database they came from changes nothing."""
+    folder = tmp_path_factory.mktemp("factor")
+    shutil.copyfile(sqlite_template, folder / "db.sqlite")
+    engine = engine_for(f"sqlite:///{folder / 'db.sqlite'}")
+    try:
+        for org in orgs:
+            (folder / "config" / org["metadata"]["slug"]).mkdir(parents=True)
+            (folder / "config" / org["metadata"]["slug"] / "org.yaml").write_text(
+                json.dumps(org, ensure_ascii=False), encoding="utf-8"
+            )
+        _apply(engine, folder / "config")
+        slugs = [org["metadata"]["slug"] for org in orgs]
+        with engine.connect() as connection:
+            state, contents, _ = read_export(connection, slugs)
+        exported = render_export(state, slugs, contents, "../schema.json", factor=True)
+        write_export(str(folder / "out"), exported.files, force=False)
+        assert plan_folder(engine, folder / "out").changes == ()
+    finally:
+        engine.dispose()

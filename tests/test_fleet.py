@@ -33,6 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from fleet import write_fleet
 
 
+def test_the_templated_fleet_is_the_flat_fleet_in_fewer_bytes(tmp_path: Path) -> None:
+    templated = write_fleet(tmp_path / "templated", 12, seed=3, systems=1)
+    flat = write_fleet(tmp_path / "flat", 12, seed=3, systems=1, flat=True)
+    loaded = [load_configuration([tmp_path / name]) for name in ("templated", "flat")]
+    assert all(result.ok for result in loaded), [result.errors for result in loaded]
+    by_slug = [result.state.organizations for result in loaded]
+    assert {slug: org.services for slug, org in by_slug[0].items()} == {
+        slug: org.services for slug, org in by_slug[1].items()
+    }
+    assert any(org.service_templates for org in by_slug[0].values())
+    assert sum(p.stat().st_size for p in templated) < sum(p.stat().st_size for p in flat)
+
+
 @pytest.fixture(scope="module")
 def fleet_20(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fleet") / "fleet-20"

@@ -38,11 +38,12 @@ def test_the_models_are_imported_when_first_asked_for() -> None:
 
 
 def _imported_by_nexus(*args: str, env: dict[str, str] | None = None) -> set[str]:
-    """The top-level packages a fresh `nexus ARGS` process has imported when it exits (it must exit 0)."""
+    """Every module a fresh `nexus ARGS` process (the console script's entry point) has imported when it
+    exits (it must exit 0)."""
     code = (
         "import sys, atexit\n"
-        "atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED ' + ' '.join(sorted({m.split('.')[0] for m in sys.modules}))))\n"
-        "from plan_apply.cli import main\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED ' + ' '.join(sorted(sys.modules))))\n"
+        "from plan_apply.__main__ import main\n"
         f"sys.argv = ['nexus', *{list(args)!r}]\n"
         "main()\n"
     )
@@ -57,21 +58,55 @@ def _imported_by_nexus(*args: str, env: dict[str, str] | None = None) -> set[str
     return set(run.stderr.rpartition("IMPORTED ")[2].split())
 
 
-SHORT_COMMAND_HEAVY = ("sqlalchemy", "pydantic", "rich", "ruamel", "alembic", "yaml", "psycopg")
+def _packages(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["completion", "bash"]])
-def test_short_commands_load_no_database_toolkit_model_or_terminal_library(args: list[str]) -> None:
-    imported = _imported_by_nexus(*args)
+SHORT_COMMAND_HEAVY = ("sqlalchemy", "pydantic", "rich", "ruamel", "alembic", "yaml", "psycopg", "jsonschema")
+TAB = {"_NEXUS_COMPLETE": "bash_complete", "COMP_WORDS": "nexus pl", "COMP_CWORD": "1"}
+
+
+def test_version_loads_neither_the_command_line_nor_the_installed_packages_metadata() -> None:
+    imported = _imported_by_nexus("--version")
+    assert {"click", "importlib.metadata", "plan_apply.cli"}.isdisjoint(imported), sorted(
+        {"click", "importlib.metadata", "plan_apply.cli"} & imported
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(["--help"], {}), (["completion", "bash"], {}), ([], TAB)],
+    ids=["help", "completion", "tab-completion"],
+)
+def test_short_commands_load_no_database_toolkit_model_schema_or_terminal_library(
+    args: list[str], env: dict[str, str]
+) -> None:
+    imported = _packages(_imported_by_nexus(*args, env=env))
     assert imported.isdisjoint(SHORT_COMMAND_HEAVY), sorted(imported & set(SHORT_COMMAND_HEAVY))
+
+
+def test_validate_loads_no_database_toolkit_terminal_library_or_rewriter() -> None:
+    imported = _packages(_imported_by_nexus("validate", str(EXAMPLES / "prairie-family-clinic")))
+    unwanted = {"sqlalchemy", "alembic", "psycopg", "rich", "ruamel", "jsonschema"}
+    assert imported.isdisjoint(unwanted), sorted(imported & unwanted)
 
 
 def test_a_no_op_plan_loads_neither_alembic_nor_pydantic_nor_a_yaml_parser(tmp_path: Path) -> None:
     env = {"NEXUS_DATABASE_URL": f"sqlite:///{tmp_path / 'nexus.db'}"}
-    assert "alembic" in _imported_by_nexus("db", "upgrade", env=env)  # migrating needs it
+    assert "alembic" in _packages(_imported_by_nexus("db", "upgrade", env=env))  # migrating needs it
     _imported_by_nexus("apply", str(EXAMPLES), "--auto-approve", "-q", env=env)
-    imported = _imported_by_nexus("plan", str(EXAMPLES), env=env)
+    imported = _packages(_imported_by_nexus("plan", str(EXAMPLES), env=env))
     assert "sqlalchemy" in imported
     assert imported.isdisjoint({"alembic", "pydantic", "yaml"}), sorted(
         imported & {"alembic", "pydantic", "yaml"}
     )
+
+
+def test_a_plan_on_sqlite_loads_no_postgresql_dialect_or_driver(tmp_path: Path) -> None:
+    env = {"NEXUS_DATABASE_URL": f"sqlite:///{tmp_path / 'nexus.db'}"}
+    _imported_by_nexus("db", "upgrade", env=env)
+    _imported_by_nexus("apply", str(EXAMPLES), "--auto-approve", "-q", env=env)
+    imported = _imported_by_nexus("plan", str(EXAMPLES), "--full", env=env)
+    postgresql = {m for m in imported if m.startswith(("sqlalchemy.dialects.postgresql", "psycopg"))}
+    assert "sqlalchemy.dialects.sqlite" in imported
+    assert postgresql == set()

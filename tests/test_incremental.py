@@ -124,3 +124,76 @@ def test_an_apply_that_left_a_change_pending_is_compared_again(nexus: Run, tree:
     path.write_text(path.read_text().replace("name: State nursing", "name: State"))
     assert nexus("apply", str(tree), "--auto-approve") == 0
     assert "lakeview" not in _skipped(nexus, str(tree))
+
+
+TEMPLATES = """
+apiVersion: nexus/v1
+kind: Organization
+metadata: {slug: valley-health}
+templates:
+  - {key: family-medicine, name: Family Medicine, disciplines: [medicine], steps: [hipaa]}
+  - {key: pediatrics, name: Pediatrics, disciplines: [nursing]}
+"""
+
+
+def _user(slug: str, template: str) -> str:
+    return (
+        f"apiVersion: nexus/v1\nkind: Organization\nmetadata: {{slug: {slug}, parent: valley-health}}\n"
+        f"profile: {{name: {slug}, type: clinic}}\nservices: [{{key: clinic, template: {template}}}]\n"
+    )
+
+
+@pytest.fixture
+def templated_tree(write_tree: Callable[..., Path]) -> Path:
+    return write_tree(
+        {
+            "hillcrest.yaml": OTHER,
+            "valley/health.yaml": PARENT,
+            "valley/templates.yaml": TEMPLATES,
+            "valley/east.yaml": CHILD,
+            "valley/north.yaml": _user("valley-north", "family-medicine"),
+            "valley/south.yaml": _user("valley-south", "pediatrics"),
+        }
+    )
+
+
+def test_a_changed_template_makes_exactly_its_users_compared_again(nexus: Run, templated_tree: Path) -> None:
+    assert nexus("apply", str(templated_tree), "--auto-approve") == 0
+    path = templated_tree / "valley" / "templates.yaml"
+    path.write_text(path.read_text().replace("name: Family Medicine", "name: Family Practice"))
+    assert _skipped(nexus, str(templated_tree)) == {"hillcrest", "valley-east", "valley-south"}
+    changes = [c["address"] for o in json.loads(nexus.out)["organizations"] for c in o["changes"]]
+    assert changes == ["valley-north/services/clinic"]
+
+
+def test_a_template_redeclared_nearer_makes_its_users_compared_again(
+    nexus: Run, templated_tree: Path
+) -> None:
+    (templated_tree / "valley" / "north.yaml").write_text(
+        _user("valley-north", "family-medicine").replace("parent: valley-health", "parent: valley-region")
+    )
+    region = _user("valley-region", "pediatrics").replace(
+        "services: [{key: clinic, template: pediatrics}]", ""
+    )
+    (templated_tree / "valley" / "region.yaml").write_text(region)
+    assert nexus("apply", str(templated_tree), "--auto-approve") == 0
+    (templated_tree / "valley" / "region-templates.yaml").write_text(
+        "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: valley-region}\n"
+        "templates: [{key: family-medicine, name: Regional Family Medicine, disciplines: [medicine]}]\n"
+    )
+    assert "valley-north" not in _skipped(nexus, str(templated_tree))
+    changes = [c for o in json.loads(nexus.out)["organizations"] for c in o["changes"]]
+    assert [(c["address"], c["after"].get("name")) for c in changes] == [
+        ("valley-north/services/clinic", "Regional Family Medicine")
+    ]
+
+
+def test_a_step_added_beside_templates_makes_every_child_compared_again(
+    nexus: Run, templated_tree: Path
+) -> None:
+    assert nexus("apply", str(templated_tree), "--auto-approve") == 0
+    path = templated_tree / "valley" / "templates.yaml"
+    path.write_text(
+        path.read_text() + "steps: [{key: badge, stage: onboarding, name: Badge, type: upload}]\n"
+    )
+    assert _skipped(nexus, str(templated_tree)) == {"hillcrest"}

@@ -127,3 +127,15 @@ def test_empty_lists_and_maps_are_written_empty_not_left_out() -> None:
         {},
     )
     assert "revision" not in org and "parent" not in org  # no value, not an empty collection
+
+
+def test_a_change_from_a_template_reads_back_naming_it() -> None:
+    templated = Change(
+        "mercy/services/fm",
+        "service",
+        Action.UPDATE,
+        {"description": "Care."},
+        {"description": "Primary care."},
+        template="northstar/family-medicine",
+    )
+    assert parsed_plan(_plan(templated).to_json()).changes[0].template == "northstar/family-medicine"

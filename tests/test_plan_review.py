@@ -4,6 +4,7 @@ made in the web UI undone, slots taken from booked windows, capacity windows on 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,167 @@ def test_the_timeline_draws_at_most_forty_windows_and_says_how_many_it_left_out(
 def test_a_window_whose_dates_do_not_change_is_not_drawn() -> None:
     slots = _window(1, Action.UPDATE, {"slots": 4}, {"slots": 6})
     assert "mermaid" not in render_markdown(Plan("t", "d", (OrgPlan("mercy", "s", (slots,)),)))
+
+
+# Templates: a template edit is one change, named for the template, with its reach
+
+FROM_TEMPLATE = Change(**{**_fields(STEPS_ADDED), "template": "mercy-health/family-medicine"})
+
+
+def test_a_shared_change_from_a_template_is_titled_by_the_template_in_markdown() -> None:
+    text = render_markdown(_fleet_plan(240, FROM_TEMPLATE))
+    assert "- **update** template mercy-health/family-medicine: steps + hipaa-2027\n" in text
+    assert "<details><summary>In 240 organizations</summary>" in text
+
+
+def test_a_shared_change_from_a_template_is_titled_by_the_template_in_text() -> None:
+    text = render_text(_fleet_plan(240, FROM_TEMPLATE))
+    assert "   ~ template mercy-health/family-medicine\n" in text
+    assert "in 240 organizations: mercy-000, mercy-001, mercy-002 and 237 more" in text
+
+
+def test_a_shared_change_from_a_template_of_another_key_names_the_service_too() -> None:
+    text = render_text(_fleet_plan(3, FROM_TEMPLATE, "services/fm"))
+    assert "   ~ services/fm (template mercy-health/family-medicine)\n" in text
+
+
+def test_the_same_change_from_a_template_and_written_by_hand_is_not_one_group() -> None:
+    plan = _fleet_plan(4, FROM_TEMPLATE)
+    by_hand = tuple(
+        OrgPlan(o.slug, "s", tuple(Change(**{**_fields(c), "template": ""}) for c in o.changes))
+        for o in plan.organizations[2:]
+    )
+    text = render_text(Plan(plan.created_at, plan.database, (*plan.organizations[:2], *by_hand)))
+    assert "in 2 organizations: mercy-000, mercy-001\n   ~ template mercy-health/family-medicine" in text
+    assert "in 2 organizations: mercy-002, mercy-003\n   ~ services/family-medicine" in text
+
+
+SYSTEM = """apiVersion: nexus/v1
+kind: Organization
+metadata: {slug: mercy-health}
+profile: {name: Mercy Health, type: health_system}
+steps:
+  - {key: hipaa-2027, stage: onboarding, name: HIPAA 2027, type: checkbox, completed_by: student}
+"""
+TEMPLATES = """apiVersion: nexus/v1
+kind: Organization
+metadata: {{slug: mercy-health}}
+templates:
+  - {{key: family-medicine, name: Family Medicine, description: {description}, disciplines: [medicine]}}
+"""
+USER = """apiVersion: nexus/v1
+kind: Organization
+metadata: {{slug: mercy-{n:03d}, parent: mercy-health}}
+profile: {{name: Mercy {n}, type: hospital}}
+services:
+  - {{key: family-medicine, template: mercy-health/family-medicine{own}}}
+  - {{key: icu, name: ICU, disciplines: [nursing]}}
+"""
+
+
+def _template_fleet(
+    write_tree: Callable[..., Path], facilities: int, description: str, own: dict[int, str] | None = None
+) -> Path:
+    """A health system with a Family Medicine template, and `facilities` facilities using it (`own`: what
+    some of them write beside `template:`)."""
+    files = {"mercy-health.yaml": SYSTEM, "templates.yaml": TEMPLATES.format(description=description)}
+    files |= {f"mercy-{n:03d}.yaml": USER.format(n=n, own=(own or {}).get(n, "")) for n in range(facilities)}
+    return write_tree(files)
+
+
+def _planned_json(nexus: Run, tree: Path, *options: str) -> list[dict[str, Any]]:
+    assert nexus("plan", str(tree), "--format", "json", *options) == 0, nexus.output
+    return [c for org in json.loads(nexus.out)["organizations"] for c in org["changes"]]
+
+
+def test_a_service_update_made_by_its_template_names_the_template(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    assert nexus("apply", str(_template_fleet(write_tree, 2, "Primary care.")), "--auto-approve") == 0
+    changes = _planned_json(nexus, _template_fleet(write_tree, 2, "Primary care for every age."))
+    assert [c["template"] for c in changes] == ["mercy-health/family-medicine"] * 2
+
+
+def test_a_field_the_facility_overrides_is_not_from_the_template(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    own = {0: ", description: Rural care."}
+    assert nexus("apply", str(_template_fleet(write_tree, 1, "Primary care.", own)), "--auto-approve") == 0
+    changes = _planned_json(
+        nexus, _template_fleet(write_tree, 1, "Primary care.", {0: ", description: Urban."})
+    )
+    assert [c["after"] for c in changes] == [{"description": "Urban."}]
+    assert "template" not in changes[0]
+
+
+def test_a_change_to_a_template_field_and_an_own_field_at_once_is_not_from_the_template(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    before = {0: ", location: Building A"}
+    assert nexus("apply", str(_template_fleet(write_tree, 1, "Primary care.", before)), "--auto-approve") == 0
+    tree = _template_fleet(write_tree, 1, "Primary care for every age.", {0: ", location: Building B"})
+    changes = _planned_json(nexus, tree)
+    assert [sorted(c["after"]) for c in changes] == [["description", "location"]]
+    assert "template" not in changes[0] and changes[0]["notes"] == []
+
+
+def test_undoing_a_web_ui_edit_of_a_template_field_is_not_from_the_template(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    tree = _template_fleet(write_tree, 1, "Primary care.")
+    assert nexus("apply", str(tree), "--auto-approve") == 0
+    engine = sa.create_engine(nexus.url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE services SET description = 'Edited' WHERE key = 'family-medicine'")
+        )
+    engine.dispose()
+    changes = _planned_json(nexus, tree)
+    assert [(c["cause"], c["after"]) for c in changes] == [("drift", {"description": "Primary care."})]
+    assert "template" not in changes[0]
+
+
+def test_a_template_change_says_how_many_services_and_facilities_it_reaches(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    own = {0: ", description: Rural care."}  # not changed by the edit, but built from the template
+    assert nexus("apply", str(_template_fleet(write_tree, 3, "Primary care.", own)), "--auto-approve") == 0
+    changes = _planned_json(nexus, _template_fleet(write_tree, 3, "Primary care for every age.", own))
+    assert {tuple(c["notes"]) for c in changes} == {
+        ("template mercy-health/family-medicine reaches 3 services in 3 facilities",)
+    }
+
+
+def test_a_template_change_shared_by_facilities_is_one_change_named_for_the_template(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    assert nexus("apply", str(_template_fleet(write_tree, 5, "Primary care.")), "--auto-approve") == 0
+    tree = _template_fleet(write_tree, 5, "Primary care for every age.")
+    assert nexus("plan", str(tree), "--format", "markdown") == 0
+    assert (
+        '- **update** template mercy-health/family-medicine: description "Primary care." → '
+        '"Primary care for every age." — template mercy-health/family-medicine reaches 5 services in 5 '
+        "facilities\n"
+    ) in nexus.out
+
+
+def test_a_template_whose_other_users_were_skipped_is_named_without_a_reach(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    own = {0: ", description: Rural care."}
+    assert nexus("apply", str(_template_fleet(write_tree, 3, "Primary care.", own)), "--auto-approve") == 0
+    changes = _planned_json(nexus, _template_fleet(write_tree, 3, "Primary care."))  # the override dropped
+    assert [(c["address"], c["notes"]) for c in changes] == [
+        ("mercy-000/services/family-medicine", ["from template mercy-health/family-medicine"])
+    ]
+
+
+def test_a_plan_made_in_batches_counts_a_templates_reach_over_the_whole_tree(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    assert nexus("apply", str(_template_fleet(write_tree, 150, "Primary care.")), "--auto-approve") == 0
+    changes = _planned_json(nexus, _template_fleet(write_tree, 150, "Primary care for every age."), "--full")
+    assert len(changes) == 150
+    assert {tuple(c["notes"]) for c in changes} == {
+        ("template mercy-health/family-medicine reaches 150 services in 150 facilities",)
+    }

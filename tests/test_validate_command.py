@@ -1,11 +1,12 @@
 """`nexus validate`, `--version` and usage errors, as CI scripts see them: exit codes and streams.
 
-Exit codes go through the real entry point (`plan_apply.cli.main`, in a subprocess where the process
-matters); the rest through click's CliRunner.
+Exit codes go through the real entry point (the console script's `plan_apply.__main__.main`, in a
+subprocess where the process matters); the rest through click's CliRunner.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -30,7 +31,7 @@ UNROUTABLE = "postgresql+psycopg://nexus:s3cret-pw@10.255.255.1:5432/nexus?conne
 def nexus(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `nexus ARGS` as a user would (a new process, the real entry point)."""
     return subprocess.run(
-        [sys.executable, "-m", "plan_apply.cli", *args],
+        [sys.executable, "-m", "plan_apply", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -50,7 +51,7 @@ def exit_code(*args: str) -> int:
 def test_the_examples_are_valid() -> None:
     run = nexus("validate", "examples/orgs")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "valid: 5 organizations in 12 files" in run.stderr
+    assert "valid: 5 organizations in 13 files" in run.stderr
     assert "warning: apiVersion nexus/v1beta1 is deprecated" in run.stderr
     assert "error" not in run.stdout + run.stderr
 
@@ -103,6 +104,15 @@ def test_version_prints_the_package_version() -> None:
     assert run.returncode == 0
     assert run.stdout.startswith(f"nexus {nexus_config.__version__} ")
     assert "nexus/v1" in run.stdout
+
+
+def test_version_answered_before_the_command_line_loads_is_what_the_command_line_prints() -> None:
+    """`nexus --version` alone skips click; with another flag click answers it: both say the same."""
+    assert nexus("--version").stdout == CliRunner().invoke(cli, ["--color", "never", "--version"]).output
+
+
+def test_the_version_is_the_installed_packages() -> None:
+    assert nexus_config.__version__ == importlib.metadata.version("nexus-config")
 
 
 def test_an_empty_directory_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Discriminator, Field, StringConstraints, Tag
 
 from nexus_config.models.common import (
     NOT_NULL,
@@ -40,8 +40,11 @@ __all__ = [
     "Metadata",
     "Service",
     "ServiceBody",
+    "ServiceEntry",
+    "ServiceTemplate",
     "Step",
     "StepBody",
+    "TemplatedService",
 ]
 
 _OMITTED = " Absent: not managed by this configuration (nothing in it is deleted); `[]`: none."
@@ -53,6 +56,8 @@ SECTION_DESCRIPTIONS = {
     "steps": "What students, faculty or coordinators complete at application, onboarding and offboarding."
     + _OMITTED,
     "services": "The service areas students rotate in, with their capacity windows." + _OMITTED,
+    "templates": "Service templates this organization's services, and its descendants', may use with "
+    "`template: <key>`; not records themselves, so nothing on the platform changes with this list.",
     "schools": "The schools this site partners with." + _OMITTED,
     "agreements": "Affiliation agreements with those schools." + _OMITTED,
 }
@@ -216,6 +221,68 @@ class Service(ServiceBody):
     )
 
 
+TemplateRef = Annotated[
+    str,
+    StringConstraints(pattern=r"^([a-z0-9][a-z0-9-]{1,62}/)?[a-z0-9][a-z0-9-]{0,62}$"),
+    Field(
+        description="A service template's key, looked up in this organization then up its parent chain; "
+        "or `<org-slug>/<key>` for the template of that organization (itself or an ancestor)."
+    ),
+]
+
+
+class ServiceTemplate(Strict):
+    """Service fields written once (often at a health system) and reused by many services with
+    `template: <key>`; a service's own fields override them. Templates do not nest."""
+
+    key: Key = Field(description="The template's key, unique within its organization.")
+    name: Name | None = Field(default=None, description="The service's name, e.g. Family Medicine.")
+    description: Text | None = Field(default=None, description="What students do there.")
+    location: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="Where it is (building, campus)."
+    )
+    department: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="The department it belongs to."
+    )
+    disciplines: Annotated[list[Discipline], Field(min_length=1)] | None = Field(
+        default=None, description="Disciplines of the students it hosts (at least one)."
+    )
+    specialties: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = Field(
+        default=None, description="Free-text specialties, e.g. Sports Medicine."
+    )
+    steps: list[Key] | None = Field(
+        default=None,
+        description="Step keys, resolved from the organization of the service that uses the template.",
+    )
+
+
+class TemplatedService(ServiceTemplate):
+    """A service built from a template: its own fields (any of a service's) override the template's."""
+
+    template: TemplateRef
+    capacity: Annotated[list[Capacity] | None, NOT_NULL] = Field(
+        default=None,
+        description="The service's capacity windows (never taken from a template): `[]` manages none, "
+        "absent leaves them unmanaged.",
+    )
+    protect: Protect = None
+    previous_keys: PreviousKeys = None
+
+
+def _service_kind(value: Any) -> str:
+    """Which model a service is checked against: with `template:` its fields may come from it."""
+    if isinstance(value, dict):
+        return "templated" if "template" in value else "service"
+    return "templated" if isinstance(value, TemplatedService) else "service"
+
+
+ServiceEntry = Annotated[
+    Annotated[Service, Tag("service")] | Annotated[TemplatedService, Tag("templated")],
+    Discriminator(_service_kind),
+]
+"""A service as a document writes it: complete, or naming a template (expanded when the tree is loaded)."""
+
+
 class CoversLabels(Strict):
     """The child organizations whose labels include all of these."""
 
@@ -285,7 +352,10 @@ class DocumentV1(Strict):
     steps: Annotated[list[Step] | None, NOT_NULL] = Field(
         default=None, description=SECTION_DESCRIPTIONS["steps"]
     )
-    services: Annotated[list[Service] | None, NOT_NULL] = Field(
+    templates: Annotated[list[ServiceTemplate] | None, NOT_NULL] = Field(
+        default=None, description=SECTION_DESCRIPTIONS["templates"]
+    )
+    services: Annotated[list[ServiceEntry] | None, NOT_NULL] = Field(
         default=None, description=SECTION_DESCRIPTIONS["services"]
     )
     schools: Annotated[list[School] | None, NOT_NULL] = Field(

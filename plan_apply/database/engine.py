@@ -304,18 +304,10 @@ HEAD_REVISION = REVISIONS[-1]
 """The newest schema revision this nexus knows: what every command but `db upgrade` requires."""
 
 
-def _current_revision(connection: Connection) -> str | None:
-    """The database's alembic revision, or None without a version table (asked of the catalog, so a
-    PostgreSQL transaction is never aborted by a missing table)."""
-    if not sa.inspect(connection).has_table("alembic_version"):
-        return None
-    revision = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    return None if revision is None else str(revision)
-
-
 def schema_state(connection: Connection) -> tuple[str | None, str]:
-    """(the database's alembic revision or None, the newest revision this nexus knows)."""
-    return _current_revision(connection), HEAD_REVISION
+    """(the database's alembic revision or None, the newest revision this nexus knows): one statement;
+    alembic is imported only when they differ (`upgrade_schema`)."""
+    return dialect_of(connection).schema_revision(connection), HEAD_REVISION
 
 
 def _is_known(revision: str) -> bool:

@@ -1,8 +1,9 @@
 """Changes shared across organizations: one change to something shared reads as one change in review.
 
 A change is shared when several organizations have it identically: the same address within the
-organization (`services/family-medicine`), the same action, the same fields before and after, and the
-same explanation. Grouping is a view concern: the plan (and its JSON) stays per organization.
+organization (`services/family-medicine`), the same action, the same fields before and after, the same
+explanation and the same template they came from, if any (a template edit is then named for the
+template). Grouping is a view concern: the plan (and its JSON) stays per organization.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def _key(where: str, change: Change) -> str:
             change.risk,
             change.notes,
             change.pending,
+            change.template,
         ],
         sort_keys=True,
         ensure_ascii=False,
@@ -121,9 +123,15 @@ def grouped(plan: Plan | Iterable[OrgPlan], minimum: int = MINIMUM) -> Grouping:
 
 
 def group_title(group: Group) -> str:
-    """How a shared change is named: the address within each organization (the hook where a change
-    that came from a template would name the template)."""
-    return group.where or "the organization itself"
+    """How a shared change is named: the template it came from ("template northstar-health/family-
+    medicine", with the service when its key is not the template's), else the address within each
+    organization. Changes from different templates, or from none, are never grouped together."""
+    name = group.change.template
+    if not name:
+        return group.where or "the organization itself"
+    if group.where.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]:
+        return f"template {name}"
+    return f"{group.where} (template {name})"
 
 
 def listed_slugs(slugs: tuple[str, ...], shown: int) -> str:

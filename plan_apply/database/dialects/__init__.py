@@ -1,6 +1,12 @@
 """The backends nexus drives, one module each behind one protocol (`Dialect`): nothing outside this
-package tests a backend's name, and a backend nexus does not know is refused by name."""
+package tests a backend's name, and a backend nexus does not know is refused by name.
 
+A backend's module is imported when a URL or a connection first names it: a SQLite run never loads
+SQLAlchemy's PostgreSQL dialect (a third of a no-op plan's imports).
+"""
+
+import importlib as _importlib
+import typing as _typing
 from typing import Any as _Any
 
 import sqlalchemy
@@ -8,22 +14,45 @@ import sqlalchemy.engine
 import sqlalchemy.types
 
 from plan_apply import errors
-from plan_apply.database.dialects import postgresql, sqlite
 from plan_apply.database.dialects.protocol import Dialect, Locked
 
 __all__ = ["DIALECTS", "Dialect", "Locked", "dialect_for_url", "dialect_named", "dialect_of", "json_column"]
 
-DIALECTS: tuple[Dialect, ...] = (sqlite.DIALECT, postgresql.DIALECT)
-"""Every backend nexus can drive."""
+_BACKENDS = ("sqlite", "postgresql")
+"""Every backend nexus can drive, each the module of its name in this package (its `DIALECT`)."""
+
+if _typing.TYPE_CHECKING:  # resolved on first use (`__getattr__`)
+    DIALECTS: tuple[Dialect, ...]
+
+
+def _loaded(backend: str) -> Dialect:
+    dialect: Dialect = _importlib.import_module(f"{__name__}.{backend}").DIALECT
+    return dialect
+
+
+def _every_dialect() -> tuple[Dialect, ...]:
+    """Every backend nexus can drive (importing each)."""
+    return tuple(_loaded(backend) for backend in _BACKENDS)
+
+
+def __getattr__(name: str) -> _Any:
+    """`DIALECTS`, every backend's dialect, imported the first time it is asked for."""
+    if name != "DIALECTS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()["DIALECTS"] = dialects = _every_dialect()
+    return dialects
 
 
 def dialect_named(backend: str, shown: str) -> Dialect:
     """The dialect of SQLAlchemy backend `backend` (of the URL shown as `shown`); any other backend is
-    refused by name, never driven without its lock."""
-    for dialect in DIALECTS:
-        if backend == dialect.name or backend in dialect.aliases:
+    refused by name, never driven without its lock. Only that backend's module is imported (an alias or
+    an unknown name looks at them all)."""
+    if backend in _BACKENDS:
+        return _loaded(backend)
+    for dialect in _every_dialect():
+        if backend in dialect.aliases:
             return dialect
-    known = " or ".join(d.example for d in DIALECTS)
+    known = " or ".join(d.example for d in _every_dialect())
     raise errors.DatabaseError(f"unsupported database {backend!r} in {shown}: use {known}")
 
 
@@ -32,13 +61,22 @@ def dialect_for_url(url: sqlalchemy.engine.URL, shown: str) -> Dialect:
     return dialect_named(url.get_backend_name(), shown)
 
 
+class _JSON(sqlalchemy.types.TypeDecorator[_Any]):
+    """JSON, stored as the backend a statement is compiled for stores it best (its dialect's `json_type`,
+    PostgreSQL: JSONB), chosen then: defining the tables loads no backend."""
+
+    impl = sqlalchemy.JSON
+    cache_ok = True
+    should_evaluate_none = True  # as JSON's: Python None is stored as JSON null, never as SQL NULL
+
+    def load_dialect_impl(self, dialect: sqlalchemy.engine.Dialect) -> sqlalchemy.types.TypeEngine[_Any]:
+        json_type = dialect_named(dialect.name, dialect.name).json_type
+        return dialect.type_descriptor(json_type if json_type is not None else sqlalchemy.JSON())
+
+
 def json_column() -> sqlalchemy.types.TypeEngine[_Any]:
     """The JSON column type, as each backend stores it best (PostgreSQL: JSONB)."""
-    column: sqlalchemy.types.TypeEngine[_Any] = sqlalchemy.JSON()
-    for dialect in DIALECTS:
-        if dialect.json_type is not None:
-            column = column.with_variant(dialect.json_type, dialect.name)
-    return column
+    return _JSON()
 
 
 def dialect_of(bind: sqlalchemy.engine.Engine | sqlalchemy.engine.Connection) -> Dialect:

@@ -44,6 +44,18 @@ _HOLDER = sa.text(
 )
 
 
+_REVISION = sa.text(
+    """
+    SELECT CASE WHEN to_regclass('alembic_version') IS NOT NULL THEN
+      (xpath('/row/version_num/text()',
+             query_to_xml('SELECT version_num FROM alembic_version', false, true, '')))[1]::text
+    END
+    """
+)
+"""The alembic revision in one round trip: the table is only read (by `query_to_xml`, planned when run)
+where the catalog has it, so a database without one never aborts the transaction."""
+
+
 def _utc(moment: datetime.datetime | None) -> str:
     if moment is None:
         return ""
@@ -172,6 +184,10 @@ class PostgreSQL:
         connection.execute(
             postgresql_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(unique))
         )
+
+    def schema_revision(self, connection: Connection) -> str | None:
+        revision = connection.execute(_REVISION).scalar()
+        return None if revision is None else str(revision)
 
     def server_identity(self, connection: Connection) -> str | None:
         """The cluster's system identifier (`pg_control_system()`, readable by any role) and the

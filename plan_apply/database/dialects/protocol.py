@@ -103,6 +103,11 @@ class Dialect(Protocol):
         transaction (which is waited for): two writers of the same row both succeed."""
         ...
 
+    def schema_revision(self, connection: Connection) -> str | None:
+        """The database's alembic revision, or None without a version table: one statement, which never
+        aborts the connection's transaction (every command asks it before anything else)."""
+        ...
+
     def server_identity(self, connection: Connection) -> str | None:
         """What this database is, apart from nexus's own identifier: the server and database on
         PostgreSQL, the file on SQLite; None for a database private to this process (in memory)."""

@@ -134,6 +134,17 @@ class SQLite:
             sqlite_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(unique))
         )
 
+    def schema_revision(self, connection: Connection) -> str | None:
+        """Read from the version table; a missing table fails when the statement is prepared, which
+        leaves the transaction as it was."""
+        try:
+            revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except sa.exc.OperationalError as exc:
+            if "no such table" in str(exc.orig):
+                return None
+            raise
+        return None if revision is None else str(revision)
+
     def server_identity(self, connection: Connection) -> str | None:
         """The file SQLite itself says it opened (so `nexus.db` and its absolute path are one database,
         and a copy elsewhere is another); None in memory."""
