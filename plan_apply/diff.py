@@ -155,12 +155,11 @@ def make_plan(
     """The plan that makes the database match the configuration for the `selected` organizations."""
     options = options or PlanOptions()
     plans = []
-    wanted = {slug: desired_records(desired.organizations[slug], desired) for slug in selected}
     parents = {slug: org.parent for slug, org in desired.organizations.items()}
-    moves = agreement_moves({slug: records for slug, (records, _) in wanted.items()}, actual, parents)
+    moves = agreement_moves(desired, selected, actual, parents)
     for slug in selected:
         org = desired.organizations[slug]
-        records, scopes = wanted[slug]
+        records, scopes = desired_records(org, desired)
         planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options, moves)
         plans.append(replace(planned, parent=org.parent) if org.parent else planned)
     whole = Plan(created_at=created_at, database=database, organizations=tuple(plans))

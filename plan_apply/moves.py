@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nexus_config import DesiredState
 from nexus_config.ancestry import lineage
 from plan_apply.actual import ActualState
 from plan_apply.records import Record
@@ -55,33 +56,39 @@ def _only_for(row: Record, owner: str) -> bool:
 
 
 def agreement_moves(
-    desired: Mapping[str, Sequence[Record]], actual: ActualState, parents: Mapping[str, str | None]
+    desired: DesiredState, selected: Sequence[str], actual: ActualState, parents: Mapping[str, str | None]
 ) -> Moves:
-    """Which rows the agreements planned here take over from other organizations planned with them."""
-    declared = {r.address for records in desired.values() for r in records}
+    """Which rows the agreements planned here (of the `selected` organizations) take over from other
+    organizations planned with them. Read from the declared agreements, not their records: a batch's
+    records are made one organization at a time."""
+    planned = set(selected)
+    declared = {
+        f"{slug}/agreements/{a.key}"
+        for slug in selected
+        for a in desired.organizations[slug].agreements or ()
+    }
     taken: dict[str, Record] = {}
     given: dict[str, str] = {}
     first: set[str] = set()
-    for records in desired.values():
-        for want in records:
-            own = actual.organizations.get(want.org)
-            if want.type != "agreement" or (own is not None and want.address in own.records):
+    for slug in selected:
+        own = actual.organizations.get(slug)
+        for agreement in desired.organizations[slug].agreements or ():
+            address = f"{slug}/agreements/{agreement.key}"
+            if own is not None and address in own.records:
                 continue
-            for previous in want.previous_keys:
+            for previous in agreement.previous_keys or ():
                 owner, _, key = previous.rpartition("/")
                 old = f"{owner}/agreements/{key}"
-                holder = actual.organizations.get(owner) if owner in desired else None
+                holder = actual.organizations.get(owner) if owner in planned else None
                 row = holder.records.get(old) if holder is not None else None
                 if row is None or not row.managed or old in declared or old in given:
                     continue
-                above = owner in lineage(want.org, parents.get)
-                if above and not _only_for(row, want.org):
+                above = owner in lineage(slug, parents.get)
+                if above and not _only_for(row, slug):
                     continue
-                applied = moved_fields(row.applied, owner, want.org) if row.applied is not None else None
-                taken[want.address] = replace(
-                    row, fields=moved_fields(row.fields, owner, want.org), applied=applied
-                )
-                given[old] = want.address
+                applied = moved_fields(row.applied, owner, slug) if row.applied is not None else None
+                taken[address] = replace(row, fields=moved_fields(row.fields, owner, slug), applied=applied)
+                given[old] = address
                 if not above:
                     first.add(old)
                 break
