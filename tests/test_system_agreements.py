@@ -505,10 +505,9 @@ def _agreements(engine: sa.Engine) -> list[tuple[Any, ...]]:
 
 
 def test_a_facilitys_agreement_moves_to_the_system_and_back_keeping_the_schools_answer(
-    tmp_path: Path, sqlite_file: Path
+    tmp_path: Path, database_url: str
 ) -> None:
-    shutil.copyfile(sqlite_file, tmp_path / "db.sqlite")
-    engine = engine_for(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = engine_for(database_url)
     try:
         _apply_tree(engine, tmp_path / "tree", moved_tree(frozenset(), adopt=True))
         with engine.begin() as connection:
@@ -658,3 +657,22 @@ def test_a_family_sharing_an_agreement_is_left_clean_by_its_apply(
     assert apply(nexus, write_tree, family()) == 0, nexus.output
     assert nexus("plan", str(write_tree(family())), "--detailed-exitcode") == 0, nexus.output
     assert "3 unchanged organization(s) skipped" in nexus.output
+
+
+def test_a_protected_system_agreement_is_never_removed_from_under_its_facilities(
+    nexus: Nexus, write_tree: WriteTree, database_url: str
+) -> None:
+    protected = family(northwind=(("submit: true", "submit: true\n    protect: true"),))
+    assert apply(nexus, write_tree, protected) == 0, nexus.output
+    files = family(
+        lake=(("agreement: northwind/state-nursing", "agreement: none"),),
+        hill=(("agreement: northwind/state-nursing", "agreement: none"),),
+    )
+    for name in ("lake", "hill"):  # the windows leave the agreement: student-requested from now on
+        files[f"{name}.yaml"] = files[f"{name}.yaml"].replace(
+            "workflow: coordinator_scheduled\n        agreement: none\n", "workflow: student_requested\n"
+        )
+    files["northwind.yaml"] = SYSTEM.split("agreements:\n")[0] + "agreements: []\n"
+    assert apply(nexus, write_tree, files) != 0
+    assert "northwind/agreements/state-nursing is protected" in nexus.output
+    assert scalar(database_url, "SELECT count(*) FROM agreements WHERE archived_at IS NULL") == 1
