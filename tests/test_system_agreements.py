@@ -676,3 +676,26 @@ def test_a_protected_system_agreement_is_never_removed_from_under_its_facilities
     assert apply(nexus, write_tree, files) != 0
     assert "northwind/agreements/state-nursing is protected" in nexus.output
     assert scalar(database_url, "SELECT count(*) FROM agreements WHERE archived_at IS NULL") == 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "message", "pointer"),
+    [
+        (
+            ("start_date: 2027-02-01", "start_date: 2026-12-01"),
+            'start_date 2026-12-01 is before agreement "state-nursing" starts (2027-01-01)',
+            "/services/0/capacity/0/start_date",
+        ),
+        (
+            ("disciplines: [nursing]\n        start_date", "disciplines: [medicine]\n        start_date"),
+            'discipline "medicine" is not covered by agreement "state-nursing" (nursing)',
+            "/services/0/capacity/0/disciplines/0",
+        ),
+    ],
+)
+def test_a_window_under_the_systems_agreement_keeps_to_its_dates_and_disciplines(
+    write_tree: WriteTree, edit: tuple[str, str], message: str, pointer: str
+) -> None:
+    tree, result = loaded(write_tree, family(lake=(edit,)))
+    problem = only_error(result)
+    assert (problem.file, problem.message, problem.pointer) == (str(tree / "lake.yaml"), message, pointer)
