@@ -106,14 +106,19 @@ TABLE_ROWS = 100
 
 
 def _org_row(org: OrgPlan) -> str:
-    counts = dict.fromkeys(ACTION_NAMES, 0)
-    for change in org.changes:
-        counts[change.action.value] += 1
-    drift = sum(1 for c in org.changes if c.cause == "drift")
-    review = sum(1 for c in org.changes if c.risk != "low")
-    status = "error" if org.problems else ("review" if review else "")
+    return _row(code_span(org.slug), [org])
+
+
+def _row(label: str, organizations: list[OrgPlan]) -> str:
+    """One table row: the organizations' changes by action, how many are drift and need review, and
+    whether any of them cannot be applied (a summed row hides none of that)."""
+    changes = [c for o in organizations for c in o.changes]
+    counts = {a: sum(1 for c in changes if c.action.value == a) for a in ACTION_NAMES}
+    drift = sum(1 for c in changes if c.cause == "drift")
+    review = sum(1 for c in changes if c.risk != "low")
+    status = "error" if any(o.problems for o in organizations) else ("review" if review else "")
     cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
-    return f"| {code_span(org.slug)} | {cells} | {drift} | {review} | {status} |"
+    return f"| {label} | {cells} | {drift} | {review} | {status} |"
 
 
 def _errors(out: _Budget, plan: Plan, omitted: list[str]) -> None:
@@ -139,6 +144,10 @@ def _label(change: Change) -> str:
     return change.action.value
 
 
+_HELD = " — **held**: apply leaves it alone"
+"""Said of a change apply will not make as things stand (a school's proposal), wherever it is listed."""
+
+
 def _risky_line(change: Change, title: str | None = None) -> str:
     why = "; ".join(change.notes)
     if change.action in (Action.ARCHIVE, Action.DELETE) and why:
@@ -147,7 +156,7 @@ def _risky_line(change: Change, title: str | None = None) -> str:
     else:
         line = f"- **{_label(change)}** {escape_markdown(sentence(change, title))}"
         line += f" — {escape_prose(why)}" if why else ""
-    return line + (" — **held**: apply leaves it alone" if not change.pending else "")
+    return line + (_HELD if not change.pending else "")
 
 
 def _risky(out: _Budget, plan: Plan, grouping: Grouping, omitted: list[str]) -> None:
@@ -210,6 +219,7 @@ def _shared(out: _Budget, grouping: Grouping, omitted: list[str], listed_at_most
             change = group.change
             line = f"- **{_label(change)}** {escape_markdown(sentence(change, group_title(group)))}"
             line += f" — {escape_prose('; '.join(change.notes))}" if change.notes else ""
+            line += _HELD if not change.pending else ""
             if not out.fits(line, _TAIL_RESERVE * 3):
                 omitted.append(
                     f"{len(cohort.groups) - i} more changes shared by {len(cohort.slugs):,} organizations"
@@ -234,20 +244,12 @@ def _table(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: li
         row = _org_row(org)
         if i >= TABLE_ROWS or not out.fits(row, _TAIL_RESERVE * 2):
             rest = ranked[i:]
-            out.add(_sum_row(f"… and {len(rest)} more", rest))
+            out.add(_row(f"… and {len(rest)} more", rest))
             omitted.append(f"{len(rest)} organizations' rows (their totals are in the last row)")
             break
         out.add(row)
     if only_shared:
-        out.add(_sum_row(f"{len(only_shared):,} with only shared changes", only_shared))
-
-
-def _sum_row(label: str, organizations: list[OrgPlan]) -> str:
-    counts = {
-        a: sum(1 for o in organizations for c in o.changes if c.action.value == a) for a in ACTION_NAMES
-    }
-    cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
-    return f"| {label} | {cells} | | | |"
+        out.add(_row(f"{len(only_shared):,} with only shared changes", only_shared))
 
 
 def _details(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: list[str]) -> None:
