@@ -4,11 +4,19 @@ listed, and the counts the views give add up to the plan's."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
-from plan_apply.plan import Action, Change, OrgPlan, Plan
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
+from plan_apply.views.fields import ACTION_NAMES, SYMBOLS
 from plan_apply.views.markdown import render_markdown
+from plan_apply.views.text import render_text
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _update(slug: str, **fields: Any) -> Change:
@@ -66,3 +74,143 @@ def test_the_row_summing_organizations_cut_from_the_table_counts_their_drift() -
     )
     text = render_markdown(_plan(*organizations))
     assert "| … and 3 more | 0 | 3 | 0 | 0 | 0 | 0 | 3 | 0 |  |" in text, text
+
+
+# Laws, for any plan: what each organization is shown is its own change, and the counts add up
+
+SLUGS = ("mercy-1", "mercy-10", "mercy-2", "lakeview", "mercy")
+"""Slugs that are prefixes of one another, so a change or note of one can look like another's."""
+WHERE = ("services/fm", "services/fm/capacity/fall", "agreements/state-u", "staff/ann@x.org", "")
+
+
+VALUES: list[dict[str, Any]] = [{}, {"slots": 8}, {"slots": 4}, {"name": "A"}, {"name": "mercy-1/x"}]
+NOTES = (
+    "renamed from {slug}/services/er",
+    "renamed from mercy-1/services/er",
+    "fewer slots: 8 → 4 (0 booked)",
+    "this reverts a change made in the web UI; set `slots: 8` to keep it",
+)
+
+
+def _change_fields(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "type": draw(st.sampled_from(["service", "capacity"])),
+        "action": draw(st.sampled_from(list(Action))),
+        "before": draw(st.sampled_from(VALUES)),
+        "after": draw(st.sampled_from(VALUES)),
+        "cause": draw(st.sampled_from(["config", "drift"])),
+        "risk": draw(st.sampled_from(["low", "review", "destructive"])),
+        "notes": tuple(draw(st.lists(st.sampled_from(NOTES), max_size=2))),
+        "title": draw(st.sampled_from(["", "Family Medicine", "{slug}"])),
+        "pending": draw(st.booleans()),
+    }
+
+
+@st.composite
+def _plans(draw: st.DrawFn) -> Plan:
+    """Plans where organizations often make the same change, or nearly: one field of it differs."""
+    common = {where: _change_fields(draw) for where in WHERE}
+    organizations = []
+    for slug in draw(st.lists(st.sampled_from(SLUGS), min_size=1, max_size=5, unique=True)):
+        changes = []
+        for where in draw(st.lists(st.sampled_from(WHERE), max_size=4, unique=True)):
+            fields = dict(common[where])
+            if draw(st.booleans()):  # nearly the same change: one field drawn afresh
+                name = draw(st.sampled_from(sorted(fields)))
+                fields[name] = _change_fields(draw)[name]
+            fields["notes"] = tuple(note.format(slug=slug) for note in fields["notes"])
+            fields["title"] = fields["title"].format(slug=slug)
+            changes.append(Change(f"{slug}/{where}" if where else slug, **fields))
+        problems = (PlanProblem("slots below booked rotations"),) if draw(st.booleans()) else ()
+        organizations.append(OrgPlan(slug, "s", tuple(changes), problems=problems))
+    return _plan(*organizations)
+
+
+def _sections(text: str) -> dict[str, list[list[str]]]:
+    """The change blocks of the text view under each heading (an organization's, or a list of the
+    organizations sharing the changes below it)."""
+    found: dict[str, list[list[str]]] = {}
+    head = ""
+    for line in text.splitlines():
+        if line and not line.startswith(" "):
+            head = line
+            found[head] = []
+        elif line.startswith("  ") and line[2:4].strip() in SYMBOLS.values():
+            found[head].append([line])
+        elif line.startswith("        ") and found.get(head):
+            found[head][-1].append(line)
+    return found
+
+
+def _seen(block: list[str], slug: str) -> list[str]:
+    """A change block as said of any organization (its own slug left out of addresses and notes)."""
+    first, *rest = block
+    symbol, address, marks = re.fullmatch(r"\s*(\S+) (\S+)(.*)", first).groups()  # type: ignore[union-attr]
+    where = "the organization itself" if address == slug else address.removeprefix(slug + "/")
+    return [f"{symbol} {where}{marks}", *(line.replace(slug + "/", "") for line in rest)]
+
+
+@SETTINGS
+@given(_plans())
+def test_every_change_of_every_organization_is_shown_as_it_is_in_the_text_plan(plan: Plan) -> None:
+    sections = _sections(render_text(plan, every_slug=True))
+    cohorts = {
+        head: blocks
+        for head, blocks in sections.items()
+        if head.startswith("in ") and " organizations: " in head
+    }
+    for org in plan.organizations:
+        alone = _sections(render_text(_plan(org)))
+        (own_head,) = [head for head in alone if head.startswith(org.slug + ": ")]
+        shown = [
+            _seen(b, org.slug)
+            for head, blocks in sections.items()
+            if head.startswith(org.slug + ": ")
+            for b in blocks
+        ]
+        shown += [
+            _seen(b, org.slug)
+            for head, blocks in cohorts.items()
+            if org.slug in head.split(": ", 1)[1].split(", ")
+            for b in blocks
+        ]
+        expected = [_seen(b, org.slug) for b in alone[own_head]]
+        assert sorted(shown) == sorted(expected), (org.slug, shown, expected)
+
+
+def _table_cells(text: str) -> list[list[str]]:
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| organization")
+    ]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+@SETTINGS
+@given(_plans())
+def test_the_markdown_table_adds_up_to_the_plans_totals(plan: Plan) -> None:
+    cells = _table_cells(render_markdown(plan))
+    totals = {action: sum(int(row[1 + i]) for row in cells) for i, action in enumerate(ACTION_NAMES)}
+    assert totals == plan.summary
+    assert sum(int(row[7]) for row in cells) == sum(c.cause == "drift" for c in plan.changes)
+    assert sum(int(row[8]) for row in cells) == sum(c.risk != "low" for c in plan.changes)
+    errors = sum(o.problems != () for o in plan.organizations)
+    assert sum(row[9] == "error" for row in cells if row[0].startswith("`")) <= errors
+
+
+@SETTINGS
+@given(_plans())
+def test_the_text_plan_names_or_counts_every_organization_with_a_change(plan: Plan) -> None:
+    text = render_text(plan, every_slug=True)
+    heads = {
+        line.split(": ", 1)[0] for line in text.splitlines() if ": " in line and not line.startswith(" ")
+    }
+    listed = {
+        slug
+        for line in text.splitlines()
+        if line.startswith("in ") and " organizations: " in line
+        for slug in line.split(": ", 1)[1].split(", ")
+    }
+    only_shared = [o.slug for o in plan.organizations if o.changes and o.slug not in heads]
+    assert set(only_shared) <= listed
+    counted = re.search(r"^([\d,]+) organizations? ha(?:s|ve) only the shared changes above\.$", text, re.M)
+    assert (int(counted.group(1)) if counted else 0) == len(only_shared)
