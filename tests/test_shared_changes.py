@@ -214,3 +214,10 @@ def test_the_text_plan_names_or_counts_every_organization_with_a_change(plan: Pl
     assert set(only_shared) <= listed
     counted = re.search(r"^([\d,]+) organizations? ha(?:s|ve) only the shared changes above\.$", text, re.M)
     assert (int(counted.group(1)) if counted else 0) == len(only_shared)
+
+
+def test_a_verbose_comment_keeps_a_shared_change_when_its_organizations_are_too_many_to_name() -> None:
+    slugs = tuple(f"mercy-facility-{n:05d}" for n in range(5000))
+    text = render_markdown(_plan(*_same_change(slugs)), every_slug=True)
+    assert '- **update** agreements/state-u: end\\_date "2027-06-30" → "2027-12-31"' in text, text
+    assert "`mercy-facility-00100`" in text and "more" in text and len(text) <= 60_000

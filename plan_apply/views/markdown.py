@@ -14,7 +14,7 @@ from plan_apply.plan import Action, Change, OrgPlan, Plan
 from plan_apply.reach import REACH_PREFIX
 from plan_apply.views.escape import FENCE, code_span, escape_markdown, escape_prose, fenced
 from plan_apply.views.fields import ACTION_NAMES, SYMBOLS, field_lines, org_counts, summary_line, value_text
-from plan_apply.views.groups import Grouping, group_title, grouped
+from plan_apply.views.groups import Group, Grouping, group_title, grouped
 from plan_apply.views.timeline import gantt
 
 __all__ = ["MARKDOWN_BUDGET", "SHARED_SLUGS", "TABLE_ROWS", "render_markdown", "render_plan", "sentence"]
@@ -90,6 +90,10 @@ class _Budget:
 
     def fits(self, text: str, reserve: int = 0) -> bool:
         return self.size + len(text) + 1 + reserve <= self.limit
+
+    def room(self, reserve: int = 0) -> int:
+        """The characters a part may have and still fit, keeping `reserve` free."""
+        return self.limit - self.size - 1 - reserve
 
     def add(self, text: str) -> None:
         self.parts.append(text)
@@ -207,25 +211,49 @@ def _shared(out: _Budget, grouping: Grouping, omitted: list[str], listed_at_most
     out.add("")
     out.add("#### Changes shared by several organizations, each shown once")
     for c, cohort in enumerate(grouping.cohorts):
-        slugs = [code_span(slug) for slug in cohort.slugs[:listed_at_most]]
-        rest = len(cohort.slugs) - len(slugs)
-        listed = ", ".join(slugs) + (f" and {rest:,} more" if rest else "")
-        head = f"\n<details><summary>In {len(cohort.slugs):,} organizations</summary>\n\n{listed}\n\n</details>\n"
-        if not out.fits(head, _TAIL_RESERVE * 3):
+        lines = [_shared_line(group) for group in cohort.groups]
+        room = out.room(_TAIL_RESERVE * 3)
+        head = _cohort_head(cohort.slugs, listed_at_most, room - sum(len(line) + 1 for line in lines))
+        head = head or _cohort_head(cohort.slugs, 0, room)  # names give way first, then changes
+        if head is None:
             omitted.append(f"the shared changes of {len(grouping.cohorts) - c} more groups of organizations")
             return
         out.add(head)
-        for i, group in enumerate(cohort.groups):
-            change = group.change
-            line = f"- **{_label(change)}** {escape_markdown(sentence(change, group_title(group)))}"
-            line += f" — {escape_prose('; '.join(change.notes))}" if change.notes else ""
-            line += _HELD if not change.pending else ""
+        for i, line in enumerate(lines):
             if not out.fits(line, _TAIL_RESERVE * 3):
                 omitted.append(
                     f"{len(cohort.groups) - i} more changes shared by {len(cohort.slugs):,} organizations"
                 )
                 return
             out.add(line)
+
+
+def _shared_line(group: Group) -> str:
+    change = group.change
+    line = f"- **{_label(change)}** {escape_markdown(sentence(change, group_title(group)))}"
+    line += f" — {escape_prose('; '.join(change.notes))}" if change.notes else ""
+    return line + (_HELD if not change.pending else "")
+
+
+def _cohort_head(slugs: tuple[str, ...], listed_at_most: int | None, room: int) -> str | None:
+    """The folded list of the organizations sharing some changes: `listed_at_most` of them named (all
+    when None), fewer if they would not fit in `room` characters (what they share matters more than
+    their names), the rest counted; None when not even the count fits."""
+    summary = f"In {len(slugs):,} organizations"
+    folded = f"\n<details><summary>{summary}</summary>\n\n{{}}\n\n</details>\n"
+    left = room - len(folded) - len(f" and {len(slugs):,} more")
+    names: list[str] = []
+    for slug in slugs[:listed_at_most]:
+        name = code_span(slug)
+        left -= len(name) + 2
+        if left < 0:
+            break
+        names.append(name)
+    if names:
+        rest = len(slugs) - len(names)
+        return folded.format(", ".join(names) + (f" and {rest:,} more" if rest else ""))
+    text = f"\n{summary} (too many to name here):\n"
+    return text if len(text) <= room else None
 
 
 def _table(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: list[str]) -> None:
