@@ -169,15 +169,15 @@ def _expanded_service(
         problems = []
         for error in exc.errors(include_url=False):
             field = str(error["loc"][0]) if error["loc"] else ""
-            if error["type"] == "missing":
-                problems.append(
-                    source.problem(
-                        f'service "{service.key}" has no {field}: write it here or in template '
-                        f'"{found.name}"',
-                        "template",
-                        code="template.incomplete",
-                    )
-                )
+            cleared = len(error["loc"]) == 1 and field in own and own[field] is None
+            lacking = f'service "{service.key}" has no {field}: '
+            if cleared and field in template:  # `field: null` written to clear the template's value
+                message = f'null clears the value of template "{found.name}", and every service needs one'
+                problems.append(source.problem(lacking + message, field, code="template.incomplete"))
+            elif error["type"] == "missing" or cleared:
+                message = f'write it here or in template "{found.name}"'
+                at = field if cleared else "template"
+                problems.append(source.problem(lacking + message, at, code="template.incomplete"))
             else:  # both halves passed the schema on their own; kept for safety, located at the field
                 problems.append(located.problem(str(error["msg"]), field, code="template.invalid"))
         return None, located, problems

@@ -224,3 +224,16 @@ def test_a_templated_service_loads_as_the_same_service_written_out(write_tree: W
         templated.state.organizations["valley-east"].services
         == plain.state.organizations["valley-east"].services
     )
+
+
+def test_a_null_clearing_a_value_every_service_needs_says_so_at_its_line(write_tree: WriteTree) -> None:
+    facility = _facility("  - key: fm\n    template: family-medicine\n    name: null\n")
+    result = _load(write_tree, {"s.yaml": SYSTEM, "e.yaml": facility})
+    assert _errors(result) == [
+        (
+            "e.yaml",
+            8,
+            'service "fm" has no name: null clears the value of template "valley-health/family-medicine",'
+            " and every service needs one",
+        )
+    ]
