@@ -38,12 +38,10 @@ class FileHeader:
     versions: tuple[tuple[str, int, int], ...] = ()
     sections: frozenset[str] = frozenset()
     """The top-level keys its documents write."""
-
-    @property
-    def templates_only(self) -> bool:
-        """The file declares nothing but service templates (no parent, no section): an organization
-        below it depends on it only through the templates it uses."""
-        return self.sections <= _TEMPLATES_ONLY and all(parent is None for _, parent in self.organizations)
+    template_holders: frozenset[str] = frozenset()
+    """The organizations whose documents in this file declare nothing but service templates (no parent,
+    no section): one below such an organization depends on its part of the file only through the
+    templates it uses, whatever other organizations the file also declares."""
 
 
 def _metadata(document: str) -> str | None:
@@ -73,6 +71,7 @@ def file_header(text: str) -> FileHeader | None:
     organizations = []
     versions = []
     sections: set[str] = set()
+    holders: dict[str, bool] = {}
     text = text.lstrip("\ufeff")
     line = 1
     for document in _DOCUMENT.split(text) if "---" in text else (text,):
@@ -87,13 +86,16 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
-        sections.update(_TOP_LEVEL.findall(document))
+        written = set(_TOP_LEVEL.findall(document))
+        sections.update(written)
+        holders[slugs[0]] = holders.get(slugs[0], True) and written <= _TEMPLATES_ONLY and not parents
         version = _VERSION.search(document)
         if version:
             at = start + document.count("\n", 0, version.start(1))
             column = version.start(1) - document.rfind("\n", 0, version.start(1))
             versions.append((version.group(2), at, column))
-    return FileHeader(tuple(organizations), tuple(versions), frozenset(sections))
+    template_holders = frozenset(slug for slug, alone in holders.items() if alone)
+    return FileHeader(tuple(organizations), tuple(versions), frozenset(sections), template_holders)
 
 
 @dataclass(frozen=True, slots=True)

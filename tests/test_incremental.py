@@ -188,6 +188,17 @@ def test_a_template_redeclared_nearer_makes_its_users_compared_again(
     ]
 
 
+def test_templates_in_a_file_shared_with_another_organization_still_skip_what_does_not_use_them(
+    nexus: Run, templated_tree: Path
+) -> None:
+    (templated_tree / "hillcrest.yaml").unlink()
+    path = templated_tree / "valley" / "templates.yaml"
+    path.write_text(path.read_text() + "---" + OTHER)
+    assert nexus("apply", str(templated_tree), "--auto-approve") == 0
+    path.write_text(path.read_text().replace("name: Pediatrics", "name: Pediatric Care"))
+    assert _skipped(nexus, str(templated_tree)) == {"valley-east", "valley-north"}
+
+
 def test_a_step_added_beside_templates_makes_every_child_compared_again(
     nexus: Run, templated_tree: Path
 ) -> None:
