@@ -36,8 +36,6 @@ class FileHeader:
 
     organizations: tuple[tuple[str, str | None], ...]
     versions: tuple[tuple[str, int, int], ...] = ()
-    sections: frozenset[str] = frozenset()
-    """The top-level keys its documents write."""
     template_holders: frozenset[str] = frozenset()
     """The organizations whose documents in this file declare nothing but service templates (no parent,
     no section): one below such an organization depends on its part of the file only through the
@@ -70,7 +68,6 @@ def file_header(text: str) -> FileHeader | None:
     """The organizations of a file's documents, or None when the text is not understood this way."""
     organizations = []
     versions = []
-    sections: set[str] = set()
     holders: dict[str, bool] = {}
     text = text.lstrip("\ufeff")
     line = 1
@@ -87,7 +84,6 @@ def file_header(text: str) -> FileHeader | None:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
         written = set(_TOP_LEVEL.findall(document))
-        sections.update(written)
         holders[slugs[0]] = holders.get(slugs[0], True) and written <= _TEMPLATES_ONLY and not parents
         version = _VERSION.search(document)
         if version:
@@ -95,7 +91,7 @@ def file_header(text: str) -> FileHeader | None:
             column = version.start(1) - document.rfind("\n", 0, version.start(1))
             versions.append((version.group(2), at, column))
     template_holders = frozenset(slug for slug, alone in holders.items() if alone)
-    return FileHeader(tuple(organizations), tuple(versions), frozenset(sections), template_holders)
+    return FileHeader(tuple(organizations), tuple(versions), template_holders)
 
 
 @dataclass(frozen=True, slots=True)
