@@ -221,3 +221,18 @@ def test_a_verbose_comment_keeps_a_shared_change_when_its_organizations_are_too_
     text = render_markdown(_plan(*_same_change(slugs)), every_slug=True)
     assert '- **update** agreements/state-u: end\\_date "2027-06-30" → "2027-12-31"' in text, text
     assert "`mercy-facility-00100`" in text and "more" in text and len(text) <= 60_000
+
+
+def test_markdown_says_what_an_organization_notes_even_when_its_changes_are_all_shared() -> None:
+    note = "mercy-001/agreements/pa-2027: the school closed this agreement; changes to it are not applied"
+    organizations = _same_change(("mercy-000", "mercy-001"))
+    plan = _plan(organizations[0], replace(organizations[1], notes=(note,)))
+    text = render_markdown(plan)
+    assert "the school closed this agreement; changes to it are not applied" in text, text
+    assert "| 1 with only shared changes |" in text
+
+
+def test_markdown_says_what_an_organization_notes_when_it_has_no_change() -> None:
+    note = "mercy-000/agreements/pa-2027: the school closed this agreement; changes to it are not applied"
+    text = render_markdown(_plan(OrgPlan("mercy-000", "s", notes=(note,))))
+    assert "the school closed this agreement; changes to it are not applied" in text, text

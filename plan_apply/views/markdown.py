@@ -262,8 +262,8 @@ def _table(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: li
     out.add("")
     out.add("| organization | create | update | delete | archive | adopt | rename | drift | review | |")
     out.add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    alone = [o for o in changed if o.problems or grouping.own(o)]
-    only_shared = [o for o in changed if not (o.problems or grouping.own(o))]
+    alone = [o for o in changed if o.problems or o.notes or grouping.own(o)]
+    only_shared = [o for o in changed if not (o.problems or o.notes or grouping.own(o))]
     ranked = sorted(
         alone,
         key=lambda o: (not o.problems, -sum(c.risk != "low" for c in o.changes), -len(o.changes), o.slug),
@@ -281,7 +281,7 @@ def _table(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: li
 
 
 def _details(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: list[str]) -> None:
-    with_changes = [(o, grouping.own(o)) for o in changed if grouping.own(o)]
+    with_changes = [(o, grouping.own(o)) for o in changed if o.notes or grouping.own(o)]
     for i, (org, own) in enumerate(with_changes):
         shared = len(org.changes) - len(own)
         also = f" ({shared} of them shared, above)" if shared else ""
@@ -291,6 +291,7 @@ def _details(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: 
             "",
             FENCE + "diff",
             *(fenced(line) for change in own for line in _diff_line(change)),
+            *(fenced(f"# {note}") for note in org.notes),
             FENCE,
             "</details>",
         ]
@@ -358,8 +359,9 @@ def render_markdown(
     _risky(out, plan, grouping, omitted)
     _timeline(out, plan, grouping, omitted)
     _shared(out, grouping, omitted, None if every_slug else SHARED_SLUGS)
-    _table(out, changed, grouping, omitted)
-    _details(out, changed, grouping, omitted)
+    listed = [o for o in shown if o.changes or o.problems or o.notes]  # a change withheld says why in notes
+    _table(out, listed, grouping, omitted)
+    _details(out, listed, grouping, omitted)
     if omitted:
         out.add("")
         out.add(
