@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
+from plan_apply.views.escape import escape_markdown
 from plan_apply.views.fields import ACTION_NAMES, SYMBOLS
+from plan_apply.views.groups import group_title, grouped
 from plan_apply.views.markdown import render_markdown
 from plan_apply.views.text import render_text
 
@@ -236,3 +238,14 @@ def test_markdown_says_what_an_organization_notes_when_it_has_no_change() -> Non
     note = "mercy-000/agreements/pa-2027: the school closed this agreement; changes to it are not applied"
     text = render_markdown(_plan(OrgPlan("mercy-000", "s", notes=(note,))))
     assert "the school closed this agreement; changes to it are not applied" in text, text
+
+
+@SETTINGS
+@given(_plans(), st.integers(min_value=2_500, max_value=6_000))
+def test_a_comment_cut_to_its_budget_says_what_it_left_out(plan: Plan, budget: int) -> None:
+    text = render_markdown(plan, budget)
+    assert len(text) <= budget
+    grouping = grouped(plan)
+    missing = [o.slug for o in plan.organizations if grouping.own(o) and f"<summary>{o.slug}: " not in text]
+    missing += [g.where for g in grouping.groups if f"** {escape_markdown(group_title(g))}" not in text]
+    assert not missing or "_Cut to fit a pull-request comment: " in text, missing
