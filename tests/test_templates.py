@@ -177,8 +177,28 @@ def test_a_wrong_value_from_the_template_is_reported_at_the_templates_line(write
     )
     result = _load(write_tree, {"s.yaml": system, "e.yaml": facility})
     assert _errors(result) == [
-        ("s.yaml", 14, 'step "badge" is not declared in this organization or its parents')
+        (
+            "s.yaml",
+            14,
+            'step "badge" is not declared in "valley-east" or its parents, whose services take it from '
+            'template "valley-health/family-medicine"',
+        )
     ]  # once, though two services use it
+
+
+def test_a_step_a_template_lists_is_reported_for_each_organization_that_lacks_it(
+    write_tree: WriteTree,
+) -> None:
+    system = SYSTEM.replace("steps: [hipaa]", "steps: [hipaa, badge]")
+    knows = _facility("  - {key: fm, template: family-medicine}\n", slug="valley-west").replace(
+        "services:", "steps: [{key: badge, stage: onboarding, name: Badge, type: upload}]\nservices:"
+    )
+    lacks = _facility("  - {key: fm, template: family-medicine}\n")
+    result = _load(write_tree, {"s.yaml": system, "w.yaml": knows, "e.yaml": lacks})
+    assert [message for _, _, message in _errors(result)] == [
+        'step "badge" is not declared in "valley-east" or its parents, whose services take it from '
+        'template "valley-health/family-medicine"'
+    ]
 
 
 def test_a_wrong_value_the_service_overrides_is_reported_at_the_services_line(write_tree: WriteTree) -> None:
