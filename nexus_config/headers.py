@@ -36,17 +36,13 @@ class FileHeader:
 
     organizations: tuple[tuple[str, str | None], ...]
     versions: tuple[tuple[str, int, int], ...] = ()
-    sections: frozenset[str] = frozenset()
-    """The top-level keys its documents write."""
+    template_holders: frozenset[str] = frozenset()
+    """The organizations whose documents in this file declare nothing but service templates (no parent,
+    no section): one below such an organization depends on its part of the file only through the
+    templates it uses, whatever other organizations the file also declares."""
     shares: bool = False
     """The file may share agreements across a family (it says `covers`, or a previous key `slug/key`):
     the family is then loaded and planned together."""
-
-    @property
-    def templates_only(self) -> bool:
-        """The file declares nothing but service templates (no parent, no section): an organization
-        below it depends on it only through the templates it uses."""
-        return self.sections <= _TEMPLATES_ONLY and all(parent is None for _, parent in self.organizations)
 
 
 def _metadata(document: str) -> str | None:
@@ -75,7 +71,7 @@ def file_header(text: str) -> FileHeader | None:
     """The organizations of a file's documents, or None when the text is not understood this way."""
     organizations = []
     versions = []
-    sections: set[str] = set()
+    holders: dict[str, bool] = {}
     text = text.lstrip("\ufeff")
     line = 1
     for document in _DOCUMENT.split(text) if "---" in text else (text,):
@@ -90,13 +86,15 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
-        sections.update(_TOP_LEVEL.findall(document))
+        written = set(_TOP_LEVEL.findall(document))
+        holders[slugs[0]] = holders.get(slugs[0], True) and written <= _TEMPLATES_ONLY and not parents
         version = _VERSION.search(document)
         if version:
             at = start + document.count("\n", 0, version.start(1))
             column = version.start(1) - document.rfind("\n", 0, version.start(1))
             versions.append((version.group(2), at, column))
-    return FileHeader(tuple(organizations), tuple(versions), frozenset(sections), _shares(text))
+    template_holders = frozenset(slug for slug, alone in holders.items() if alone)
+    return FileHeader(tuple(organizations), tuple(versions), template_holders, _shares(text))
 
 
 _COVERS = re.compile(r"[\s{,\"]covers\"?[ \t]*:")

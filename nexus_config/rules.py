@@ -152,6 +152,9 @@ def _service_problems(org: DesiredOrganization, orgs: Organizations) -> Iterator
         for i, key in enumerate(service.steps or ()):
             if _resolve_step(key, org, orgs) is None:
                 where = "this organization or its parents" if org.parent else "this organization"
+                if source.origin("steps") is not source:  # said at the template's line: name the user
+                    where = f'"{org.slug}"' + (" or its parents" if org.parent else "")
+                    where += f', whose services take it from template "{org.service_templates[service.key]}"'
                 hint = did_you_mean(key, _visible_step_keys(org, orgs))
                 yield source.problem(
                     f'step "{key}" is not declared in {where}{hint}', "steps", i, code="ref.step"

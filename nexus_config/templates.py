@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,14 +29,26 @@ __all__ = [
     "resolved_template",
     "stale_template_users",
     "template_digest",
+    "template_entry",
     "template_use",
     "templates_only",
+    "written_fields",
 ]
 
 TEMPLATE_ENTRY = "template:"
 """Prefix of a template an organization's last apply used, `template:<owner>/<key>`, among the files it
 was applied from: recorded with the template's digest instead of the file that declares it, so a change
-to another template of that file does not make the organization planned again."""
+to another template of that file does not make the organization planned again. When every service of
+the organization that uses it writes some of its fields itself, `!<field>,<field>` follows: the digest
+leaves those out, so a change to them does not either."""
+_WRITTEN = "!"
+
+
+def template_entry(name: str, written: Iterable[str] = ()) -> str:
+    """How the use of template `owner/key` is recorded among the files an organization was applied from,
+    with the fields its services all write themselves (`template_digest` leaves them out)."""
+    fields = ",".join(sorted(written))
+    return f"{TEMPLATE_ENTRY}{name}{_WRITTEN}{fields}" if fields else f"{TEMPLATE_ENTRY}{name}"
 
 
 def template_use(name: str, digest: str) -> str:
@@ -59,10 +71,12 @@ def stale_template_users(
         for entry in entries:
             if not entry.startswith(TEMPLATE_ENTRY):
                 continue
-            name, _, digest = entry.removeprefix(TEMPLATE_ENTRY).rpartition("@")
+            used, _, digest = entry.removeprefix(TEMPLATE_ENTRY).rpartition("@")
+            name, _, fields = used.partition(_WRITTEN)
+            written = fields.split(",") if fields else ()
             owner, _, key = name.rpartition("/")
             changed = owner in parsed and (
-                key not in parsed[owner] or template_digest(parsed[owner][key]) != digest
+                key not in parsed[owner] or template_digest(parsed[owner][key], written) != digest
             )
             nearer = chain[: chain.index(owner)] if owner in chain else chain
             shadowed = any(key in parsed[other] for other in nearer if other in parsed)
@@ -80,10 +94,35 @@ def templates_only(org: DesiredOrganization, path: str) -> bool:
     )
 
 
-def template_digest(template: ServiceTemplate) -> str:
-    """The identity of a template's content: equal digests expand into equal services."""
+def template_digest(template: ServiceTemplate, written: Iterable[str] = ()) -> str:
+    """The identity of a template's content as services that write the fields `written` themselves
+    see it: equal digests expand into equal services."""
     fields = template.model_dump(mode="json", exclude_unset=True)
+    for name in written:
+        fields.pop(name, None)
     return "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def written_fields(org: DesiredOrganization) -> dict[str, frozenset[str]]:
+    """Per template the organization uses (`owner/key`), the template's fields that every service of
+    it using that template writes itself: the template's value of them reaches none of its services
+    (a mapping merges, so it is never counted as written)."""
+    from nexus_config.models.v1 import ServiceTemplate
+
+    templated = set(ServiceTemplate.model_fields) - {"key"}
+    found: dict[str, frozenset[str]] = {}
+    for service in org.services or ():
+        name = org.service_templates.get(service.key)
+        if name is None:
+            continue
+        inherited = {field for field, _ in org.sources[f"services/{service.key}"].inherited}
+        written = frozenset(
+            field
+            for field in (service.model_fields_set & templated) - inherited
+            if not isinstance(getattr(service, field), Mapping)
+        )
+        found[name] = found[name] & written if name in found else written
+    return found
 
 
 Organizations = Mapping[str, DesiredOrganization]
@@ -169,15 +208,15 @@ def _expanded_service(
         problems = []
         for error in exc.errors(include_url=False):
             field = str(error["loc"][0]) if error["loc"] else ""
-            if error["type"] == "missing":
-                problems.append(
-                    source.problem(
-                        f'service "{service.key}" has no {field}: write it here or in template '
-                        f'"{found.name}"',
-                        "template",
-                        code="template.incomplete",
-                    )
-                )
+            cleared = len(error["loc"]) == 1 and field in own and own[field] is None
+            lacking = f'service "{service.key}" has no {field}: '
+            if cleared and field in template:  # `field: null` written to clear the template's value
+                message = f'null clears the value of template "{found.name}", and every service needs one'
+                problems.append(source.problem(lacking + message, field, code="template.incomplete"))
+            elif error["type"] == "missing" or cleared:
+                message = f'write it here or in template "{found.name}"'
+                at = field if cleared else "template"
+                problems.append(source.problem(lacking + message, at, code="template.incomplete"))
             else:  # both halves passed the schema on their own; kept for safety, located at the field
                 problems.append(located.problem(str(error["msg"]), field, code="template.invalid"))
         return None, located, problems

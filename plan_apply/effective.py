@@ -14,6 +14,7 @@ from nexus_config.desired import DesiredOrganization, Source
 from nexus_config.locations import Locator
 from nexus_config.models import CURRENT_VERSION
 from nexus_config.sections import DOCUMENT_SECTIONS
+from plan_apply.views.escape import escape_terminal
 
 __all__ = ["Origin", "effective_document", "effective_text", "effective_texts"]
 
@@ -66,7 +67,7 @@ def _origin_of(locator: Locator, org: DesiredOrganization, service_key: str | No
     def origin(source: Source, field: str) -> str:
         file, document, pointer = source.place(field)
         line, _ = locator.position(file, document, pointer)
-        written = f"from {file}:{line}"
+        written = f"from {escape_terminal(file)}:{line}"  # a line break in a path would end the comment
         if service_key is not None and source.origin(field) is not source:
             written += f" (template {org.service_templates[service_key]})"
         return written

@@ -126,7 +126,7 @@ def _inheriting_all(
         recorded = applied[slug].files
         ancestors = lineage(slug, parent_of.get, parent_of)[1:]
         if all(
-            path in recorded or headers[path].templates_only  # type: ignore[union-attr]
+            path in recorded or ancestor in headers[path].template_holders  # type: ignore[union-attr]
             for ancestor in ancestors
             for path in files_of.get(ancestor, ())
         ):

@@ -27,7 +27,7 @@ from nexus_config.headers import Batch
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
-from nexus_config.templates import TEMPLATE_ENTRY, template_digest, templates_only
+from nexus_config.templates import template_digest, template_entry, templates_only, written_fields
 from plan_apply.actual import ActualState, AppliedConfiguration
 from plan_apply.batching import (
     HeadersWrong,
@@ -157,8 +157,9 @@ def _documents_of(
 def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> dict[str, str]:
     """The files an organization's records come from: its own and its ancestors' (inherited steps), and
     the signed documents it names (a replaced document is a change, though no YAML changed). An
-    ancestor's file of templates alone is replaced by the digests of the templates the organization uses,
-    so only their users are planned again when one of them changes."""
+    ancestor's file of templates alone is replaced by the digests of the templates the organization uses
+    (without the fields its services all write themselves), so only the users a change reaches are
+    planned again."""
     org = state.organizations[slug]
     files = {path: hashes[path] for path in org.files if path in hashes}
     for ancestor in state.chain(slug)[1:]:
@@ -167,9 +168,10 @@ def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> 
             for path in ancestor.files
             if path in hashes and not templates_only(ancestor, path)
         )
-    for name in sorted(set(org.service_templates.values())):
+    for name, written in sorted(written_fields(org).items()):
         owner, _, key = name.rpartition("/")
-        files[TEMPLATE_ENTRY + name] = template_digest(state.organizations[owner].templates[key])
+        template = state.organizations[owner].templates[key]
+        files[template_entry(name, written)] = template_digest(template, written)
     files.update({d.path: d.sha256 for d in org.documents.values()})
     return files
 

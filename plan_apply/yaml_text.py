@@ -1,7 +1,8 @@
 """A value as a person would type it in a configuration file: one line of YAML (flow style).
 
 Notes tell a reviewer what to write to keep a value (`set slots: 8 to keep it`), so the value is said
-in the files' own language, not as JSON.
+in the files' own language, not as JSON; and since notes quote it between backticks, it never holds one
+(a backtick in a string is written `\\u0060`, which YAML reads back as one).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def inline_yaml(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         plain = (_PLAIN.fullmatch(value) and value.lower() not in _RESERVED) or _DATE.fullmatch(value)
-        return value if plain else json.dumps(value, ensure_ascii=False)
+        return value if plain else json.dumps(value, ensure_ascii=False).replace("`", "\\u0060")
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{inline_yaml(str(k))}: {inline_yaml(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):

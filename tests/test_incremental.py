@@ -166,6 +166,36 @@ def test_a_changed_template_makes_exactly_its_users_compared_again(nexus: Run, t
     assert changes == ["valley-north/services/clinic"]
 
 
+def test_a_template_change_in_a_field_its_user_writes_itself_leaves_the_user_skipped(
+    nexus: Run, templated_tree: Path
+) -> None:
+    north = templated_tree / "valley" / "north.yaml"
+    north.write_text(
+        north.read_text().replace("template: family-medicine}", "template: family-medicine, name: FM}")
+    )
+    assert nexus("apply", str(templated_tree), "--auto-approve") == 0
+    path = templated_tree / "valley" / "templates.yaml"
+    path.write_text(path.read_text().replace("name: Family Medicine", "name: Family Practice"))
+    assert "valley-north" in _skipped(nexus, str(templated_tree))
+
+
+def test_a_template_gaining_a_field_its_user_does_not_write_makes_the_user_compared_again(
+    nexus: Run, templated_tree: Path
+) -> None:
+    north = templated_tree / "valley" / "north.yaml"
+    north.write_text(
+        north.read_text().replace("template: family-medicine}", "template: family-medicine, name: FM}")
+    )
+    assert nexus("apply", str(templated_tree), "--auto-approve") == 0
+    path = templated_tree / "valley" / "templates.yaml"
+    path.write_text(path.read_text().replace("name: Family Medicine,", "name: Family Medicine, location: B,"))
+    assert "valley-north" not in _skipped(nexus, str(templated_tree))
+    changes = [c for o in json.loads(nexus.out)["organizations"] for c in o["changes"]]
+    assert [(c["address"], c["after"]) for c in changes] == [
+        ("valley-north/services/clinic", {"location": "B"})
+    ]
+
+
 def test_a_template_redeclared_nearer_makes_its_users_compared_again(
     nexus: Run, templated_tree: Path
 ) -> None:
@@ -186,6 +216,17 @@ def test_a_template_redeclared_nearer_makes_its_users_compared_again(
     assert [(c["address"], c["after"].get("name")) for c in changes] == [
         ("valley-north/services/clinic", "Regional Family Medicine")
     ]
+
+
+def test_templates_in_a_file_shared_with_another_organization_still_skip_what_does_not_use_them(
+    nexus: Run, templated_tree: Path
+) -> None:
+    (templated_tree / "hillcrest.yaml").unlink()
+    path = templated_tree / "valley" / "templates.yaml"
+    path.write_text(path.read_text() + "---" + OTHER)
+    assert nexus("apply", str(templated_tree), "--auto-approve") == 0
+    path.write_text(path.read_text().replace("name: Pediatrics", "name: Pediatric Care"))
+    assert _skipped(nexus, str(templated_tree)) == {"valley-east", "valley-north"}
 
 
 def test_a_step_added_beside_templates_makes_every_child_compared_again(

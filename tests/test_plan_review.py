@@ -322,6 +322,15 @@ def test_a_change_undoing_a_web_ui_edit_says_what_to_write_to_keep_it() -> None:
     assert "set `slots: 8` to keep it" in render_markdown(Plan("t", "d", (plan,)))
 
 
+def test_a_web_ui_value_with_backticks_is_quoted_whole_in_what_to_write_to_keep_it() -> None:
+    desired = _row("service", "er", fields={"name": "ER"})
+    row = _row("service", "er", fields={"name": "Dr. `Smith` ER"}, applied={"name": "ER"})
+    plan = _planned([desired], [row])
+    keep = 'set `name: "Dr. \\u0060Smith\\u0060 ER"` to keep it'
+    assert keep in plan.changes[0].notes[0]
+    assert keep in render_markdown(Plan("t", "d", (plan,)))
+
+
 def test_a_slot_reduction_shows_the_rotations_booked_beside_it() -> None:
     desired = _row("capacity", "fall", "er", fields={"slots": 4})
     plan = _planned([desired], [_row("capacity", "fall", "er", fields={"slots": 8}, rotations=3)])

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from nexus_config import load_configuration
+from nexus_config.yaml_reader import read_documents
 from plan_apply.cli import main
 from plan_apply.database.engine import engine_for
 from plan_apply.effective import effective_texts
@@ -114,6 +115,18 @@ def test_render_of_an_invalid_tree_reports_its_problems(
     code, out, err = render(str(tree))
     assert (code, out) == (1, "")
     assert 'east.yaml:7:15: error: template "fam" is not declared' in err
+
+
+def test_render_origin_of_a_file_whose_path_has_a_line_break_is_still_one_comment(
+    write_tree: Callable[..., Path], render: Render
+) -> None:
+    tree = write_tree({"system.yaml": SYSTEM, "a\nservices: []\n#/east.yaml": CLINIC})
+    code, out, _ = render(str(tree), "--org", "valley-east", "--origin")
+    assert code == 0
+    assert "# from " + str(tree) + "/a\\x0aservices: []\\x0a#/east.yaml:8" in out
+    (commented,), _ = read_documents("rendered.yaml", out)
+    (plain,), _ = read_documents("plain.yaml", render(str(tree), "--org", "valley-east")[1])
+    assert commented.data == plain.data
 
 
 # --- the law --------------------------------------------------------------------------------------------

@@ -177,8 +177,28 @@ def test_a_wrong_value_from_the_template_is_reported_at_the_templates_line(write
     )
     result = _load(write_tree, {"s.yaml": system, "e.yaml": facility})
     assert _errors(result) == [
-        ("s.yaml", 14, 'step "badge" is not declared in this organization or its parents')
+        (
+            "s.yaml",
+            14,
+            'step "badge" is not declared in "valley-east" or its parents, whose services take it from '
+            'template "valley-health/family-medicine"',
+        )
     ]  # once, though two services use it
+
+
+def test_a_step_a_template_lists_is_reported_for_each_organization_that_lacks_it(
+    write_tree: WriteTree,
+) -> None:
+    system = SYSTEM.replace("steps: [hipaa]", "steps: [hipaa, badge]")
+    knows = _facility("  - {key: fm, template: family-medicine}\n", slug="valley-west").replace(
+        "services:", "steps: [{key: badge, stage: onboarding, name: Badge, type: upload}]\nservices:"
+    )
+    lacks = _facility("  - {key: fm, template: family-medicine}\n")
+    result = _load(write_tree, {"s.yaml": system, "w.yaml": knows, "e.yaml": lacks})
+    assert [message for _, _, message in _errors(result)] == [
+        'step "badge" is not declared in "valley-east" or its parents, whose services take it from '
+        'template "valley-health/family-medicine"'
+    ]
 
 
 def test_a_wrong_value_the_service_overrides_is_reported_at_the_services_line(write_tree: WriteTree) -> None:
@@ -224,3 +244,16 @@ def test_a_templated_service_loads_as_the_same_service_written_out(write_tree: W
         templated.state.organizations["valley-east"].services
         == plain.state.organizations["valley-east"].services
     )
+
+
+def test_a_null_clearing_a_value_every_service_needs_says_so_at_its_line(write_tree: WriteTree) -> None:
+    facility = _facility("  - key: fm\n    template: family-medicine\n    name: null\n")
+    result = _load(write_tree, {"s.yaml": SYSTEM, "e.yaml": facility})
+    assert _errors(result) == [
+        (
+            "e.yaml",
+            8,
+            'service "fm" has no name: null clears the value of template "valley-health/family-medicine",'
+            " and every service needs one",
+        )
+    ]

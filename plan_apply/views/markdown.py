@@ -14,7 +14,7 @@ from plan_apply.plan import Action, Change, OrgPlan, Plan
 from plan_apply.reach import REACH_PREFIX
 from plan_apply.views.escape import FENCE, code_span, escape_markdown, escape_prose, fenced
 from plan_apply.views.fields import ACTION_NAMES, SYMBOLS, field_lines, org_counts, summary_line, value_text
-from plan_apply.views.groups import Grouping, group_title, grouped
+from plan_apply.views.groups import Group, Grouping, group_title, grouped
 from plan_apply.views.timeline import gantt
 
 __all__ = ["MARKDOWN_BUDGET", "SHARED_SLUGS", "TABLE_ROWS", "render_markdown", "render_plan", "sentence"]
@@ -91,6 +91,10 @@ class _Budget:
     def fits(self, text: str, reserve: int = 0) -> bool:
         return self.size + len(text) + 1 + reserve <= self.limit
 
+    def room(self, reserve: int = 0) -> int:
+        """The characters a part may have and still fit, keeping `reserve` free."""
+        return self.limit - self.size - 1 - reserve
+
     def add(self, text: str) -> None:
         self.parts.append(text)
         self.size += len(text) + 1
@@ -106,14 +110,19 @@ TABLE_ROWS = 100
 
 
 def _org_row(org: OrgPlan) -> str:
-    counts = dict.fromkeys(ACTION_NAMES, 0)
-    for change in org.changes:
-        counts[change.action.value] += 1
-    drift = sum(1 for c in org.changes if c.cause == "drift")
-    review = sum(1 for c in org.changes if c.risk != "low")
-    status = "error" if org.problems else ("review" if review else "")
+    return _row(code_span(org.slug), [org])
+
+
+def _row(label: str, organizations: list[OrgPlan]) -> str:
+    """One table row: the organizations' changes by action, how many are drift and need review, and
+    whether any of them cannot be applied (a summed row hides none of that)."""
+    changes = [c for o in organizations for c in o.changes]
+    counts = {a: sum(1 for c in changes if c.action.value == a) for a in ACTION_NAMES}
+    drift = sum(1 for c in changes if c.cause == "drift")
+    review = sum(1 for c in changes if c.risk != "low")
+    status = "error" if any(o.problems for o in organizations) else ("review" if review else "")
     cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
-    return f"| {code_span(org.slug)} | {cells} | {drift} | {review} | {status} |"
+    return f"| {label} | {cells} | {drift} | {review} | {status} |"
 
 
 def _errors(out: _Budget, plan: Plan, omitted: list[str]) -> None:
@@ -139,6 +148,10 @@ def _label(change: Change) -> str:
     return change.action.value
 
 
+_HELD = " — **held**: apply leaves it alone"
+"""Said of a change apply will not make as things stand (a school's proposal), wherever it is listed."""
+
+
 def _risky_line(change: Change, title: str | None = None) -> str:
     why = "; ".join(change.notes)
     if change.action in (Action.ARCHIVE, Action.DELETE) and why:
@@ -147,7 +160,7 @@ def _risky_line(change: Change, title: str | None = None) -> str:
     else:
         line = f"- **{_label(change)}** {escape_markdown(sentence(change, title))}"
         line += f" — {escape_prose(why)}" if why else ""
-    return line + (" — **held**: apply leaves it alone" if not change.pending else "")
+    return line + (_HELD if not change.pending else "")
 
 
 def _risky(out: _Budget, plan: Plan, grouping: Grouping, omitted: list[str]) -> None:
@@ -198,18 +211,15 @@ def _shared(out: _Budget, grouping: Grouping, omitted: list[str], listed_at_most
     out.add("")
     out.add("#### Changes shared by several organizations, each shown once")
     for c, cohort in enumerate(grouping.cohorts):
-        slugs = [code_span(slug) for slug in cohort.slugs[:listed_at_most]]
-        rest = len(cohort.slugs) - len(slugs)
-        listed = ", ".join(slugs) + (f" and {rest:,} more" if rest else "")
-        head = f"\n<details><summary>In {len(cohort.slugs):,} organizations</summary>\n\n{listed}\n\n</details>\n"
-        if not out.fits(head, _TAIL_RESERVE * 3):
+        lines = [_shared_line(group) for group in cohort.groups]
+        room = out.room(_TAIL_RESERVE * 3)
+        head = _cohort_head(cohort.slugs, listed_at_most, room - sum(len(line) + 1 for line in lines))
+        head = head or _cohort_head(cohort.slugs, 0, room)  # names give way first, then changes
+        if head is None:
             omitted.append(f"the shared changes of {len(grouping.cohorts) - c} more groups of organizations")
             return
         out.add(head)
-        for i, group in enumerate(cohort.groups):
-            change = group.change
-            line = f"- **{_label(change)}** {escape_markdown(sentence(change, group_title(group)))}"
-            line += f" — {escape_prose('; '.join(change.notes))}" if change.notes else ""
+        for i, line in enumerate(lines):
             if not out.fits(line, _TAIL_RESERVE * 3):
                 omitted.append(
                     f"{len(cohort.groups) - i} more changes shared by {len(cohort.slugs):,} organizations"
@@ -218,14 +228,42 @@ def _shared(out: _Budget, grouping: Grouping, omitted: list[str], listed_at_most
             out.add(line)
 
 
+def _shared_line(group: Group) -> str:
+    change = group.change
+    line = f"- **{_label(change)}** {escape_markdown(sentence(change, group_title(group)))}"
+    line += f" — {escape_prose('; '.join(change.notes))}" if change.notes else ""
+    return line + (_HELD if not change.pending else "")
+
+
+def _cohort_head(slugs: tuple[str, ...], listed_at_most: int | None, room: int) -> str | None:
+    """The folded list of the organizations sharing some changes: `listed_at_most` of them named (all
+    when None), fewer if they would not fit in `room` characters (what they share matters more than
+    their names), the rest counted; None when not even the count fits."""
+    summary = f"In {len(slugs):,} organizations"
+    folded = f"\n<details><summary>{summary}</summary>\n\n{{}}\n\n</details>\n"
+    left = room - len(folded) - len(f" and {len(slugs):,} more")
+    names: list[str] = []
+    for slug in slugs[:listed_at_most]:
+        name = code_span(slug)
+        left -= len(name) + 2
+        if left < 0:
+            break
+        names.append(name)
+    if names:
+        rest = len(slugs) - len(names)
+        return folded.format(", ".join(names) + (f" and {rest:,} more" if rest else ""))
+    text = f"\n{summary} (too many to name here):\n"
+    return text if len(text) <= room else None
+
+
 def _table(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: list[str]) -> None:
     if not changed:
         return
     out.add("")
     out.add("| organization | create | update | delete | archive | adopt | rename | drift | review | |")
     out.add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    alone = [o for o in changed if o.problems or grouping.own(o)]
-    only_shared = [o for o in changed if not (o.problems or grouping.own(o))]
+    alone = [o for o in changed if o.problems or o.notes or grouping.own(o)]
+    only_shared = [o for o in changed if not (o.problems or o.notes or grouping.own(o))]
     ranked = sorted(
         alone,
         key=lambda o: (not o.problems, -sum(c.risk != "low" for c in o.changes), -len(o.changes), o.slug),
@@ -234,24 +272,16 @@ def _table(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: li
         row = _org_row(org)
         if i >= TABLE_ROWS or not out.fits(row, _TAIL_RESERVE * 2):
             rest = ranked[i:]
-            out.add(_sum_row(f"… and {len(rest)} more", rest))
+            out.add(_row(f"… and {len(rest)} more", rest))
             omitted.append(f"{len(rest)} organizations' rows (their totals are in the last row)")
             break
         out.add(row)
     if only_shared:
-        out.add(_sum_row(f"{len(only_shared):,} with only shared changes", only_shared))
-
-
-def _sum_row(label: str, organizations: list[OrgPlan]) -> str:
-    counts = {
-        a: sum(1 for o in organizations for c in o.changes if c.action.value == a) for a in ACTION_NAMES
-    }
-    cells = " | ".join(str(counts[a]) for a in ACTION_NAMES)
-    return f"| {label} | {cells} | | | |"
+        out.add(_row(f"{len(only_shared):,} with only shared changes", only_shared))
 
 
 def _details(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: list[str]) -> None:
-    with_changes = [(o, grouping.own(o)) for o in changed if grouping.own(o)]
+    with_changes = [(o, grouping.own(o)) for o in changed if o.notes or grouping.own(o)]
     for i, (org, own) in enumerate(with_changes):
         shared = len(org.changes) - len(own)
         also = f" ({shared} of them shared, above)" if shared else ""
@@ -261,6 +291,7 @@ def _details(out: _Budget, changed: list[OrgPlan], grouping: Grouping, omitted: 
             "",
             FENCE + "diff",
             *(fenced(line) for change in own for line in _diff_line(change)),
+            *(fenced(f"# {note}") for note in org.notes),
             FENCE,
             "</details>",
         ]
@@ -328,8 +359,9 @@ def render_markdown(
     _risky(out, plan, grouping, omitted)
     _timeline(out, plan, grouping, omitted)
     _shared(out, grouping, omitted, None if every_slug else SHARED_SLUGS)
-    _table(out, changed, grouping, omitted)
-    _details(out, changed, grouping, omitted)
+    listed = [o for o in shown if o.changes or o.problems or o.notes]  # a change withheld says why in notes
+    _table(out, listed, grouping, omitted)
+    _details(out, listed, grouping, omitted)
     if omitted:
         out.add("")
         out.add(
