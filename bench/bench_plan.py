@@ -202,6 +202,38 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         "applied": _plain(s),
                     }
                 )
+    # Ids up front, across the fleet: a system-wide agreement links its facilities' services, and a
+    # facility's window names its system's agreement as `system-slug/key`.
+    service_ids: dict[tuple[str, str], int] = {}
+    agreement_ids: dict[tuple[str, str], int] = {}
+    for slug in order:
+        for doc in orgs[slug]["docs"]:
+            for a in doc.get("agreements") or ():
+                agreement_ids[slug, a["key"]] = next_id("agreement")
+            for s in doc.get("services") or ():
+                service_ids[slug, s["key"]] = next_id("service")
+
+    def covered(slug: str, covers: Any) -> list[str]:
+        """The declaring organization and the descendants `covers` selects."""
+        below = []
+        for other in order:
+            parent = orgs[other]["parent"]
+            while parent is not None and parent != slug:
+                parent = orgs[parent]["parent"] if parent in orgs else None
+            if parent == slug:
+                below.append(other)
+        if covers != "all":
+            below = (
+                [o for o in below if o in covers]
+                if isinstance(covers, list)
+                else [
+                    o
+                    for o in below
+                    if all(orgs[o]["labels"].get(k) == v for k, v in covers["labels"].items())
+                ]
+            )
+        return [slug, *below]
+
     for slug in order:
         org, oid = orgs[slug], org_id[slug]
         rows["organizations"].append(
@@ -214,13 +246,6 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                 "applied": {"parent": org["parent"], "labels": org["labels"]},
             }
         )
-        service_id: dict[str, int] = {}
-        agreement_id: dict[str, int] = {}
-        for doc in org["docs"]:
-            for a in doc.get("agreements") or ():
-                agreement_id[a["key"]] = next_id("agreement")
-            for s in doc.get("services") or ():
-                service_id[s["key"]] = next_id("service")
         for doc in org["docs"]:
             p = doc.get("profile")
             if p:
@@ -276,7 +301,7 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         }
                     )
             for a in doc.get("agreements") or ():
-                aid = agreement_id[a["key"]]
+                aid = agreement_ids[slug, a["key"]]
                 rows["agreements"].append(
                     {
                         "id": aid,
@@ -295,11 +320,15 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         "applied": _plain(a),
                     }
                 )
+                keys = set(a.get("services") or ())
                 rows["agreement_services"].extend(
-                    {"agreement_id": aid, "service_id": service_id[key]} for key in a.get("services") or ()
+                    {"agreement_id": aid, "service_id": service_ids[owner, key]}
+                    for owner in (covered(slug, a["covers"]) if a.get("covers") else [slug])
+                    for key in sorted(keys)
+                    if (owner, key) in service_ids
                 )
             for s in doc.get("services") or ():
-                sid = service_id[s["key"]]
+                sid = service_ids[slug, s["key"]]
                 rows["services"].append(
                     {
                         "id": sid,
@@ -326,7 +355,7 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                             "key": c["key"],
                             "name": c["name"],
                             "workflow": c["workflow"],
-                            "agreement_id": agreement_id[c["agreement"]] if c.get("agreement") else None,
+                            "agreement_id": _agreement_id(agreement_ids, slug, c.get("agreement")),
                             "disciplines": c.get("disciplines") or [],
                             "start_date": c["start_date"],
                             "end_date": c["end_date"],
@@ -341,6 +370,14 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         }
                     )
     return rows
+
+
+def _agreement_id(ids: dict[tuple[str, str], int], slug: str, reference: str | None) -> int | None:
+    """A window's agreement: its own organization's by key, a parent's by `parent-slug/key`."""
+    if reference is None:
+        return None
+    owner, _, key = reference.rpartition("/")
+    return ids[owner or slug, key]
 
 
 def _floor(
