@@ -7,15 +7,19 @@ Writes one directory per organization under OUT_DIR:
 - about one health system per 20 facilities (`<name>-health-NNN/`): `profile.yaml`, `steps.yaml`
   (system-wide steps, several with `all_services: true`, the rest a library facilities opt into),
   `staff.yaml`, and `templates.yaml`: a service template for every service of the catalog (name,
-  department, disciplines);
+  department, disciplines), and `agreements.yaml`: a few system-wide schools and agreements (`covers:
+  all` or a label selector) that some of its facilities' coordinator-scheduled windows name as
+  `<system>/<key>`;
 - every facility (`<name>-<kind>-NNNN/`, `metadata.parent: <its system>`): `profile.yaml`,
   `steps.yaml` (15 steps), `services.yaml` (30 services with 100 nested capacity windows),
   `agreements.yaml` (20 schools + 20 agreements), `staff.yaml` (5 people) — 191 items and about
   59 KB of YAML, with comments, quoted, folded and literal strings, flow and block lists.
 
 Each facility service says `template: <key>` and writes only what differs from its system's template
-(`department: null` where it has none). `flat=True` (`--flat`) writes every service in full and no
-templates, as generator version 2 did: the same configuration, planned identically, in more bytes.
+(`department: null` where it has none). `flat=True` (`--flat`) writes every service in full, no templates
+and no system-wide agreement, as generator version 3 did with `--flat`; `shared=False` keeps the templates
+and leaves out the system-wide agreements (generator 3's default output); `flat=True, shared=True` is the
+default fleet with its services written in full.
 
 Everything satisfies shared/spec/FORMAT.md (`nexus/v1`): key patterns, capacity disciplines within the
 service's (and the linked agreement's) disciplines, valid dates with end >= start, coordinator-scheduled

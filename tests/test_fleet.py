@@ -103,6 +103,32 @@ def test_a_changed_round_of_a_sharing_fleet_plans_only_updates(nexus: Run, tmp_p
     assert changes and {c["action"] for c in changes} == {"update"}
 
 
+def test_a_changed_template_of_a_sharing_family_changes_exactly_its_users(nexus: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "fleet"
+    write_fleet(folder, 8, seed=2, systems=2)
+    orgs = load_configuration([folder]).state.organizations
+    system = min(slug for slug, org in orgs.items() if org.parent is None)
+    family = [org for org in orgs.values() if org.parent == system]
+    uses = {
+        service.key: {org.slug for org in family for s in org.services or () if s.key == service.key}
+        for org in family
+        for service in org.services or ()
+    }
+    key, users = next((k, u) for k, u in sorted(uses.items()) if 0 < len(u) < len(family))
+    assert nexus("apply", str(folder), "--auto-approve", "-q", "--no-progress") == 0, nexus.err
+    templates = folder / system / "templates.yaml"
+    text = templates.read_text()
+    marker = f"  - key: {key}\n    name: "
+    assert text.count(marker) == 1
+    templates.write_text(text.replace(marker, marker + "Renamed "))
+    assert nexus("plan", str(folder), "--format", "json", "--detailed-exitcode") == 2, nexus.err
+    changed = {o["slug"]: o["changes"] for o in json.loads(nexus.out)["organizations"] if o["changes"]}
+    assert set(changed) == users  # an unchanged fleet's services take their name from the template
+    assert {(c["action"], c["address"].split("/", 1)[1]) for cs in changed.values() for c in cs} == {
+        ("update", f"services/{key}")
+    }
+
+
 @pytest.fixture(scope="module")
 def fleet_20(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four families of five facilities: each shares its system's agreements, so is one batch of six."""
