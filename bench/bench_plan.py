@@ -12,6 +12,8 @@ nexus's rows and in the floors' alike. Scenarios, in this order, each beside its
                                                               per table of the same rows (no RETURNING)
   no-op plan           `nexus plan` right after the apply: the default incremental plan (unchanged
                        organizations are skipped unparsed); shown as a fraction of the full plan
+  template renamed     `nexus plan` after the first system's first service template was renamed (restored
+                       afterwards): its users, and only they, show an update
   incremental, 1%      `nexus plan` after 1% of the facilities changed (the fleet is rewritten in
                        place, at the same paths, and restored afterwards)
   full plan, 1%        `nexus plan --full`, same 1% change  vs  CSafeLoader + one Core SELECT per table
@@ -647,6 +649,30 @@ def changed_in_place(fleet_dir: Path, facilities: int, seed: int) -> Iterator[di
         fleet.write_fleet(fleet_dir, facilities, seed=seed)
 
 
+@contextlib.contextmanager
+def template_renamed(fleet_dir: Path) -> Iterator[int]:
+    """The first system's first service template renamed in place, then restored; yields how many of
+    its facilities use it (what an incremental plan should show changed, and nothing else)."""
+    manifest = fleet.read_manifest(fleet_dir) or {}
+    system = next(
+        slug for slug in manifest.get("org_dirs", ()) if (fleet_dir / slug / "templates.yaml").exists()
+    )
+    path = fleet_dir / system / "templates.yaml"
+    original = path.read_bytes()
+    key = fleet.SERVICES[0][0]
+    marker = f"  - key: {key}\n    name: "
+    users = sum(
+        f"template: {key}\n" in services.read_text(encoding="utf-8")
+        for services in fleet_dir.glob("*/services.yaml")
+        if f"parent: {system} " in (services.parent / "profile.yaml").read_text(encoding="utf-8")
+    )
+    path.write_bytes(original.replace(marker.encode(), (marker + "Renamed ").encode(), 1))
+    try:
+        yield users
+    finally:
+        path.write_bytes(original)
+
+
 def _median(report: dict[str, Any] | None) -> float | None:
     return statistics.median(report["times"]) if report and report.get("times") else None
 
@@ -693,6 +719,11 @@ def run_backend(
         )
         url = urls[-1]  # the applied database the plans run against
         r["noop"] = measure("no-op plan (incremental)", "plan", fleet_dir, args.cheap_runs, [url], args)
+        with template_renamed(fleet_dir) as users:
+            r["template_users"] = users
+            r["template"] = measure(
+                "incremental plan, one template renamed", "plan", fleet_dir, args.cheap_runs, [url], args
+            )
         with changed_in_place(fleet_dir, facilities, args.seed) as changed:
             r["changed_facilities"] = len(changed.get("changed_facilities", []))
             r["incremental"] = measure(
@@ -784,6 +815,12 @@ def print_table(
         (
             f"incremental plan, {r.get('changed_facilities', '?')} changed",
             r.get("incremental"),
+            None,
+            "full plan",
+        ),
+        (
+            f"one template renamed ({r.get('template_users', '?')} users)",
+            r.get("template"),
             None,
             "full plan",
         ),
