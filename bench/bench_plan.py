@@ -12,6 +12,8 @@ nexus's rows and in the floors' alike. Scenarios, in this order, each beside its
                                                               per table of the same rows (no RETURNING)
   no-op plan           `nexus plan` right after the apply: the default incremental plan (unchanged
                        organizations are skipped unparsed); shown as a fraction of the full plan
+  template renamed     `nexus plan` after the first system's first service template was renamed (restored
+                       afterwards): its users, and only they, show an update
   incremental, 1%      `nexus plan` after 1% of the facilities changed (the fleet is rewritten in
                        place, at the same paths, and restored afterwards)
   full plan, 1%        `nexus plan --full`, same 1% change  vs  CSafeLoader + one Core SELECT per table
@@ -202,6 +204,38 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         "applied": _plain(s),
                     }
                 )
+    # Ids up front, across the fleet: a system-wide agreement links its facilities' services, and a
+    # facility's window names its system's agreement as `system-slug/key`.
+    service_ids: dict[tuple[str, str], int] = {}
+    agreement_ids: dict[tuple[str, str], int] = {}
+    for slug in order:
+        for doc in orgs[slug]["docs"]:
+            for a in doc.get("agreements") or ():
+                agreement_ids[slug, a["key"]] = next_id("agreement")
+            for s in doc.get("services") or ():
+                service_ids[slug, s["key"]] = next_id("service")
+
+    def covered(slug: str, covers: Any) -> list[str]:
+        """The declaring organization and the descendants `covers` selects."""
+        below = []
+        for other in order:
+            parent = orgs[other]["parent"]
+            while parent is not None and parent != slug:
+                parent = orgs[parent]["parent"] if parent in orgs else None
+            if parent == slug:
+                below.append(other)
+        if covers != "all":
+            below = (
+                [o for o in below if o in covers]
+                if isinstance(covers, list)
+                else [
+                    o
+                    for o in below
+                    if all(orgs[o]["labels"].get(k) == v for k, v in covers["labels"].items())
+                ]
+            )
+        return [slug, *below]
+
     for slug in order:
         org, oid = orgs[slug], org_id[slug]
         rows["organizations"].append(
@@ -214,13 +248,6 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                 "applied": {"parent": org["parent"], "labels": org["labels"]},
             }
         )
-        service_id: dict[str, int] = {}
-        agreement_id: dict[str, int] = {}
-        for doc in org["docs"]:
-            for a in doc.get("agreements") or ():
-                agreement_id[a["key"]] = next_id("agreement")
-            for s in doc.get("services") or ():
-                service_id[s["key"]] = next_id("service")
         for doc in org["docs"]:
             p = doc.get("profile")
             if p:
@@ -276,7 +303,7 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         }
                     )
             for a in doc.get("agreements") or ():
-                aid = agreement_id[a["key"]]
+                aid = agreement_ids[slug, a["key"]]
                 rows["agreements"].append(
                     {
                         "id": aid,
@@ -295,11 +322,15 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         "applied": _plain(a),
                     }
                 )
+                keys = set(a.get("services") or ())
                 rows["agreement_services"].extend(
-                    {"agreement_id": aid, "service_id": service_id[key]} for key in a.get("services") or ()
+                    {"agreement_id": aid, "service_id": service_ids[owner, key]}
+                    for owner in (covered(slug, a["covers"]) if a.get("covers") else [slug])
+                    for key in sorted(keys)
+                    if (owner, key) in service_ids
                 )
             for s in doc.get("services") or ():
-                sid = service_id[s["key"]]
+                sid = service_ids[slug, s["key"]]
                 rows["services"].append(
                     {
                         "id": sid,
@@ -326,7 +357,7 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                             "key": c["key"],
                             "name": c["name"],
                             "workflow": c["workflow"],
-                            "agreement_id": agreement_id[c["agreement"]] if c.get("agreement") else None,
+                            "agreement_id": _agreement_id(agreement_ids, slug, c.get("agreement")),
                             "disciplines": c.get("disciplines") or [],
                             "start_date": c["start_date"],
                             "end_date": c["end_date"],
@@ -341,6 +372,14 @@ def floor_rows(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                         }
                     )
     return rows
+
+
+def _agreement_id(ids: dict[tuple[str, str], int], slug: str, reference: str | None) -> int | None:
+    """A window's agreement: its own organization's by key, a parent's by `parent-slug/key`."""
+    if reference is None:
+        return None
+    owner, _, key = reference.rpartition("/")
+    return ids[owner or slug, key]
 
 
 def _floor(
@@ -610,6 +649,30 @@ def changed_in_place(fleet_dir: Path, facilities: int, seed: int) -> Iterator[di
         fleet.write_fleet(fleet_dir, facilities, seed=seed)
 
 
+@contextlib.contextmanager
+def template_renamed(fleet_dir: Path) -> Iterator[int]:
+    """The first system's first service template renamed in place, then restored; yields how many of
+    its facilities use it (what an incremental plan should show changed, and nothing else)."""
+    manifest = fleet.read_manifest(fleet_dir) or {}
+    system = next(
+        slug for slug in manifest.get("org_dirs", ()) if (fleet_dir / slug / "templates.yaml").exists()
+    )
+    path = fleet_dir / system / "templates.yaml"
+    original = path.read_bytes()
+    key = fleet.SERVICES[0][0]
+    marker = f"  - key: {key}\n    name: "
+    users = sum(
+        f"template: {key}\n" in services.read_text(encoding="utf-8")
+        for services in fleet_dir.glob("*/services.yaml")
+        if f"parent: {system} " in (services.parent / "profile.yaml").read_text(encoding="utf-8")
+    )
+    path.write_bytes(original.replace(marker.encode(), (marker + "Renamed ").encode(), 1))
+    try:
+        yield users
+    finally:
+        path.write_bytes(original)
+
+
 def _median(report: dict[str, Any] | None) -> float | None:
     return statistics.median(report["times"]) if report and report.get("times") else None
 
@@ -656,6 +719,11 @@ def run_backend(
         )
         url = urls[-1]  # the applied database the plans run against
         r["noop"] = measure("no-op plan (incremental)", "plan", fleet_dir, args.cheap_runs, [url], args)
+        with template_renamed(fleet_dir) as users:
+            r["template_users"] = users
+            r["template"] = measure(
+                "incremental plan, one template renamed", "plan", fleet_dir, args.cheap_runs, [url], args
+            )
         with changed_in_place(fleet_dir, facilities, args.seed) as changed:
             r["changed_facilities"] = len(changed.get("changed_facilities", []))
             r["incremental"] = measure(
@@ -747,6 +815,12 @@ def print_table(
         (
             f"incremental plan, {r.get('changed_facilities', '?')} changed",
             r.get("incremental"),
+            None,
+            "full plan",
+        ),
+        (
+            f"one template renamed ({r.get('template_users', '?')} users)",
+            r.get("template"),
             None,
             "full plan",
         ),

@@ -7,15 +7,19 @@ Writes one directory per organization under OUT_DIR:
 - about one health system per 20 facilities (`<name>-health-NNN/`): `profile.yaml`, `steps.yaml`
   (system-wide steps, several with `all_services: true`, the rest a library facilities opt into),
   `staff.yaml`, and `templates.yaml`: a service template for every service of the catalog (name,
-  department, disciplines);
+  department, disciplines), and `agreements.yaml`: a few system-wide schools and agreements (`covers:
+  all` or a label selector) that some of its facilities' coordinator-scheduled windows name as
+  `<system>/<key>`;
 - every facility (`<name>-<kind>-NNNN/`, `metadata.parent: <its system>`): `profile.yaml`,
   `steps.yaml` (15 steps), `services.yaml` (30 services with 100 nested capacity windows),
   `agreements.yaml` (20 schools + 20 agreements), `staff.yaml` (5 people) — 191 items and about
   59 KB of YAML, with comments, quoted, folded and literal strings, flow and block lists.
 
 Each facility service says `template: <key>` and writes only what differs from its system's template
-(`department: null` where it has none). `flat=True` (`--flat`) writes every service in full and no
-templates, as generator version 2 did: the same configuration, planned identically, in more bytes.
+(`department: null` where it has none). `flat=True` (`--flat`) writes every service in full, no templates
+and no system-wide agreement, as generator version 3 did with `--flat`; `shared=False` keeps the templates
+and leaves out the system-wide agreements (generator 3's default output); `flat=True, shared=True` is the
+default fleet with its services written in full.
 
 Everything satisfies shared/spec/FORMAT.md (`nexus/v1`): key patterns, capacity disciplines within the
 service's (and the linked agreement's) disciplines, valid dates with end >= start, coordinator-scheduled
@@ -55,7 +59,7 @@ from typing import Any
 
 __all__ = ["GENERATOR_VERSION", "MANIFEST", "default_systems", "read_manifest", "write_fleet"]
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 """Bumped whenever output changes for the same arguments (bench_load.py regenerates on mismatch)."""
 
 MANIFEST = ".fleet.json"
@@ -598,6 +602,29 @@ class Org:
     agreements: list[Agr] = field(default_factory=list)
 
 
+@dataclass
+class Shared:
+    """A system-wide agreement: declared by the system, covering the facilities `covers` selects."""
+
+    key: str
+    school: str
+    school_name: str
+    name: str
+    covers: dict[str, str] | None
+    """None: `covers: all`; else the labels a covered facility carries."""
+    candidates: list[str]
+    """Catalog services it may link; written are those a covered facility has (`services`)."""
+    disciplines: list[str]
+    start: datetime.date
+    end: datetime.date
+    reminder_days: int | None
+    submit: bool
+    services: list[str] = field(default_factory=list)
+
+    def covers_facility(self, labels: dict[str, str]) -> bool:
+        return self.covers is None or all(labels.get(k) == v for k, v in self.covers.items())
+
+
 @dataclass(frozen=True)
 class System:
     index: int
@@ -607,6 +634,8 @@ class System:
     library_steps: tuple[str, ...]
     """Keys of this system's steps that are not `all_services` (facilities list them per service)."""
     files: dict[str, str]
+    shared: tuple[Shared, ...] = ()
+    """Its system-wide agreements (none in a fleet written with `shared=False`)."""
 
 
 CATALOG = {entry[0]: entry for entry in SERVICES}
@@ -743,7 +772,7 @@ def _form_fields(rng: random.Random, indent: str) -> list[str]:
 # --------------------------------------------------------------------------------------------- systems
 
 
-def _system(seed: int, j: int, flat: bool = False) -> System:
+def _system(seed: int, j: int, flat: bool = False, shared: bool = False) -> System:
     rng = _rng(seed, "system", j)
     word = NAME_WORDS[j % len(NAME_WORDS)]
     slug = f"{word}-health-{j:03d}"
@@ -809,7 +838,109 @@ def _system(seed: int, j: int, flat: bool = False) -> System:
     files = {"profile.yaml": profile, "steps.yaml": steps_text, "staff.yaml": staff}
     if not flat:
         files["templates.yaml"] = _templates_text(name, slug)
-    return System(j, slug, name, domain, tuple(s[0] for s in chosen if not s[8]), files)
+    library = tuple(s[0] for s in chosen if not s[8])
+    return System(j, slug, name, domain, library, files, _shared_agreements(seed, j, name) if shared else ())
+
+
+SHARED_COVERS: tuple[dict[str, str] | None, ...] = (None, {"tier": "hospital"}, {"beds-band": "large"})
+"""What each system-wide agreement covers: every facility (`covers: all`), then two label selectors."""
+
+
+def _shared_agreements(seed: int, j: int, system_name: str) -> tuple[Shared, ...]:
+    """A system's few system-wide agreements, drawn from a generator of their own (the system's other
+    files stay those of a fleet without them); which services they link is settled once its facilities
+    are known (`_settle_shared`)."""
+    rng = _rng(seed, "system-shared", j)
+    shared = []
+    for covers, (skey, sname, sdiscs) in zip(
+        SHARED_COVERS, rng.sample(SCHOOLS, len(SHARED_COVERS)), strict=True
+    ):
+        fitting = [entry for entry in SERVICES if set(entry[3]) & set(sdiscs)]
+        candidates = [entry[0] for entry in fitting if rng.random() < 0.6] or [fitting[0][0]]
+        union = {d for entry in fitting if entry[0] in candidates for d in entry[3]}
+        year = rng.choice((2025, 2026))
+        month = rng.choice((1, 7))
+        shared.append(
+            Shared(
+                key=f"{skey}-system-{year}-{year + 3}",
+                school=skey,
+                school_name=sname,
+                name=f"{short_school(sname)} — {system_name} System Affiliation {year}-{year + 3}",
+                covers=covers,
+                candidates=candidates,
+                disciplines=[d for d in sdiscs if d in union],
+                start=_month_start(year, month),
+                end=_month_start(year + 3, month) - datetime.timedelta(days=1),
+                reminder_days=rng.choice((None, 60, 90, 120)),
+                submit=rng.random() < 0.9,
+            )
+        )
+    return tuple(shared)
+
+
+def _settle_shared(system: System, facilities: list[Org]) -> list[Shared]:
+    """The system's agreements that cover a facility with one of their services, each with `services`
+    set to those keys (a key no covered organization has would be an error)."""
+    settled = []
+    for agreement in system.shared:
+        present = {
+            svc.key for org in facilities if agreement.covers_facility(org.labels) for svc in org.services
+        }
+        agreement.services = [key for key in agreement.candidates if key in present]
+        if agreement.services:
+            settled.append(agreement)
+    return settled
+
+
+def _shared_text(system: System, agreements: list[Shared]) -> str:
+    """A system's `agreements.yaml`: the schools of its system-wide agreements, and the agreements."""
+    lines = (
+        _header(
+            f"{system.name} — system-wide schools and affiliation agreements.",
+            [
+                "Signed once for the facilities each one covers; a facility's window names one as",
+                f"`agreement: {system.slug}/<key>`. The school answers once for the whole system.",
+            ],
+        )
+        + _doc_start(system.slug)
+        + ["schools:"]
+    )
+    seen: set[str] = set()
+    for agreement in agreements:
+        if agreement.school in seen:
+            continue
+        seen.add(agreement.school)
+        lines += [
+            f"  - key: {agreement.school}",
+            f"    name: {q(agreement.school_name)}",
+            f"    contact_email: clinical-affiliations@{agreement.school}.example.edu",
+        ]
+    lines += ["", "agreements:"]
+    for agreement in agreements:
+        lines += [
+            f"  - key: {agreement.key}",
+            f"    school: {agreement.school}",
+            f"    name: {q(agreement.name)}",
+        ]
+        if agreement.covers is None:
+            lines.append("    covers: all                # every facility of the system")
+        else:
+            lines.append("    covers:")
+            lines.append(
+                "      labels: {" + ", ".join(f"{k}: {q(v)}" for k, v in agreement.covers.items()) + "}"
+            )
+        lines += [
+            f"    start_date: {agreement.start.isoformat()}",
+            f"    end_date: {agreement.end.isoformat()}",
+        ]
+        if agreement.reminder_days:
+            lines.append(f"    reminder_days: {agreement.reminder_days}")
+        lines.append("    services:")
+        lines.extend(f"      - {key}" for key in agreement.services)
+        lines.append(f"    disciplines: {flow(agreement.disciplines)}")
+        lines.append(f"    submit: {b(agreement.submit)}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------- facilities
@@ -956,21 +1087,21 @@ def _facility(seed: int, i: int, system: System) -> Org:
     counts = [1] * len(org.services)
     for _ in range(100 - len(org.services)):
         counts[rng.randrange(len(org.services))] += 1
-    eligible: dict[str, list[tuple[Agr, list[str]]]] = {}
+    eligible: dict[str, list[tuple[Agr | Shared, list[str]]]] = {}
+    shared: dict[str, list[tuple[Agr | Shared, list[str]]]] = {}
+    covering = [agr for agr in system.shared if agr.covers_facility(org.labels)]
     for svc in org.services:
-        pairs = []
-        for agr in org.agreements:
-            if svc.key in agr.services:
-                common = [d for d in svc.disciplines if d in agr.disciplines]
-                if common:
-                    pairs.append((agr, common))
-        eligible[svc.key] = pairs
+        eligible[svc.key] = _pairs(svc, [agr for agr in org.agreements if svc.key in agr.services])
+        shared[svc.key] = _pairs(svc, [agr for agr in covering if svc.key in agr.candidates])
     school_labels = {k: short_school(n) for k, n, _ in schools}
+    school_labels.update((agr.school, short_school(agr.school_name)) for agr in covering)
     for svc, count in zip(org.services, counts, strict=True):
         used: set[str] = set()
-        pairs = eligible[svc.key]
         for _ in range(count):
+            pairs = eligible[svc.key]
             if pairs and rng.random() < 0.6:
+                if shared[svc.key] and rng.random() < 0.3:  # some windows under a system-wide agreement
+                    pairs = shared[svc.key]
                 agr, common = rng.choice(pairs)
                 horizon_end = agr.end or (agr.start + datetime.timedelta(days=1000))
                 span = (horizon_end - agr.start).days
@@ -981,7 +1112,8 @@ def _facility(seed: int, i: int, system: System) -> Org:
                 window_discs = rng.sample(common, rng.randint(1, len(common)))
                 base = f"{agr.school}-{_term(start)}-{start.year}"
                 name = f"{school_labels[agr.school]} cohort, {_term(start).capitalize()} {start.year}"
-                workflow, agreement = "coordinator_scheduled", agr.key
+                workflow = "coordinator_scheduled"
+                agreement = f"{system.slug}/{agr.key}" if isinstance(agr, Shared) else agr.key
             else:
                 year = rng.choice((2026, 2027, 2027, 2028))
                 start = datetime.date(year, rng.choice((1, 3, 5, 6, 8, 9)), rng.randint(1, 28))
@@ -1023,6 +1155,16 @@ def _facility(seed: int, i: int, system: System) -> Org:
     # steps text (rendered now: it depends only on this org's rng, so it stays deterministic) ------
     org.steps_text = _facility_steps_lines(rng, picked, [s[0] for s in schools])
     return org
+
+
+def _pairs(svc: Svc, agreements: list[Any]) -> list[tuple[Agr | Shared, list[str]]]:
+    """The agreements a window of `svc` may be scheduled under, each with the disciplines they share."""
+    pairs: list[tuple[Agr | Shared, list[str]]] = []
+    for agr in agreements:
+        common = [d for d in svc.disciplines if d in agr.disciplines]
+        if common:
+            pairs.append((agr, common))
+    return pairs
 
 
 def _facility_steps_lines(rng: random.Random, picked: list[Any], school_keys: list[str]) -> list[str]:
@@ -1264,9 +1406,10 @@ def write_fleet(
     changed_fraction: float = 0.0,
     change_round: int = 0,
     flat: bool = False,
+    shared: bool | None = None,
 ) -> list[Path]:
     """Write the fleet under `out_dir` and return the written YAML files (sorted); `flat`: services in
-    full, no templates.
+    full, no templates; `shared` (default: not `flat`): system-wide agreements some windows use.
 
     A previous fleet in `out_dir` (found through its manifest) is removed first; a non-empty
     directory without a manifest is refused rather than overwritten.
@@ -1294,16 +1437,22 @@ def write_fleet(
                 fh.write(text)
             written.append(path)
 
-    system_list = [_system(seed, j, flat) for j in range(n_systems)]
-    for system in system_list:
-        emit(system.slug, system.files)
-    changed = _changed_indices(seed, facilities, changed_fraction, change_round)
+    share = not flat if shared is None else shared
+    members: dict[int, list[int]] = {}
     for i in range(facilities):
-        system = system_list[i * n_systems // facilities]
-        org = _facility(seed, i, system)
-        if i in changed:
-            _apply_changes(org, seed, change_round)
-        emit(org.slug, _render_facility(org, system, flat))
+        members.setdefault(i * n_systems // facilities, []).append(i)
+    changed = _changed_indices(seed, facilities, changed_fraction, change_round)
+    for j in range(n_systems):
+        system = _system(seed, j, flat, share)
+        orgs = [_facility(seed, i, system) for i in members.get(j, ())]
+        settled = _settle_shared(system, orgs)
+        if settled:
+            system.files["agreements.yaml"] = _shared_text(system, settled)
+        emit(system.slug, system.files)
+        for org in orgs:
+            if org.index in changed:
+                _apply_changes(org, seed, change_round)
+            emit(org.slug, _render_facility(org, system, flat))
 
     manifest = {
         "generator_version": GENERATOR_VERSION,
@@ -1313,6 +1462,7 @@ def write_fleet(
         "changed_fraction": changed_fraction,
         "change_round": change_round,
         "flat": flat,
+        "shared": share,
         "changed_facilities": sorted(changed),
         "org_dirs": org_dirs,
         "files": len(written),

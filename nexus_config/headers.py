@@ -24,7 +24,8 @@ _FIELD = r"(?:^|[,{\s])NAME:[ \t]*['\"]?([a-z0-9][a-z0-9-]*)['\"]?[ \t]*(?:#.*)?
 _SLUG = re.compile(_FIELD.replace("NAME", "slug"), re.MULTILINE)
 _PARENT = re.compile(_FIELD.replace("NAME", "parent"), re.MULTILINE)
 _CONTENT = re.compile(r"^[^\s#]", re.MULTILINE)
-_TOP_LEVEL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", re.MULTILINE)
+_TOP_LEVEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*:")
+_LATER_TOP_LEVEL = re.compile(r"\n([A-Za-z_][A-Za-z0-9_]*)[ \t]*:")
 _TEMPLATES_ONLY = frozenset({"apiVersion", "kind", "metadata", "templates"})
 _VERSION = re.compile(r"^apiVersion:[ \t]*(['\"]?)([A-Za-z0-9./-]+)\1[ \t]*(?:#.*)?$", re.MULTILINE)
 
@@ -86,7 +87,7 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
-        written = set(_TOP_LEVEL.findall(document))
+        written = set(_top_level_keys(document))
         holders[slugs[0]] = holders.get(slugs[0], True) and written <= _TEMPLATES_ONLY and not parents
         version = _VERSION.search(document)
         if version:
@@ -97,13 +98,27 @@ def file_header(text: str) -> FileHeader | None:
     return FileHeader(tuple(organizations), tuple(versions), template_holders, _shares(text))
 
 
+def _top_level_keys(document: str) -> list[str]:
+    """The keys at the start of a line. A pattern that starts with a newline is searched for as a
+    character, where a MULTILINE `^` is tried at every position: a fleet's no-op plan reads every file."""
+    first = _TOP_LEVEL.match(document)
+    return ([first.group(1)] if first else []) + _LATER_TOP_LEVEL.findall(document)
+
+
 _COVERS = re.compile(r"[\s{,\"]covers\"?[ \t]*:")
 _PREVIOUS = re.compile(r"previous_keys\"?[ \t]*:([^\n]*(?:\n[ \t]*-[^\n]*)*)")
 
 
 def _shares(text: str) -> bool:
-    """Whether a file may declare a system-wide agreement or move one (a false yes costs a bigger batch)."""
-    return _COVERS.search(text) is not None or any("/" in m.group(1) for m in _PREVIOUS.finditer(text))
+    """Whether a file may declare a system-wide agreement or move one (a false yes costs a bigger batch).
+    `covers` is found with str.find and only its occurrences are matched: a search for the pattern
+    tries it at every position of a file that never says it, and the no-op plan looks at every file."""
+    at = text.find("covers", 1)
+    while at != -1:
+        if _COVERS.match(text, at - 1):
+            return True
+        at = text.find("covers", at + 1)
+    return "previous_keys" in text and any("/" in m.group(1) for m in _PREVIOUS.finditer(text))
 
 
 @dataclass(frozen=True, slots=True)

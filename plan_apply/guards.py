@@ -335,6 +335,9 @@ class Verdict:
         )
 
 
+NOTHING = Verdict()
+"""What a guard with nothing to say returns: one value, so a pair every guard passes builds none."""
+
 Guard = Callable[[Record, Record, Sequence[str]], Verdict]
 """One rule on a desired record, its row, and the fields that differ between them."""
 
@@ -342,13 +345,13 @@ Guard = Callable[[Record, Record, Sequence[str]], Verdict]
 def slots_floor(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     """A window keeps at least as many slots as rotations are booked on it."""
     refusal = slots_refusal(desired, actual)
-    return Verdict(refusals=(refusal,)) if refusal else Verdict()
+    return Verdict(refusals=(refusal,)) if refusal else NOTHING
 
 
 def closed_agreement(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     """The school closed it: configuration never resurrects it (a change to it is said, not applied)."""
     if actual.type != "agreement" or actual.status != "closed":
-        return Verdict()
+        return NOTHING
     if not changed:
         return Verdict(withheld=True)
     note = f"{desired.address}: the school closed this agreement; changes to it are not applied"
@@ -358,18 +361,18 @@ def closed_agreement(desired: Record, actual: Record, changed: Sequence[str]) ->
 def agreement_review(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     """A re-submission or a pending proposal of the school is said aloud and needs a reviewer."""
     if desired.type != "agreement":
-        return Verdict()
+        return NOTHING
     notes, review = agreement_update_notes(actual, list(changed))
-    return Verdict(notes=tuple(notes), review=review)
+    return Verdict(notes=tuple(notes), review=review) if notes or review else NOTHING
 
 
 def fewer_slots(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     """Taking slots away from a window needs a reviewer, who sees how many are booked beside it."""
     if desired.type != "capacity" or "slots" not in changed:
-        return Verdict()
+        return NOTHING
     before = actual.fields.get("slots")
     if desired.fields["slots"] >= (before or 0):
-        return Verdict()
+        return NOTHING
     note = f"fewer slots: {before} → {desired.fields['slots']} ({actual.rotations} booked)"
     return Verdict(notes=(note,), review=True)
 
@@ -390,6 +393,8 @@ def drift_notes(actual: Record, changed: Sequence[str]) -> tuple[str, ...]:
 
 def drift(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     """Whether the change undoes an edit made outside nexus, and how to keep that edit instead."""
+    if not changed:
+        return NOTHING
     return Verdict(notes=drift_notes(actual, changed), drift=drifted(actual, list(changed)))
 
 
@@ -400,7 +405,9 @@ this order)."""
 
 def verdict_on(desired: Record, actual: Record, changed: Sequence[str]) -> Verdict:
     """Every guard of the pipeline on one matched pair, their verdicts combined."""
-    verdict = Verdict()
+    verdict = NOTHING
     for guard in PIPELINE:
-        verdict += guard(desired, actual, changed)
+        found = guard(desired, actual, changed)
+        if found is not NOTHING:
+            verdict = found if verdict is NOTHING else verdict + found
     return verdict

@@ -3,6 +3,7 @@ is the same as when everything is loaded at once."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from nexus_config import load_configuration
 from nexus_config.headers import file_header
@@ -66,6 +69,27 @@ def test_batched_selection_by_shard_and_org(
 def test_every_generated_file_is_understood_without_parsing(fleet: Path) -> None:
     for path in sorted(fleet.rglob("*.yaml")):
         assert file_header(path.read_text()) is not None, path
+
+
+_PIECES = ["covers", "previous_keys", ":", " ", "\t", "\n", "{", ",", '"', "/", "-", "#", "x", "a: b"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=40).map("".join))
+def test_the_quick_look_finds_sharing_and_template_holders_where_the_patterns_do(body: str) -> None:
+    """The header's look at a file is searched for quickly (a no-op plan looks at every file of a
+    fleet); what it finds is what the plain patterns find anywhere in the text."""
+    text = "apiVersion: nexus/v1\nmetadata:\n  slug: lake\n" + body
+    header = file_header(text)
+    assume(header is not None)
+    assert header is not None
+    covers = re.search(r"[\s{,\"]covers\"?[ \t]*:", text) is not None
+    previous = any(
+        "/" in m.group(1) for m in re.finditer(r"previous_keys\"?[ \t]*:([^\n]*(?:\n[ \t]*-[^\n]*)*)", text)
+    )
+    assert header.shares is (covers or previous)
+    keys = set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", text, re.MULTILINE))
+    templates_only = keys <= {"apiVersion", "kind", "metadata", "templates"} and header.organizations[0][1] is None
+    assert ("lake" in header.template_holders) is templates_only
 
 
 def test_a_file_the_quick_look_cannot_read_makes_everything_load_at_once(

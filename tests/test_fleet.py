@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from nexus_config import load_configuration
+from nexus_config.headers import file_header
 from nexus_config.heap import bulk_heap, settle
 from plan_apply import apply, batching, planner, workers
 from plan_apply.database.engine import engine_for
@@ -35,7 +36,7 @@ from fleet import write_fleet
 
 def test_the_templated_fleet_is_the_flat_fleet_in_fewer_bytes(tmp_path: Path) -> None:
     templated = write_fleet(tmp_path / "templated", 12, seed=3, systems=1)
-    flat = write_fleet(tmp_path / "flat", 12, seed=3, systems=1, flat=True)
+    flat = write_fleet(tmp_path / "flat", 12, seed=3, systems=1, flat=True, shared=True)
     loaded = [load_configuration([tmp_path / name]) for name in ("templated", "flat")]
     assert all(result.ok for result in loaded), [result.errors for result in loaded]
     by_slug = [result.state.organizations for result in loaded]
@@ -46,10 +47,93 @@ def test_the_templated_fleet_is_the_flat_fleet_in_fewer_bytes(tmp_path: Path) ->
     assert sum(p.stat().st_size for p in templated) < sum(p.stat().st_size for p in flat)
 
 
+def _texts(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*.yaml"))}
+
+
+def test_the_same_arguments_write_the_same_bytes(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        write_fleet(tmp_path / name, 8, seed=5, systems=2, changed_fraction=0.25, change_round=2)
+    assert _texts(tmp_path / "a") == _texts(tmp_path / "b")
+
+
+def test_every_health_system_shares_agreements_some_facility_windows_are_scheduled_under(
+    tmp_path: Path,
+) -> None:
+    write_fleet(tmp_path / "fleet", 12, seed=3, systems=3)
+    loaded = load_configuration([tmp_path / "fleet"])
+    assert loaded.ok, [p.as_text() for p in loaded.problems][:5]
+    orgs = loaded.state.organizations
+    systems = [slug for slug, org in orgs.items() if org.parent is None]
+    covers = {str(a.covers) for slug in systems for a in orgs[slug].agreements or () if a.covers is not None}
+    assert len(systems) == 3 and "all" in covers and any("tier" in c or "beds" in c for c in covers)
+    under_system = {
+        window.agreement.split("/")[0]
+        for org in orgs.values()
+        for service in org.services or ()
+        for window in service.capacity or ()
+        if window.agreement and "/" in window.agreement
+    }
+    assert under_system == set(systems)
+    texts = _texts(tmp_path / "fleet")
+    headers = {path: file_header(text) for path, text in texts.items()}
+    shared = {path.split("/")[0] for path, header in headers.items() if header is not None and header.shares}
+    assert shared == set(systems)
+
+
+def test_a_flat_fleet_writes_no_template_and_no_system_wide_agreement(tmp_path: Path) -> None:
+    write_fleet(tmp_path / "fleet", 12, seed=3, systems=3, flat=True)
+    texts = _texts(tmp_path / "fleet")
+    assert load_configuration([tmp_path / "fleet"]).ok
+    assert not any(
+        "covers:" in text or "template:" in text or "templates:" in text for text in texts.values()
+    )
+    assert not any(
+        "agreement: " in line and "/" in line for text in texts.values() for line in text.splitlines()
+    )
+
+
+def test_a_changed_round_of_a_sharing_fleet_plans_only_updates(nexus: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "fleet"
+    write_fleet(folder, 6, seed=2, systems=2)
+    assert nexus("apply", str(folder), "--auto-approve", "-q", "--no-progress") == 0, nexus.err
+    write_fleet(folder, 6, seed=2, systems=2, changed_fraction=0.34, change_round=1)
+    assert nexus("plan", str(folder), "--format", "json", "--detailed-exitcode") == 2, nexus.err
+    changes = [c for o in json.loads(nexus.out)["organizations"] for c in o["changes"]]
+    assert changes and {c["action"] for c in changes} == {"update"}
+
+
+def test_a_changed_template_of_a_sharing_family_changes_exactly_its_users(nexus: Run, tmp_path: Path) -> None:
+    folder = tmp_path / "fleet"
+    write_fleet(folder, 8, seed=2, systems=2)
+    orgs = load_configuration([folder]).state.organizations
+    system = min(slug for slug, org in orgs.items() if org.parent is None)
+    family = [org for org in orgs.values() if org.parent == system]
+    uses = {
+        service.key: {org.slug for org in family for s in org.services or () if s.key == service.key}
+        for org in family
+        for service in org.services or ()
+    }
+    key, users = next((k, u) for k, u in sorted(uses.items()) if 0 < len(u) < len(family))
+    assert nexus("apply", str(folder), "--auto-approve", "-q", "--no-progress") == 0, nexus.err
+    templates = folder / system / "templates.yaml"
+    text = templates.read_text()
+    marker = f"  - key: {key}\n    name: "
+    assert text.count(marker) == 1
+    templates.write_text(text.replace(marker, marker + "Renamed "))
+    assert nexus("plan", str(folder), "--format", "json", "--detailed-exitcode") == 2, nexus.err
+    changed = {o["slug"]: o["changes"] for o in json.loads(nexus.out)["organizations"] if o["changes"]}
+    assert set(changed) == users  # an unchanged fleet's services take their name from the template
+    assert {(c["action"], c["address"].split("/", 1)[1]) for cs in changed.values() for c in cs} == {
+        ("update", f"services/{key}")
+    }
+
+
 @pytest.fixture(scope="module")
 def fleet_20(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four families of five facilities: each shares its system's agreements, so is one batch of six."""
     out = tmp_path_factory.mktemp("fleet") / "fleet-20"
-    write_fleet(out, 20, seed=7)
+    write_fleet(out, 20, seed=7, systems=4)
     return out
 
 
