@@ -126,6 +126,59 @@ def measure(
     return result
 
 
+# The streaming check, in a fresh interpreter: plan the organization (not traced), then trace only the
+# writing of the plan file, streamed as `plan --out` writes it, and the whole-string write it replaced.
+STREAM_CHILD = """
+import json, sys, tracemalloc
+from pathlib import Path
+from plan_apply.console import write_plan_file
+from plan_apply.database.engine import engine_for, upgrade_schema
+from plan_apply.planner import plan_tree
+directory, scratch = Path(sys.argv[1]), Path(sys.argv[2])
+url = f"sqlite:///{scratch / 'stream.db'}"
+engine = engine_for(url, create=True)
+with engine.connect() as connection:
+    upgrade_schema(connection)
+    plan = plan_tree([directory], connection, database=url, full=True).plan
+engine.dispose()
+assert plan is not None, "the organization did not plan"
+report = {}
+for name, pieces in (("streamed", lambda: plan.json_chunks()), ("whole", lambda: plan.to_json())):
+    target = scratch / f"{name}.json"
+    tracemalloc.start()
+    write_plan_file(str(target), pieces())
+    report[name + "_peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    report["file_mb"] = target.stat().st_size / 1e6
+print(json.dumps(report))
+"""
+
+
+def stream_case(out: Path, windows: int) -> dict[str, Any]:
+    """The memory writing the plan file of one organization takes, beyond the plan itself: constant when
+    `plan --out` streams (`Plan.json_chunks`), the file's size again when it writes one string."""
+    directory = out / f"giant-{windows}"
+    if not (directory / "services.yaml").exists():
+        write_organization(directory, "giant", windows)
+    with tempfile.TemporaryDirectory(prefix="nexus-stream-", dir=out) as scratch:
+        proc = subprocess.run(
+            [sys.executable, "-c", STREAM_CHILD, str(directory), scratch],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+    try:
+        report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"windows": windows, "error": proc.stderr.strip()[-500:]}
+    print(
+        f"  writing the plan file of {windows:,} windows ({report['file_mb']:.1f} MB): streamed "
+        f"{report['streamed_peak_mb']:.2f} MB at peak, one string {report['whole_peak_mb']:.1f} MB"
+    )
+    return {"windows": windows, **report}
+
+
 def nexus() -> str:
     script = Path(sys.executable).parent / "nexus"
     if not script.exists():
