@@ -56,8 +56,9 @@ def measure_size(facilities: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"facilities": facilities, "manifest": manifest, "apply": apply, "full": full, "noop": noop}
 
 
-def _seconds(report: dict[str, Any]) -> float | None:
-    return statistics.median(report["times"]) if report.get("times") else None
+def _seconds(report: dict[str, Any], kind: str = "times") -> float | None:
+    """The median of a child's wall times (or of its CPU times, `kind="cpu_times"`)."""
+    return statistics.median(report[kind]) if report.get(kind) else None
 
 
 def _verdict(value: float | None, limit: float, strict: bool = False) -> str:
@@ -80,6 +81,17 @@ def figures_of(results: list[dict[str, Any]]) -> dict[str, float]:
     noop_big = _seconds(big["noop"])
     if t_big and noop_big:
         figures["noop_share"] = noop_big / t_big
+    # The same on CPU time (with --jobs 1 the child does all the work): what other load on the machine
+    # inflates less than wall time, for telling a slower engine from a busier machine.
+    c_small, c_big, c_noop = (
+        _seconds(small["full"], "cpu_times"),
+        _seconds(big["full"], "cpu_times"),
+        _seconds(big["noop"], "cpu_times"),
+    )
+    if c_small and c_big:
+        figures["cpu_vs_linear"] = c_big / (c_small * scale)
+    if c_big and c_noop:
+        figures["noop_cpu_share"] = c_noop / c_big
     return figures
 
 
