@@ -212,7 +212,7 @@ def apply_figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any
     fleet_dir, _ = bench_plan.ensure_fleet(args.out, n, 0, False)
     # nexus --jobs 1: one process, as its floor is, so that neither time counts the other's spare core
     # (on a machine shared with other work the second core is not there to count on).
-    plan_args = argparse.Namespace(floor_gc="parse", jobs=1)
+    plan_args = argparse.Namespace(floor_gc="parse", jobs=args.apply_jobs)
     targets = {"sqlite": ("<= 1.1x", lambda v: v <= 1.1), "postgresql": ("< 1.0x", lambda v: v < 1.0)}
     figures, raw = [], {}
     for backend in args.backends:
@@ -244,7 +244,13 @@ def apply_figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any
             else "n/a: " + str((nexus_runs + floor_runs)[0].get("error", ""))[:80]
         )
         figures.append(
-            Figure(f"first apply / its floor, {backend}, {n:,} facilities", value, shown, target, met)
+            Figure(
+                f"first apply / its floor, {backend}, {n:,} facilities, --jobs {args.apply_jobs}",
+                value,
+                shown,
+                target,
+                met,
+            )
         )
         raw[backend] = {"nexus": nexus_runs, "floor": floor_runs}
     return figures, raw
@@ -264,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apply-runs", type=int, default=None, help="first applies and floors, alternated")
     parser.add_argument("--apply-facilities", type=int, default=None, help="instead of the preset's")
     parser.add_argument("--jobs", type=int, default=1, help="nexus --jobs of the scale part's plans")
+    parser.add_argument("--apply-jobs", type=int, default=1, help="nexus --jobs of the first applies")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out")
     parser.add_argument("--postgres-url", default=bench_plan.DEFAULT_POSTGRES)
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
