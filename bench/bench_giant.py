@@ -5,9 +5,9 @@
 Run by hand, not a test. Generates on the fly, into `bench/out/giant/` (git-ignored):
 
   giant/        one organization: a profile and `--windows` student-requested capacity windows under
-                services of 100 windows each, in one services.yaml (the worst case: one file)
-  alias/        one organization whose windows share one anchored `disciplines` list holding an unknown
-                discipline, used `--alias-uses` times through YAML aliases: that many errors
+                services of 100 windows each, 100 services a file (nexus refuses a file over 4 MiB)
+  alias/        one organization whose windows name one anchored unknown discipline (a scalar, one node
+                an alias: within nexus's alias budget), used `--alias-uses` times: that many errors
 
 and measures, each command a fresh `nexus` process run under a small Python parent whose
 `resource.getrusage(RUSAGE_CHILDREN)` gives the peak RSS of nexus and its workers:
@@ -39,6 +39,9 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 WINDOWS_PER_SERVICE = 100
+SERVICES_PER_FILE = 100
+"""10,000 windows, ~1.9 MB a file: under nexus's 4 MiB limit on one file, and the alias case's anchor
+and its uses in one document."""
 DISCIPLINES = ("nursing", "medicine", "physical_therapy", "occupational_therapy", "pharmacy")
 
 # The measuring parent: runs argv, prints its wall time and the children's peak RSS (KiB on Linux).
@@ -51,7 +54,7 @@ out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="repl
 print(json.dumps({"seconds": seconds, "rss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
                   "exit": proc.returncode, "stdout_lines": out.count("\\n"), "stderr_lines": err.count("\\n"),
                   "head": (err or out).splitlines()[:3], "tail": (err or out).splitlines()[-2:],
-                  "stdout": out if len(out) < 2_000_000 else ""}))
+                  "stdout": out if len(out) < 64_000_000 else ""}))
 """
 
 
@@ -70,28 +73,34 @@ def _window(i: int, discipline: str) -> list[str]:
 
 
 def write_organization(directory: Path, slug: str, windows: int, alias_uses: int = 0) -> int:
-    """One organization with `windows` capacity windows; the first `alias_uses` of them share one anchored
-    `disciplines` list naming an unknown discipline. Returns the bytes written."""
+    """One organization with `windows` capacity windows, in files of `SERVICES_PER_FILE` services (a file
+    may not exceed nexus's `MAX_FILE_BYTES`, 4 MiB: a giant organization is split over files); the first
+    `alias_uses` windows name an unknown discipline, anchored once as a scalar and reached through YAML
+    aliases (one node each: within nexus's alias budget). Returns the bytes written."""
     directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("services*.yaml"):
+        old.unlink()
     profile = (
         "apiVersion: nexus/v1\nkind: Organization\n"
         f"metadata: {{slug: {slug}}}\n"
         f"profile: {{name: Giant {slug}, type: hospital}}\n"
     )
-    lines = ["apiVersion: nexus/v1", "kind: Organization", f"metadata: {{slug: {slug}}}", "services:"]
-    for s in range((windows + WINDOWS_PER_SERVICE - 1) // WINDOWS_PER_SERVICE):
-        lines += [f"  - key: service-{s:05d}", f"    name: Service {s}", "    disciplines: [nursing]"]
-        lines.append("    capacity:")
-        for i in range(s * WINDOWS_PER_SERVICE, min(windows, (s + 1) * WINDOWS_PER_SERVICE)):
-            if i == 0 and alias_uses:
-                discipline = "&bad [nursing, astrology]"
-            elif i < alias_uses:
-                discipline = "*bad"
-            else:
-                discipline = f"[{DISCIPLINES[0]}]"
-            lines += _window(i, discipline)
     (directory / "profile.yaml").write_text(profile)
-    (directory / "services.yaml").write_text("\n".join(lines) + "\n")
+    services = (windows + WINDOWS_PER_SERVICE - 1) // WINDOWS_PER_SERVICE
+    for first in range(0, services, SERVICES_PER_FILE):
+        lines = ["apiVersion: nexus/v1", "kind: Organization", f"metadata: {{slug: {slug}}}", "services:"]
+        for s in range(first, min(services, first + SERVICES_PER_FILE)):
+            lines += [f"  - key: service-{s:05d}", f"    name: Service {s}", "    disciplines: [nursing]"]
+            lines.append("    capacity:")
+            for i in range(s * WINDOWS_PER_SERVICE, min(windows, (s + 1) * WINDOWS_PER_SERVICE)):
+                if i == 0 and alias_uses:
+                    discipline = f"[{DISCIPLINES[0]}, &bad astrology]"
+                elif i < alias_uses:
+                    discipline = f"[{DISCIPLINES[0]}, *bad]"
+                else:
+                    discipline = f"[{DISCIPLINES[0]}]"
+                lines += _window(i, discipline)
+        (directory / f"services-{first // SERVICES_PER_FILE:03d}.yaml").write_text("\n".join(lines) + "\n")
     return sum(f.stat().st_size for f in directory.iterdir())
 
 
@@ -126,6 +135,59 @@ def measure(
     return result
 
 
+# The streaming check, in a fresh interpreter: plan the organization (not traced), then trace only the
+# writing of the plan file, streamed as `plan --out` writes it, and the whole-string write it replaced.
+STREAM_CHILD = """
+import json, sys, tracemalloc
+from pathlib import Path
+from plan_apply.console import write_plan_file
+from plan_apply.database.engine import engine_for, upgrade_schema
+from plan_apply.planner import plan_tree
+directory, scratch = Path(sys.argv[1]), Path(sys.argv[2])
+url = f"sqlite:///{scratch / 'stream.db'}"
+engine = engine_for(url, create=True)
+with engine.connect() as connection:
+    upgrade_schema(connection)
+    plan = plan_tree([directory], connection, database=url, full=True).plan
+engine.dispose()
+assert plan is not None, "the organization did not plan"
+report = {}
+for name, pieces in (("streamed", lambda: plan.json_chunks()), ("whole", lambda: plan.to_json())):
+    target = scratch / f"{name}.json"
+    tracemalloc.start()
+    write_plan_file(str(target), pieces())
+    report[name + "_peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    report["file_mb"] = target.stat().st_size / 1e6
+print(json.dumps(report))
+"""
+
+
+def stream_case(out: Path, windows: int) -> dict[str, Any]:
+    """The memory writing the plan file of one organization takes, beyond the plan itself: constant when
+    `plan --out` streams (`Plan.json_chunks`), the file's size again when it writes one string."""
+    directory = out / f"giant-{windows}"
+    if not (directory / "services-000.yaml").exists():
+        write_organization(directory, "giant", windows)
+    with tempfile.TemporaryDirectory(prefix="nexus-stream-", dir=out) as scratch:
+        proc = subprocess.run(
+            [sys.executable, "-c", STREAM_CHILD, str(directory), scratch],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
+    try:
+        report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"windows": windows, "error": proc.stderr.strip()[-500:]}
+    print(
+        f"  writing the plan file of {windows:,} windows ({report['file_mb']:.1f} MB): streamed "
+        f"{report['streamed_peak_mb']:.2f} MB at peak, one string {report['whole_peak_mb']:.1f} MB"
+    )
+    return {"windows": windows, **report}
+
+
 def nexus() -> str:
     script = Path(sys.executable).parent / "nexus"
     if not script.exists():
@@ -156,10 +218,10 @@ def giant_case(out: Path, windows: int, runs: int, jobs: list[str]) -> dict[str,
 
 
 def alias_case(out: Path, uses: int, jobs: list[str]) -> dict[str, Any]:
-    """validate of one anchored list with an unknown discipline used `uses` times: lines printed."""
+    """validate of one anchored unknown discipline used `uses` times: lines printed."""
     directory = out / f"alias-{uses}"
     size = write_organization(directory, "alias", max(uses, WINDOWS_PER_SERVICE), alias_uses=uses)
-    print(f"\n[one anchored list with an unknown discipline used {uses:,} times: {size / 1e6:.1f} MB]")
+    print(f"\n[one anchored unknown discipline used {uses:,} times: {size / 1e6:.1f} MB]")
     env = os.environ | {"NO_COLOR": "1"}
     text = run_measured([nexus(), "validate", str(directory), *jobs], env)
     data = run_measured([nexus(), "validate", str(directory), "--format", "json", *jobs], env)

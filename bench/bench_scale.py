@@ -56,8 +56,9 @@ def measure_size(facilities: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"facilities": facilities, "manifest": manifest, "apply": apply, "full": full, "noop": noop}
 
 
-def _seconds(report: dict[str, Any]) -> float | None:
-    return statistics.median(report["times"]) if report.get("times") else None
+def _seconds(report: dict[str, Any], kind: str = "times") -> float | None:
+    """The median of a child's wall times (or of its CPU times, `kind="cpu_times"`)."""
+    return statistics.median(report[kind]) if report.get(kind) else None
 
 
 def _verdict(value: float | None, limit: float, strict: bool = False) -> str:
@@ -66,7 +67,35 @@ def _verdict(value: float | None, limit: float, strict: bool = False) -> str:
     return "PASS" if (value < limit if strict else value <= limit) else "FAIL"
 
 
-def print_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+def figures_of(results: list[dict[str, Any]]) -> dict[str, float]:
+    """The issue's three figures, largest size against smallest: full-plan time against linear, peak
+    memory of the full plan (big / small), no-op plan as a share of the full plan (largest size)."""
+    small, big = results[0], results[-1]
+    figures: dict[str, float] = {}
+    t_small, t_big = _seconds(small["full"]), _seconds(big["full"])
+    scale = big["facilities"] / small["facilities"]
+    if t_small and t_big:
+        figures["time_vs_linear"] = t_big / (t_small * scale)
+    if "rss_peak_mb" in small["full"] and "rss_peak_mb" in big["full"]:
+        figures["memory_ratio"] = big["full"]["rss_peak_mb"] / small["full"]["rss_peak_mb"]
+    noop_big = _seconds(big["noop"])
+    if t_big and noop_big:
+        figures["noop_share"] = noop_big / t_big
+    # The same on CPU time (with --jobs 1 the child does all the work): what other load on the machine
+    # inflates less than wall time, for telling a slower engine from a busier machine.
+    c_small, c_big, c_noop = (
+        _seconds(small["full"], "cpu_times"),
+        _seconds(big["full"], "cpu_times"),
+        _seconds(big["noop"], "cpu_times"),
+    )
+    if c_small and c_big:
+        figures["cpu_vs_linear"] = c_big / (c_small * scale)
+    if c_big and c_noop:
+        figures["noop_cpu_share"] = c_noop / c_big
+    return figures
+
+
+def print_figures(results: list[dict[str, Any]]) -> dict[str, float]:
     """Per size: seconds and MB; then the ratios of the largest size against the smallest."""
     print(f"\n== SQLite, --jobs {results[0]['jobs']}: full plan, no-op plan, peak RSS of the full plan ==")
     print(
@@ -84,16 +113,7 @@ def print_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
             if "error" in r[name]:
                 print(f"  {name} FAILED: {r[name]['error']}")
     small, big = results[0], results[-1]
-    figures: dict[str, Any] = {}
-    t_small, t_big = _seconds(small["full"]), _seconds(big["full"])
-    scale = big["facilities"] / small["facilities"]
-    if t_small and t_big:
-        figures["time_vs_linear"] = t_big / (t_small * scale)
-    if "rss_peak_mb" in small["full"] and "rss_peak_mb" in big["full"]:
-        figures["memory_ratio"] = big["full"]["rss_peak_mb"] / small["full"]["rss_peak_mb"]
-    noop_big = _seconds(big["noop"])
-    if t_big and noop_big:
-        figures["noop_share"] = noop_big / t_big
+    figures = figures_of(results)
     label = f"{big['facilities']:,} vs {small['facilities']:,} facilities"
     v = figures.get("time_vs_linear")
     print(

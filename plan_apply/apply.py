@@ -37,7 +37,7 @@ from plan_apply.database.engine import LOCK_TIMEOUT_OPTION, CommitOutcomeUnknown
 from plan_apply.database.reads import read_actual_state
 from plan_apply.database.writes import WRITERS, WriteContext, locking_queries
 from plan_apply.incremental import config_hash_of
-from plan_apply.plan import Change, OrgPlan, Plan
+from plan_apply.plan import Action, Change, OrgPlan, Plan
 from plan_apply.rederive import refusals_under_lock
 
 __all__ = [
@@ -270,7 +270,7 @@ def _apply_org(
         )
         for batch in _batches(org.changes):
             WRITERS[(batch[0].type, batch[0].action)](ctx, batch)
-        if any(c.type == "organization" and "parent" in c.after for c in org.changes):
+        if any(_reparented(c) for c in org.changes):
             _refuse_cycle(tx, org.slug, ctx.org_id)
         left = {c.address for c in ctx.left_alone}
         written = [c for c in org.changes if c.address not in left]
@@ -305,6 +305,12 @@ def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> d
 def logged_changes(written: Sequence[Change], left_alone: Sequence[Change]) -> list[dict[str, Any]]:
     """The apply log's changes: those written as planned, then those left alone marked so."""
     return [c.to_json() for c in written] + [{**c.to_json(), "left_alone": True} for c in left_alone]
+
+
+def _reparented(change: Change) -> bool:
+    """An existing organization given another parent: its new chain may lead back to it. A new one
+    cannot close a cycle: no row names it as a parent before it commits."""
+    return change.type == "organization" and change.action is not Action.CREATE and "parent" in change.after
 
 
 def _refuse_cycle(connection: Connection, slug: str, org_id: int | None) -> None:

@@ -199,9 +199,12 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
+        """How many changes of each action, counted where they are (no tuple of every change: writing a
+        plan of any size as a stream counts them without one)."""
         counts = dict.fromkeys(ACTIONS, 0)
-        for change in self.changes:
-            counts[change.action.value] += 1
+        for org in self.organizations:
+            for change in org.changes:
+                counts[change.action.value] += 1
         return counts
 
     @property
