@@ -94,6 +94,7 @@ people = sa.Table(
     sa.Column("bio", sa.Text),
     sa.Column("photo_url", sa.String(2000)),
 )
+sa.Index("ix_people_lower_email", sa.func.lower(people.c.email))
 
 staff = sa.Table(
     "staff",
