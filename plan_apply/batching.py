@@ -25,6 +25,7 @@ __all__ = [
     "HeadersWrong",
     "TreeCheck",
     "batch_scan",
+    "batch_scans",
     "check_tree",
     "declared_slugs",
     "load_batch",
@@ -52,17 +53,31 @@ def declared_slugs(scan: Scan) -> set[str]:
     return {slug for f in scan.files if f.header for slug, _ in f.header.organizations}
 
 
+def batch_scans(scan: Scan, tree_batches: Sequence[Batch]) -> list[Scan]:
+    """The scan of only the files each batch loads (what a worker process is sent), in the scan's order:
+    the tree is indexed once, so the cost grows with the files, not with files times batches."""
+    order = {f.path: i for i, f in enumerate(scan.files)}
+    return [
+        Scan(tuple(scan.files[i] for i in sorted(order[p] for p in b.files if p in order)), ())
+        for b in tree_batches
+    ]
+
+
 def batch_scan(scan: Scan, batch: Batch) -> Scan:
-    """The scan of only the files `batch` loads (what a worker process is sent)."""
-    files = set(batch.files)
-    return Scan(tuple(f for f in scan.files if f.path in files), ())
+    """The scan of only the files `batch` loads."""
+    return batch_scans(scan, [batch])[0]
 
 
 def load_batch(scan: Scan, batch: Batch, skip: Mapping[str, frozenset[str]], locator: Locator) -> LoadResult:
-    """Load one batch's files (organizations in `skip` unparsed where their files allow)."""
+    """Load one batch's files (organizations in `skip` unparsed where their files allow); `scan` may be
+    the whole tree's or already the batch's."""
     subset = batch_scan(scan, batch)
     files = set(batch.files)
-    kept = {k: v for k, v in skip.items() if {p for p in v if not p.startswith(TEMPLATE_ENTRY)} <= files}
+    kept = {
+        k: v
+        for k in declared_slugs(subset)
+        if (v := skip.get(k)) is not None and {p for p in v if not p.startswith(TEMPLATE_ENTRY)} <= files
+    }
     result = load_configuration([], locator, scan=subset, skip=kept)
     loaded = set(result.state.organizations) | set(result.skipped)
     if not loaded <= declared_slugs(subset):
@@ -96,7 +111,7 @@ def check_tree(paths: Sequence[str | Path], *, jobs: int = 1) -> TreeCheck:
     found: list[tuple[tuple[Problem, ...], int]] | None = None
     tree_batches = scan_batches(scan)
     if tree_batches is not None and len(tree_batches) >= 2:
-        tasks = [(batch_scan(scan, batch), batch) for batch in tree_batches]
+        tasks = list(zip(batch_scans(scan, tree_batches), tree_batches, strict=True))
         try:
             if jobs > 1 and worth_workers([len(b.members) for b in tree_batches]):
                 found = list(Workers(jobs).map(_check_batch, tasks))

@@ -31,7 +31,7 @@ from nexus_config.templates import template_digest, template_entry, templates_on
 from plan_apply.actual import ActualState, AppliedConfiguration
 from plan_apply.batching import (
     HeadersWrong,
-    batch_scan,
+    batch_scans,
     declared_slugs,
     load_batch,
     scan_batches,
@@ -392,15 +392,20 @@ class _Planning:
             if parent
         }
         loading = [sum(1 for m in b.members if m not in self.skip) for b in plan_batches]
+        subsets = batch_scans(self.scan, plan_batches)
         if workers is not None and worth_workers(loading):
-            tasks = [(replace(self, scan=batch_scan(self.scan, b)), b, parents) for b in plan_batches]
+            tasks = [
+                (replace(self, scan=subset), b, parents)
+                for subset, b in zip(subsets, plan_batches, strict=True)
+            ]
             yield from workers.map(_plan_batch, tasks)
             return
-        for batch in plan_batches:
-            yield self.batch_part(connection, batch, parents)
+        for subset, batch in zip(subsets, plan_batches, strict=True):
+            yield replace(self, scan=subset).batch_part(connection, batch, parents)
             settle()  # the batch's files and records are gone; its plan stays, frozen
 
     def batch_part(self, connection: Connection, batch: Batch, parents: dict[str, str | None]) -> _Part:
+        """Load and plan one batch; `self.scan` holds the batch's files only."""
         locator = Locator()
         return self.part(
             connection, load_batch(self.scan, batch, self.skip, locator), batch.members, locator, parents
