@@ -26,7 +26,7 @@ from plan_apply.guards import (
     verdict_on,
 )
 from plan_apply.matching import Pair, left_to_remove, matched
-from plan_apply.moves import Moves, after_giving, agreement_moves
+from plan_apply.moves import Moves, after_giving, agreement_moves, taking_fingerprint
 from plan_apply.order import execution_order
 from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
 from plan_apply.reach import step_reach, with_reach
@@ -128,10 +128,15 @@ def org_plan(
         if refusal:
             problems.append(PlanProblem(refusal, address=slug))
     fingerprint, revision = actual.fingerprint, actual.revision if actual.id is not None else None
+    own: Sequence[Record] = list(have.values())
     if any(address in moves.given_first for address in have):
         # A parent's transaction takes agreements over first: this one finds its rows as they will be
         # then, and its revision moved by that write.
-        fingerprint, revision = fingerprint_of(slug, after_giving(have, moves)), None
+        own, revision = after_giving(have, moves), None
+        fingerprint = fingerprint_of(slug, own)
+    taken = [p.actual for p in pairs if p.actual is not None and p.actual.org != slug]
+    if taken:  # the rows it takes over are checked under its lock like its own
+        fingerprint = taking_fingerprint(slug, own, taken)
     return OrgPlan(
         slug=slug,
         state_fingerprint=fingerprint,

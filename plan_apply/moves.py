@@ -3,22 +3,23 @@
 A system agreement whose `previous_keys` name a facility's agreement (`lake/state-2027`), or a facility's
 agreement naming the system's (`northwind/state-system`), takes that row over: the row changes owner and
 key, keeping its id, the school's answer and every window scheduled under it. The first named row that
-exists, is managed and is no longer declared is taken; its old owner's plan leaves it alone. Pure: it
-reads the records of the organizations planned together.
+exists, is managed and is no longer declared is taken; its old owner's plan leaves it alone. The
+taking organization's plan depends on the row it takes as on its own: its fingerprint covers it, and its
+apply locks and reads it again. Pure: it reads the records of the organizations planned together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nexus_config import DesiredState
 from nexus_config.ancestry import lineage
-from plan_apply.actual import ActualState
+from plan_apply.actual import ActualState, fingerprint_of
 from plan_apply.records import Record
 
-__all__ = ["Moves", "after_giving", "agreement_moves", "moved_fields"]
+__all__ = ["Moves", "after_giving", "agreement_moves", "as_taken", "moved_fields", "taking_fingerprint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,18 @@ def moved_fields(fields: Mapping[str, Any], holder: str, owner: str) -> dict[str
         full = name if "/" in name else f"{holder}/{name}"
         services.append(full.split("/", 1)[1] if full.startswith(owner + "/") else full)
     return {**fields, "services": sorted(services)}
+
+
+def as_taken(row: Record, owner: str) -> Record:
+    """Another organization's row as `owner`, taking it over, compares it with its desired record."""
+    applied = moved_fields(row.applied, row.org, owner) if row.applied is not None else None
+    return replace(row, fields=moved_fields(row.fields, row.org, owner), applied=applied)
+
+
+def taking_fingerprint(slug: str, own: Iterable[Record], taken: Iterable[Record]) -> str:
+    """What the plan of an organization that takes rows over depends on: its own rows and the ones it
+    takes (a school's answer to one of those, landing before its transaction, makes the plan stale)."""
+    return fingerprint_of(slug, [*own, *taken])
 
 
 def _only_for(row: Record, owner: str) -> bool:
@@ -86,8 +99,7 @@ def agreement_moves(
                 above = owner in lineage(slug, parents.get)
                 if above and not _only_for(row, slug):
                     continue
-                applied = moved_fields(row.applied, owner, slug) if row.applied is not None else None
-                taken[address] = replace(row, fields=moved_fields(row.fields, owner, slug), applied=applied)
+                taken[address] = as_taken(row, slug)
                 given[old] = address
                 if not above:
                     first.add(old)

@@ -47,7 +47,11 @@ def refusals_under_lock(org: OrgPlan, actual: ActualOrganization) -> list[str]:
 def _row_address(change: Change) -> str:
     old = change.before.get("key")
     if change.action is Action.RENAME and isinstance(old, str):
-        return change.address[: -len(change.address.rsplit("/", 1)[1])] + old
+        address = change.address[: -len(change.address.rsplit("/", 1)[1])] + old
+        holder = change.before.get("org")
+        if isinstance(holder, str):  # taken over from another organization of the family
+            address = holder + address[len(address.split("/", 1)[0]) :]
+        return address
     return change.address
 
 

@@ -1,0 +1,164 @@
+"""System-wide agreements beside a live platform and a hostile but realistic user: a school answering
+between plan and apply, saved plans outliving the tree they were made from, facilities changing systems,
+`covers` dropping a facility whose windows are booked, and applies of part of a family. Each race is
+ordered by events (harness gates), never by durations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import _truncate_postgres
+from .support.actors import execute, rows
+from .support.harness import Finished, Gate, fault_env, finish, gates_env, run_nexus, start_nexus
+from .test_live_races import _race
+from .test_system_agreements import moved_tree
+
+WriteTree = Callable[..., Path]
+
+TRANSACTION = "BEGIN IMMEDIATE|SET LOCAL lock_timeout"
+"""The first statement of an organization's write transaction (SQLite, PostgreSQL): a process held
+before it has planned and holds no lock."""
+
+
+def _apply(tree: Path, url: str, *more: str) -> list[str]:
+    return ["apply", str(tree), "--auto-approve", "--database-url", url, "--lock-timeout", "60", *more]
+
+
+def _edited(files: dict[str, str], slug: str, edit: Callable[[dict[str, Any]], None]) -> dict[str, str]:
+    document = json.loads(files[f"{slug}.yaml"])
+    edit(document)
+    return {**files, f"{slug}.yaml": json.dumps(document)}
+
+
+def _school_answers(url: str, org: str, key: str, status: str) -> None:
+    """The school's answer to one organization's agreement (several may share a key)."""
+    touched = execute(
+        url,
+        "UPDATE agreements SET status = :s WHERE key = :k "
+        "AND org_id = (SELECT id FROM organizations WHERE slug = :o)",
+        {"s": status, "k": key, "o": org},
+    )
+    assert touched == 1
+
+
+def _agreements(url: str) -> list[tuple[Any, ...]]:
+    return sorted(
+        rows(
+            url,
+            "SELECT o.slug, a.key, a.status, a.name FROM agreements a JOIN organizations o ON o.id = a.org_id",
+        )
+    )
+
+
+def _raced(tree: Path, url: str, answer: Callable[[], None]) -> Finished:
+    """Apply `tree`, letting the platform write `answer` once the apply has planned and before its first
+    transaction begins."""
+    planned = Gate(TRANSACTION)
+    process = start_nexus(_apply(tree, url), fault_env(gates=gates_env(planned)))
+    try:
+        planned.arrivals(1)
+        answer()
+    finally:
+        planned.close()
+    return finish(process)
+
+
+# --- the row taken over from another organization of the family -----------------------------------------
+
+
+def test_a_school_closing_a_facilitys_agreement_before_the_system_takes_it_over_is_seen_under_the_lock(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """Moving lake's agreement to the system with new terms re-submits it; the school closed it after the
+    plan: the move must be refused as stale, never re-open the closed agreement."""
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    moved = _edited(
+        moved_tree(frozenset({"lake"}), adopt=True),
+        "northwind",
+        lambda d: d["agreements"][0].update(name="State nursing, system-wide"),
+    )
+    done = _raced(
+        write_tree(moved, "b"),
+        database_url,
+        lambda: _school_answers(database_url, "lake", "state-2027", "closed"),
+    )
+    assert "Traceback" not in done.output
+    assert done.returncode == 1, done.output
+    assert "changed since" in done.output
+    assert ("lake", "state-2027", "closed", "State nursing") in _agreements(database_url)
+
+
+def test_a_school_closing_the_systems_agreement_before_a_facility_takes_it_back_is_seen_under_the_lock(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    assert (
+        run_nexus(
+            _apply(write_tree(moved_tree(frozenset({"lake"}), adopt=True), "a"), database_url)
+        ).returncode
+        == 0
+    )
+    back = _edited(
+        moved_tree(frozenset(), adopt=True), "lake", lambda d: d["agreements"][0].update(name="Lake nursing")
+    )
+    done = _raced(
+        write_tree(back, "b"),
+        database_url,
+        lambda: _school_answers(database_url, "northwind", "state-system", "closed"),
+    )
+    assert "Traceback" not in done.output
+    assert done.returncode == 1, done.output
+    assert "changed since" in done.output
+    assert ("northwind", "state-system", "closed", "State nursing") in _agreements(database_url)
+
+
+def test_moving_an_agreement_with_new_terms_leaves_the_schools_proposal_alone(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """The school proposed changes to lake's agreement; the system takes it over with other terms. Without
+    --counter-propose the proposal stands: the row moves, its terms and status stay the school's."""
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    _school_answers(database_url, "lake", "state-2027", "changes_proposed")
+    moved = _edited(
+        moved_tree(frozenset({"lake"}), adopt=True),
+        "northwind",
+        lambda d: d["agreements"][0].update(name="State nursing, system-wide"),
+    )
+    done = run_nexus(_apply(write_tree(moved, "b"), database_url))
+    assert "Traceback" not in done.output
+    assert ("northwind", "state-system", "changes_proposed", "State nursing") in _agreements(database_url), (
+        done.output
+    )
+
+
+@pytest.mark.postgres
+def test_a_school_closing_a_facilitys_agreement_while_the_system_takes_it_over_waits_for_the_lock(
+    write_tree: WriteTree, postgres_upgraded: str
+) -> None:
+    """The school's answer is uncommitted when the apply reaches the row it takes over: the apply waits
+    for it (the row is locked before it is read), sees it and refuses, never re-opening it."""
+    url = postgres_upgraded
+    _truncate_postgres(url)
+    assert run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), url)).returncode == 0
+    moved = _edited(
+        moved_tree(frozenset({"lake"}), adopt=True),
+        "northwind",
+        lambda d: d["agreements"][0].update(name="State nursing, system-wide"),
+    )
+    done = _race(
+        url,
+        write_tree(moved, "b"),
+        "UPDATE agreements SET status = 'closed' WHERE key = 'state-2027' "
+        "AND org_id = (SELECT id FROM organizations WHERE slug = 'lake')",
+    )
+    assert "Traceback" not in done.output
+    assert done.returncode == 1 and "changed since" in done.output, done.output
+    assert ("lake", "state-2027", "closed", "State nursing") in _agreements(url)
