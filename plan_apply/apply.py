@@ -51,6 +51,8 @@ __all__ = [
     "lock_key",
     "logged_changes",
     "logged_summary",
+    "state_as_planned",
+    "taken_earlier",
 ]
 
 Status = Literal["applied", "left_alone", "unchanged", "failed", "stale", "refused", "skipped"]
@@ -254,7 +256,7 @@ def _apply_org(
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         holders = sorted({str(c.before["org"]) for c in org.changes if "org" in c.before} - {org.slug})
         state = read_actual_state(tx, [org.slug, *holders], school_keys)
-        actual = _with_taken(org, state)
+        actual = state_as_planned(org, state)
         _check_once_and_as_reviewed(tx, org, actual, plan_hash, saved)
         ids = {address: int(r.extra["id"]) for address, r in actual.records.items() if "id" in r.extra}
         if actual.id is not None:
@@ -294,7 +296,7 @@ def _apply_org(
     return OrgResult(org.slug, status, len(written), notes=tuple(ctx.skipped))
 
 
-def _with_taken(org: OrgPlan, state: ActualState) -> ActualOrganization:
+def state_as_planned(org: OrgPlan, state: ActualState) -> ActualOrganization:
     """The organization as its plan depends on it: its own rows and, under their holders' addresses, the
     rows of other organizations of the family it takes over, fingerprinted together as the plan did."""
     actual = state.organizations[org.slug]
@@ -313,6 +315,19 @@ def _with_taken(org: OrgPlan, state: ActualState) -> ActualOrganization:
     return replace(
         actual, records={**actual.records, **{r.address: r for r in taken}}, fingerprint=fingerprint
     )
+
+
+def taken_earlier(plan: Plan) -> frozenset[str]:
+    """The organizations whose rows an organization applied before them takes over: each is planned as
+    its transaction will find it then, so only that transaction can check it."""
+    seen: set[str] = set()
+    found: set[str] = set()
+    for org in plan.organizations:
+        found.update(
+            str(c.before["org"]) for c in org.changes if "org" in c.before and c.before["org"] not in seen
+        )
+        seen.add(org.slug)
+    return frozenset(found)
 
 
 def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> dict[str, int]:

@@ -162,3 +162,20 @@ def test_a_school_closing_a_facilitys_agreement_while_the_system_takes_it_over_w
     assert "Traceback" not in done.output
     assert done.returncode == 1 and "changed since" in done.output, done.output
     assert ("lake", "state-2027", "closed", "State nursing") in _agreements(url)
+
+
+def test_a_saved_plan_moving_an_agreement_to_the_system_applies(
+    write_tree: WriteTree, database_url: str, tmp_path: Path
+) -> None:
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    saved = tmp_path / "plan.json"
+    tree = write_tree(moved_tree(frozenset({"lake"}), adopt=True), "b")
+    planned = run_nexus(["plan", str(tree), "--out", str(saved), "--database-url", database_url])
+    assert planned.returncode == 0, planned.output
+    done = run_nexus(["apply", "--plan", str(saved), "--database-url", database_url])
+    assert done.returncode == 0, done.output
+    assert (
+        run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"]).returncode == 0
+    )
