@@ -19,7 +19,15 @@ from nexus_config.ancestry import lineage
 from plan_apply.actual import ActualState, fingerprint_of
 from plan_apply.records import Record
 
-__all__ = ["Moves", "after_giving", "agreement_moves", "as_taken", "moved_fields", "taking_fingerprint"]
+__all__ = [
+    "Moves",
+    "after_giving",
+    "agreement_moves",
+    "as_taken",
+    "holders",
+    "moved_fields",
+    "taking_fingerprint",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +76,29 @@ def _only_for(row: Record, owner: str) -> bool:
     )
 
 
+def holders(desired: DesiredState, selected: Sequence[str]) -> set[str]:
+    """The other organizations whose agreements the `selected` ones may take over (named by a previous
+    key `slug/key`): read with them, planned or not (`--org` may choose one side of a move)."""
+    return {
+        previous.rpartition("/")[0]
+        for slug in selected
+        for agreement in desired.organizations[slug].agreements or ()
+        for previous in agreement.previous_keys or ()
+        if "/" in previous
+    } - set(selected)
+
+
 def agreement_moves(
     desired: DesiredState, selected: Sequence[str], actual: ActualState, parents: Mapping[str, str | None]
 ) -> Moves:
     """Which rows the agreements planned here (of the `selected` organizations) take over from other
-    organizations planned with them. Read from the declared agreements, not their records: a batch's
-    records are made one organization at a time."""
-    planned = set(selected)
+    organizations of their families (planned with them or not: their rows are read, see `holders`).
+    Read from the declared agreements, not their records: a batch's records are made one organization
+    at a time."""
     declared = {
         f"{slug}/agreements/{a.key}"
-        for slug in selected
-        for a in desired.organizations[slug].agreements or ()
+        for slug, org in desired.organizations.items()
+        for a in org.agreements or ()
     }
     taken: dict[str, Record] = {}
     given: dict[str, str] = {}
@@ -92,7 +112,7 @@ def agreement_moves(
             for previous in agreement.previous_keys or ():
                 owner, _, key = previous.rpartition("/")
                 old = f"{owner}/agreements/{key}"
-                holder = actual.organizations.get(owner) if owner in planned else None
+                holder = actual.organizations.get(owner)
                 row = holder.records.get(old) if holder is not None else None
                 if row is None or not row.managed or old in declared or old in given:
                     continue

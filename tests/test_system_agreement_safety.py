@@ -179,3 +179,50 @@ def test_a_saved_plan_moving_an_agreement_to_the_system_applies(
     assert (
         run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"]).returncode == 0
     )
+
+
+# --- applying part of a family ---------------------------------------------------------------------------
+
+
+def _ids(url: str) -> list[tuple[Any, ...]]:
+    return sorted(
+        rows(
+            url,
+            "SELECT a.id, o.slug, a.key, a.status FROM agreements a JOIN organizations o ON o.id = a.org_id",
+        )
+    )
+
+
+def test_applying_only_a_facility_takes_the_systems_agreement_back_keeping_the_schools_answer(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    assert (
+        run_nexus(
+            _apply(write_tree(moved_tree(frozenset({"lake"}), adopt=True), "a"), database_url)
+        ).returncode
+        == 0
+    )
+    _school_answers(database_url, "northwind", "state-system", "active")
+    (system_id,) = [i for i, slug, *_ in _ids(database_url) if slug == "northwind"]
+    done = run_nexus(
+        _apply(write_tree(moved_tree(frozenset(), adopt=True), "b"), database_url, "--org", "lake")
+    )
+    assert done.returncode == 0, done.output
+    assert (system_id, "lake", "state-2027", "active") in _ids(database_url), done.output
+
+
+def test_applying_only_the_system_takes_a_facilitys_agreement_over_keeping_the_schools_answer(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    _school_answers(database_url, "lake", "state-2027", "active")
+    (lake_id,) = [i for i, slug, *_ in _ids(database_url) if slug == "lake"]
+    tree = write_tree(moved_tree(frozenset({"lake"}), adopt=True), "b")
+    done = run_nexus(_apply(tree, database_url, "--org", "northwind"))
+    assert done.returncode == 0, done.output
+    assert (lake_id, "northwind", "state-system", "active") in _ids(database_url), done.output
+    assert run_nexus(_apply(tree, database_url)).returncode == 0
+    again = run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"])
+    assert again.returncode == 0, again.output
