@@ -226,3 +226,16 @@ def test_applying_only_the_system_takes_a_facilitys_agreement_over_keeping_the_s
     assert run_nexus(_apply(tree, database_url)).returncode == 0
     again = run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"])
     assert again.returncode == 0, again.output
+
+
+def test_linking_a_facilitys_service_to_the_systems_agreement_is_not_called_a_web_ui_revert(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    tree = write_tree(moved_tree(frozenset({"lake"}), adopt=True), "b")
+    planned = run_nexus(["plan", str(tree), "--database-url", database_url])
+    assert planned.returncode == 0, planned.output
+    assert 'agreements: [] → ["northwind/agreements/state-system"]' in planned.stdout
+    assert "reverts a change made in the web UI" not in planned.stdout
