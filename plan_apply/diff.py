@@ -8,7 +8,7 @@ apply executes them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from nexus_config import DesiredState, Source
@@ -31,6 +31,7 @@ from plan_apply.order import execution_order
 from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
 from plan_apply.reach import step_reach, with_reach
 from plan_apply.records import Record, desired_records
+from plan_apply.sections.agreements import linked_within
 from plan_apply.template_origin import template_reach, with_template_reach, with_templates
 
 __all__ = ["PlanOptions", "make_plan", "mass_delete_checked", "org_plan"]
@@ -165,7 +166,8 @@ def make_plan(
     for slug in selected:
         org = desired.organizations[slug]
         records, scopes = desired_records(org, desired)
-        planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options, moves)
+        found = _within(actual.organizations[slug], desired.organizations)
+        planned = org_plan(slug, records, scopes, found, org.sources, options, moves)
         plans.append(replace(planned, parent=org.parent) if org.parent else planned)
     whole = Plan(created_at=created_at, database=database, organizations=tuple(plans))
     # How far each step reaches, counted over every organization the state holds (a batch's plan is
@@ -175,6 +177,15 @@ def make_plan(
     whole = with_templates(whole, desired)
     whole = with_template_reach(whole, template_reach(desired, desired.organizations))
     return mass_delete_checked(whole, options)
+
+
+def _within(actual: ActualOrganization, organizations: Collection[str]) -> ActualOrganization:
+    """The organization's rows as the configuration holding `organizations` owns them: a system's
+    agreement's links to facilities outside it are not compared (it is fingerprinted as read)."""
+    records = {a: linked_within(r, organizations) for a, r in actual.records.items()}
+    if all(records[a] is r for a, r in actual.records.items()):
+        return actual
+    return replace(actual, records=records)
 
 
 def _removals(org: OrgPlan) -> int:

@@ -16,7 +16,7 @@ from .conftest import _truncate_postgres
 from .support.actors import execute, rows
 from .support.harness import Finished, Gate, fault_env, finish, gates_env, run_nexus, start_nexus
 from .test_live_races import _race
-from .test_system_agreements import moved_tree
+from .test_system_agreements import family, moved_tree
 
 WriteTree = Callable[..., Path]
 
@@ -239,3 +239,23 @@ def test_linking_a_facilitys_service_to_the_systems_agreement_is_not_called_a_we
     assert planned.returncode == 0, planned.output
     assert 'agreements: [] → ["northwind/agreements/state-system"]' in planned.stdout
     assert "reverts a change made in the web UI" not in planned.stdout
+
+
+# --- facilities leaving the tree, the system, or the agreement's `covers` --------------------------------
+
+ER_AT_HILL = ("  - key: lab", "  - key: er\n    name: Emergency\n    disciplines: [nursing]\n  - key: lab")
+
+
+def test_a_covered_facility_left_out_of_the_tree_keeps_its_links_and_the_schools_answer(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """nexus never touches an organization outside the tree: the system's agreement is not re-submitted
+    for links only that facility's apply could remove (and never would)."""
+    files = family(hill=(ER_AT_HILL,))
+    assert run_nexus(_apply(write_tree(files, "a"), database_url)).returncode == 0
+    _school_answers(database_url, "northwind", "state-nursing", "active")
+    del files["lake.yaml"]
+    tree = write_tree(files, "b")
+    planned = run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"])
+    assert planned.returncode == 0, planned.output
+    assert ("northwind", "state-nursing", "active", "State nursing, system-wide") in _agreements(database_url)
