@@ -163,10 +163,12 @@ def make_plan(
     plans = []
     parents = {slug: org.parent for slug, org in desired.organizations.items()}
     moves = agreement_moves(desired, selected, actual, parents)
+    declaring = {slug for slug, org in desired.organizations.items() if org.agreements is not None}
     for slug in selected:
         org = desired.organizations[slug]
         records, scopes = desired_records(org, desired)
         found = _within(actual.organizations[slug], desired.organizations)
+        records = _leaving_systems(records, found, declaring)
         planned = org_plan(slug, records, scopes, found, org.sources, options, moves)
         plans.append(replace(planned, parent=org.parent) if org.parent else planned)
     whole = Plan(created_at=created_at, database=database, organizations=tuple(plans))
@@ -186,6 +188,26 @@ def _within(actual: ActualOrganization, organizations: Collection[str]) -> Actua
     if all(records[a] is r for a, r in actual.records.items()):
         return actual
     return replace(actual, records=records)
+
+
+def _leaving_systems(
+    records: Sequence[Record], actual: ActualOrganization, declaring: Collection[str]
+) -> list[Record]:
+    """A service whose parents declare no agreements leaves its links alone, except those to agreements
+    of organizations whose `agreements` the tree declares (a system the facility left): those go, written
+    by its own transaction, as no other can."""
+    result = []
+    for record in records:
+        row = actual.records.get(record.address)
+        if record.type != "service" or "agreements" in record.fields or row is None:
+            result.append(record)
+            continue
+        linked = list(row.fields.get("agreements") or ())
+        kept = [a for a in linked if a.split("/", 1)[0] not in declaring]
+        result.append(
+            record if kept == linked else replace(record, fields={**record.fields, "agreements": kept})
+        )
+    return result
 
 
 def _removals(org: OrgPlan) -> int:

@@ -259,3 +259,34 @@ def test_a_covered_facility_left_out_of_the_tree_keeps_its_links_and_the_schools
     planned = run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"])
     assert planned.returncode == 0, planned.output
     assert ("northwind", "state-nursing", "active", "State nursing, system-wide") in _agreements(database_url)
+
+
+def test_a_facility_moved_to_another_system_leaves_its_old_systems_agreement(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """Its windows no longer name the old system's agreement: its services are unlinked from it by its own
+    transaction (the new system declares no agreements), and the next plan is empty."""
+    files = family(hill=(ER_AT_HILL,))
+    files["southwind.yaml"] = (
+        "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: southwind}\n"
+        "profile: {name: Southwind Health, type: health_system}\n"
+    )
+    assert run_nexus(_apply(write_tree(files, "a"), database_url)).returncode == 0
+    files["lake.yaml"] = (
+        files["lake.yaml"]
+        .replace("parent: northwind", "parent: southwind")
+        .replace(
+            "workflow: coordinator_scheduled\n        agreement: northwind/state-nursing\n",
+            "workflow: student_requested\n",
+        )
+    )
+    tree = write_tree(files, "b")
+    assert run_nexus(_apply(tree, database_url)).returncode == 0
+    again = run_nexus(["plan", str(tree), "--full", "--database-url", database_url, "--detailed-exitcode"])
+    assert again.returncode == 0, again.output
+    linked = rows(
+        database_url,
+        "SELECT o.slug, s.key FROM agreement_services l JOIN services s ON s.id = l.service_id "
+        "JOIN organizations o ON o.id = s.org_id",
+    )
+    assert sorted(linked) == [("hill", "er"), ("hill", "icu")]
