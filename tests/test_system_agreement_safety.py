@@ -290,3 +290,47 @@ def test_a_facility_moved_to_another_system_leaves_its_old_systems_agreement(
         "JOIN organizations o ON o.id = s.org_id",
     )
     assert sorted(linked) == [("hill", "er"), ("hill", "icu")]
+
+
+# --- a move and an edit at once ----------------------------------------------------------------------------
+
+
+def test_moving_an_active_agreement_to_the_system_with_new_terms_re_submits_it(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    _school_answers(database_url, "lake", "state-2027", "active")
+    moved = _edited(
+        moved_tree(frozenset({"lake"}), adopt=True),
+        "northwind",
+        lambda d: d["agreements"][0].update(end_date="2027-12-31"),
+    )
+    tree = write_tree(moved, "b")
+    planned = run_nexus(["plan", str(tree), "--database-url", database_url])
+    assert "re-submits the agreement to the school" in planned.stdout, planned.output
+    assert run_nexus(_apply(tree, database_url)).returncode == 0
+    assert ("northwind", "state-system", "pending_school", "State nursing") in _agreements(database_url)
+
+
+def test_widening_a_moved_agreement_to_another_facility_re_submits_it(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """The school approved lake's agreement for lake alone: covering hill's service as well goes back to it."""
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    _school_answers(database_url, "lake", "state-2027", "active")
+    both = _edited(
+        moved_tree(frozenset({"lake", "hill"}), adopt=True),
+        "northwind",
+        lambda d: d["agreements"][0].update(previous_keys=["lake/state-2027"]),
+    )
+    tree = write_tree(both, "b")
+    planned = run_nexus(["plan", str(tree), "--database-url", database_url])
+    assert "re-submits the agreement to the school" in planned.stdout, planned.output
+    assert run_nexus(_apply(tree, database_url)).returncode == 0
+    assert ("northwind", "state-system", "pending_school", "State nursing") in _agreements(database_url)
+    again = run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"])
+    assert again.returncode == 0, again.output
