@@ -334,3 +334,49 @@ def test_widening_a_moved_agreement_to_another_facility_re_submits_it(
     assert ("northwind", "state-system", "pending_school", "State nursing") in _agreements(database_url)
     again = run_nexus(["plan", str(tree), "--database-url", database_url, "--detailed-exitcode"])
     assert again.returncode == 0, again.output
+
+
+# --- a facility's links to an agreement the school has answered ------------------------------------------
+
+ICU_AT_LAKE = ("services:\n", "services:\n  - {key: icu, name: ICU, disciplines: [nursing]}\n")
+
+
+def test_applying_only_a_facility_never_links_a_service_to_an_agreement_the_school_accepted(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """Covering lake's new service re-submits the system's agreement, in the system's apply: lake's alone
+    must not add it to terms the school accepted without it."""
+    assert run_nexus(_apply(write_tree(family(), "a"), database_url)).returncode == 0
+    _school_answers(database_url, "northwind", "state-nursing", "active")
+    tree = write_tree(family(lake=(ICU_AT_LAKE,)), "b")
+    done = run_nexus(_apply(tree, database_url, "--org", "lake"))
+    assert "Traceback" not in done.output
+    assert done.returncode == 1, done.output
+    assert "apply northwind first" in done.output
+    assert ("lake", "icu") not in _linked(database_url)
+
+
+def test_a_school_accepting_between_the_systems_apply_and_the_facilitys_never_accepts_a_service_it_never_saw(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    assert run_nexus(_apply(write_tree(family(), "a"), database_url)).returncode == 0
+    _school_answers(database_url, "northwind", "state-nursing", "active")
+    tree = write_tree(family(lake=(ICU_AT_LAKE,)), "b")
+    assert run_nexus(_apply(tree, database_url, "--org", "northwind")).returncode == 0
+    _school_answers(database_url, "northwind", "state-nursing", "active")  # what it saw: no lake/icu
+    done = run_nexus(_apply(tree, database_url, "--org", "lake"))
+    assert done.returncode == 1, done.output
+    assert ("lake", "icu") not in _linked(database_url)
+    assert run_nexus(_apply(tree, database_url)).returncode == 0  # the whole family: re-submitted, linked
+    assert ("lake", "icu") in _linked(database_url)
+    assert ("northwind", "state-nursing", "pending_school", "State nursing, system-wide") in _agreements(
+        database_url
+    )
+
+
+def _linked(url: str) -> list[tuple[Any, ...]]:
+    return rows(
+        url,
+        "SELECT o.slug, s.key FROM agreement_services l JOIN services s ON s.id = l.service_id "
+        "JOIN organizations o ON o.id = s.org_id",
+    )
