@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .conftest import _truncate_postgres
-from .support.actors import execute, rows
+from .support.actors import book, execute, rows
 from .support.harness import Finished, Gate, fault_env, finish, gates_env, run_nexus, start_nexus
 from .test_live_races import _race
 from .test_system_agreements import family, moved_tree
@@ -380,3 +380,31 @@ def _linked(url: str) -> list[tuple[Any, ...]]:
         "SELECT o.slug, s.key FROM agreement_services l JOIN services s ON s.id = l.service_id "
         "JOIN organizations o ON o.id = s.org_id",
     )
+
+
+def test_covers_dropping_a_facility_with_booked_windows_under_the_agreement_keeps_them_and_says_it(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """lake leaves `covers` while its windows (no longer managed here) stay booked under the agreement:
+    the plan shows lake's service unlinked and the agreement re-submitted for review; no rotation is lost."""
+    assert run_nexus(_apply(write_tree(family(), "a"), database_url)).returncode == 0
+    _school_answers(database_url, "northwind", "state-nursing", "active")
+    book(database_url, "spring", ["ada"], org="lake")
+    files = family(
+        northwind=(
+            ("covers: all", "covers: {labels: {region: south}}"),
+            ("services: [er, icu]", "services: [icu]"),
+        )
+    )
+    files["lake.yaml"] = files["lake.yaml"].split("    capacity:\n")[0]
+    tree = write_tree(files, "b")
+    planned = run_nexus(["plan", str(tree), "--database-url", database_url])
+    assert planned.returncode == 0, planned.output
+    assert 'agreements: ["northwind/agreements/state-nursing"] → []' in planned.stdout
+    assert "[review]" in planned.stdout and "re-submits the agreement to the school" in planned.stdout
+    assert run_nexus(_apply(tree, database_url)).returncode == 0
+    assert rows(
+        database_url,
+        "SELECT c.key, a.key, count(r.id) FROM capacity_windows c JOIN agreements a ON a.id = c.agreement_id "
+        "JOIN rotations r ON r.capacity_window_id = c.id GROUP BY c.key, a.key",
+    ) == [("spring", "state-nursing", 1)]
