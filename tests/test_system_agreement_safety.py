@@ -408,3 +408,17 @@ def test_covers_dropping_a_facility_with_booked_windows_under_the_agreement_keep
         "SELECT c.key, a.key, count(r.id) FROM capacity_windows c JOIN agreements a ON a.id = c.agreement_id "
         "JOIN rotations r ON r.capacity_window_id = c.id GROUP BY c.key, a.key",
     ) == [("spring", "state-nursing", 1)]
+
+
+def test_a_closed_agreement_moves_to_the_system_and_stays_closed(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """The plan shows the move (its terms withheld): apply makes it, keeping the school's answer."""
+    assert (
+        run_nexus(_apply(write_tree(moved_tree(frozenset(), adopt=True), "a"), database_url)).returncode == 0
+    )
+    _school_answers(database_url, "lake", "state-2027", "closed")
+    tree = write_tree(moved_tree(frozenset({"lake"}), adopt=True), "b")
+    done = run_nexus(_apply(tree, database_url))
+    assert done.returncode == 0, done.output
+    assert ("northwind", "state-system", "closed", "State nursing") in _agreements(database_url)
