@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -28,15 +28,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from nexus_config.ancestry import lineage
 from nexus_config.heap import settle
-from plan_apply.actual import ActualOrganization
+from plan_apply.actual import ActualOrganization, ActualState
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.database import tables as t
 from plan_apply.database.dialects import Locked, dialect_of
 from plan_apply.database.dialects.sessions import lock_key, lock_milliseconds
 from plan_apply.database.engine import LOCK_TIMEOUT_OPTION, CommitOutcomeUnknown, write_transaction
 from plan_apply.database.reads import read_actual_state
-from plan_apply.database.writes import WRITERS, WriteContext, locking_queries
+from plan_apply.database.writes import WRITERS, WriteContext, locking_queries, row_address
 from plan_apply.incremental import config_hash_of
+from plan_apply.moves import as_taken, taking_fingerprint
 from plan_apply.plan import Action, Change, OrgPlan, Plan
 from plan_apply.rederive import refusals_under_lock
 
@@ -50,6 +51,8 @@ __all__ = [
     "lock_key",
     "logged_changes",
     "logged_summary",
+    "state_as_planned",
+    "taken_earlier",
 ]
 
 Status = Literal["applied", "left_alone", "unchanged", "failed", "stale", "refused", "skipped"]
@@ -251,8 +254,9 @@ def _apply_org(
         for query in locking_queries(org.slug, org.changes):
             dialect.lock_rows(tx, query)
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
-        state = read_actual_state(tx, [org.slug], school_keys)
-        actual = state.organizations[org.slug]
+        holders = sorted({str(c.before["org"]) for c in org.changes if "org" in c.before} - {org.slug})
+        state = read_actual_state(tx, [org.slug, *holders], school_keys)
+        actual = state_as_planned(org, state)
         _check_once_and_as_reviewed(tx, org, actual, plan_hash, saved)
         ids = {address: int(r.extra["id"]) for address, r in actual.records.items() if "id" in r.extra}
         if actual.id is not None:
@@ -290,6 +294,40 @@ def _apply_org(
         )
     status: Status = "left_alone" if not written else "applied"
     return OrgResult(org.slug, status, len(written), notes=tuple(ctx.skipped))
+
+
+def state_as_planned(org: OrgPlan, state: ActualState) -> ActualOrganization:
+    """The organization as its plan depends on it: its own rows and, under their holders' addresses, the
+    rows of other organizations of the family it takes over, fingerprinted together as the plan did."""
+    actual = state.organizations[org.slug]
+    moving = [c for c in org.changes if "org" in c.before]
+    if not moving:
+        return actual
+    taken = [
+        row
+        for c in moving
+        if (holder := state.organizations.get(str(c.before["org"]))) is not None
+        and (row := holder.records.get(row_address(c))) is not None
+    ]
+    fingerprint = taking_fingerprint(
+        org.slug, actual.records.values(), [as_taken(r, org.slug) for r in taken]
+    )
+    return replace(
+        actual, records={**actual.records, **{r.address: r for r in taken}}, fingerprint=fingerprint
+    )
+
+
+def taken_earlier(plan: Plan) -> frozenset[str]:
+    """The organizations whose rows an organization applied before them takes over: each is planned as
+    its transaction will find it then, so only that transaction can check it."""
+    seen: set[str] = set()
+    found: set[str] = set()
+    for org in plan.organizations:
+        found.update(
+            str(c.before["org"]) for c in org.changes if "org" in c.before and c.before["org"] not in seen
+        )
+        seen.add(org.slug)
+    return frozenset(found)
 
 
 def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> dict[str, int]:

@@ -201,20 +201,24 @@ def _confirm() -> None:
 def _saved_plan_staleness(engine: Any, the_plan: Any, plan_file: str) -> str | None:
     """Why a saved plan no longer applies, before anything is locked: it was applied already (a plan
     applies once), or the database changed since it was made (content or revision); None when it applies."""
-    from plan_apply.apply import applied_before
+    from plan_apply.apply import applied_before, state_as_planned, taken_earlier
     from plan_apply.database.reads import read_actual_state
 
     slugs = [o.slug for o in the_plan.organizations if o.changes]
+    holders = {str(c.before["org"]) for o in the_plan.organizations for c in o.changes if "org" in c.before}
     with engine.connect() as connection, connection.begin():
         done = applied_before(connection, the_plan.identity, slugs)
-        actual = read_actual_state(connection, slugs)
+        actual = read_actual_state(connection, sorted({*slugs, *holders}))
     if done:
         listed = "; ".join(f"{slug}: {when}" for slug, when in sorted(done.items()))
         return f"{plan_file} was applied before ({listed}); a plan applies once, nothing was applied"
+    later = taken_earlier(the_plan)  # checked under the lock, after the transaction taking their rows
     stale = [
         o.slug
         for o in the_plan.organizations
-        if o.changes and _moved(actual.organizations[o.slug], o.state_fingerprint, o.revision)
+        if o.changes
+        and o.slug not in later
+        and _moved(state_as_planned(o, actual), o.state_fingerprint, o.revision)
     ]
     if stale:
         return (

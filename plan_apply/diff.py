@@ -8,7 +8,7 @@ apply executes them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from nexus_config import DesiredState, Source
@@ -26,11 +26,12 @@ from plan_apply.guards import (
     verdict_on,
 )
 from plan_apply.matching import Pair, left_to_remove, matched
-from plan_apply.moves import Moves, after_giving, agreement_moves
+from plan_apply.moves import Moves, after_giving, agreement_moves, taking_fingerprint
 from plan_apply.order import execution_order
 from plan_apply.plan import Action, Change, OrgPlan, Plan, PlanProblem
 from plan_apply.reach import step_reach, with_reach
 from plan_apply.records import Record, desired_records
+from plan_apply.sections.agreements import linked_within
 from plan_apply.template_origin import template_reach, with_template_reach, with_templates
 
 __all__ = ["PlanOptions", "make_plan", "mass_delete_checked", "org_plan"]
@@ -128,10 +129,15 @@ def org_plan(
         if refusal:
             problems.append(PlanProblem(refusal, address=slug))
     fingerprint, revision = actual.fingerprint, actual.revision if actual.id is not None else None
+    own: Sequence[Record] = list(have.values())
     if any(address in moves.given_first for address in have):
         # A parent's transaction takes agreements over first: this one finds its rows as they will be
         # then, and its revision moved by that write.
-        fingerprint, revision = fingerprint_of(slug, after_giving(have, moves)), None
+        own, revision = after_giving(have, moves), None
+        fingerprint = fingerprint_of(slug, own)
+    taken = [p.actual for p in pairs if p.actual is not None and p.actual.org != slug]
+    if taken:  # the rows it takes over are checked under its lock like its own
+        fingerprint = taking_fingerprint(slug, own, taken)
     return OrgPlan(
         slug=slug,
         state_fingerprint=fingerprint,
@@ -157,10 +163,13 @@ def make_plan(
     plans = []
     parents = {slug: org.parent for slug, org in desired.organizations.items()}
     moves = agreement_moves(desired, selected, actual, parents)
+    declaring = {slug for slug, org in desired.organizations.items() if org.agreements is not None}
     for slug in selected:
         org = desired.organizations[slug]
         records, scopes = desired_records(org, desired)
-        planned = org_plan(slug, records, scopes, actual.organizations[slug], org.sources, options, moves)
+        found = _within(actual.organizations[slug], desired.organizations)
+        records = _leaving_systems(records, found, declaring)
+        planned = org_plan(slug, records, scopes, found, org.sources, options, moves)
         plans.append(replace(planned, parent=org.parent) if org.parent else planned)
     whole = Plan(created_at=created_at, database=database, organizations=tuple(plans))
     # How far each step reaches, counted over every organization the state holds (a batch's plan is
@@ -170,6 +179,35 @@ def make_plan(
     whole = with_templates(whole, desired)
     whole = with_template_reach(whole, template_reach(desired, desired.organizations))
     return mass_delete_checked(whole, options)
+
+
+def _within(actual: ActualOrganization, organizations: Collection[str]) -> ActualOrganization:
+    """The organization's rows as the configuration holding `organizations` owns them: a system's
+    agreement's links to facilities outside it are not compared (it is fingerprinted as read)."""
+    records = {a: linked_within(r, organizations) for a, r in actual.records.items()}
+    if all(records[a] is r for a, r in actual.records.items()):
+        return actual
+    return replace(actual, records=records)
+
+
+def _leaving_systems(
+    records: Sequence[Record], actual: ActualOrganization, declaring: Collection[str]
+) -> list[Record]:
+    """A service whose parents declare no agreements leaves its links alone, except those to agreements
+    of organizations whose `agreements` the tree declares (a system the facility left): those go, written
+    by its own transaction, as no other can."""
+    result = []
+    for record in records:
+        row = actual.records.get(record.address)
+        if record.type != "service" or "agreements" in record.fields or row is None:
+            result.append(record)
+            continue
+        linked = list(row.fields.get("agreements") or ())
+        kept = [a for a in linked if a.split("/", 1)[0] not in declaring]
+        result.append(
+            record if kept == linked else replace(record, fields={**record.fields, "agreements": kept})
+        )
+    return result
 
 
 def _removals(org: OrgPlan) -> int:

@@ -387,7 +387,7 @@ def drift_notes(actual: Record, changed: Sequence[str]) -> tuple[str, ...]:
         f"this reverts a change made in the web UI; set `{name}: {inline_yaml(actual.fields.get(name))}` "
         "to keep it"
         for name in changed
-        if name in applied and applied[name] != actual.fields.get(name)
+        if name in applied and applied[name] != actual_value(actual, name)
     )
 
 

@@ -3,22 +3,31 @@
 A system agreement whose `previous_keys` name a facility's agreement (`lake/state-2027`), or a facility's
 agreement naming the system's (`northwind/state-system`), takes that row over: the row changes owner and
 key, keeping its id, the school's answer and every window scheduled under it. The first named row that
-exists, is managed and is no longer declared is taken; its old owner's plan leaves it alone. Pure: it
-reads the records of the organizations planned together.
+exists, is managed and is no longer declared is taken; its old owner's plan leaves it alone. The
+taking organization's plan depends on the row it takes as on its own: its fingerprint covers it, and its
+apply locks and reads it again. Pure: it reads the records of the organizations planned together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nexus_config import DesiredState
 from nexus_config.ancestry import lineage
-from plan_apply.actual import ActualState
+from plan_apply.actual import ActualState, fingerprint_of
 from plan_apply.records import Record
 
-__all__ = ["Moves", "after_giving", "agreement_moves", "moved_fields"]
+__all__ = [
+    "Moves",
+    "after_giving",
+    "agreement_moves",
+    "as_taken",
+    "holders",
+    "moved_fields",
+    "taking_fingerprint",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,18 @@ def moved_fields(fields: Mapping[str, Any], holder: str, owner: str) -> dict[str
     return {**fields, "services": sorted(services)}
 
 
+def as_taken(row: Record, owner: str) -> Record:
+    """Another organization's row as `owner`, taking it over, compares it with its desired record."""
+    applied = moved_fields(row.applied, row.org, owner) if row.applied is not None else None
+    return replace(row, fields=moved_fields(row.fields, row.org, owner), applied=applied)
+
+
+def taking_fingerprint(slug: str, own: Iterable[Record], taken: Iterable[Record]) -> str:
+    """What the plan of an organization that takes rows over depends on: its own rows and the ones it
+    takes (a school's answer to one of those, landing before its transaction, makes the plan stale)."""
+    return fingerprint_of(slug, [*own, *taken])
+
+
 def _only_for(row: Record, owner: str) -> bool:
     """Whether a parent's agreement links and schedules only `owner`'s services and windows: a facility
     takes back only such a one (its siblings' windows would change owner under them)."""
@@ -55,17 +76,29 @@ def _only_for(row: Record, owner: str) -> bool:
     )
 
 
+def holders(desired: DesiredState, selected: Sequence[str]) -> set[str]:
+    """The other organizations whose agreements the `selected` ones may take over (named by a previous
+    key `slug/key`): read with them, planned or not (`--org` may choose one side of a move)."""
+    return {
+        previous.rpartition("/")[0]
+        for slug in selected
+        for agreement in desired.organizations[slug].agreements or ()
+        for previous in agreement.previous_keys or ()
+        if "/" in previous
+    } - set(selected)
+
+
 def agreement_moves(
     desired: DesiredState, selected: Sequence[str], actual: ActualState, parents: Mapping[str, str | None]
 ) -> Moves:
     """Which rows the agreements planned here (of the `selected` organizations) take over from other
-    organizations planned with them. Read from the declared agreements, not their records: a batch's
-    records are made one organization at a time."""
-    planned = set(selected)
+    organizations of their families (planned with them or not: their rows are read, see `holders`).
+    Read from the declared agreements, not their records: a batch's records are made one organization
+    at a time."""
     declared = {
         f"{slug}/agreements/{a.key}"
-        for slug in selected
-        for a in desired.organizations[slug].agreements or ()
+        for slug, org in desired.organizations.items()
+        for a in org.agreements or ()
     }
     taken: dict[str, Record] = {}
     given: dict[str, str] = {}
@@ -79,15 +112,14 @@ def agreement_moves(
             for previous in agreement.previous_keys or ():
                 owner, _, key = previous.rpartition("/")
                 old = f"{owner}/agreements/{key}"
-                holder = actual.organizations.get(owner) if owner in planned else None
+                holder = actual.organizations.get(owner)
                 row = holder.records.get(old) if holder is not None else None
                 if row is None or not row.managed or old in declared or old in given:
                     continue
                 above = owner in lineage(slug, parents.get)
                 if above and not _only_for(row, slug):
                     continue
-                applied = moved_fields(row.applied, owner, slug) if row.applied is not None else None
-                taken[address] = replace(row, fields=moved_fields(row.fields, owner, slug), applied=applied)
+                taken[address] = as_taken(row, slug)
                 given[old] = address
                 if not above:
                     first.add(old)

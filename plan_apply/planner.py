@@ -43,6 +43,7 @@ from plan_apply.diff import PlanOptions, make_plan, mass_delete_checked
 from plan_apply.errors import DatabaseError
 from plan_apply.holds import held_for_schools
 from plan_apply.incremental import clean_organizations
+from plan_apply.moves import holders
 from plan_apply.plan import Action, OrgPlan, Plan, PlanProblem
 from plan_apply.reach import Reach, combined, step_reach, with_reach
 from plan_apply.selection import (
@@ -114,8 +115,9 @@ def build_plan(
     relative to their tree, so a saved plan finds them from any working directory.
     """
     planned = [slug for slug in selected if slug in state.organizations]
+    read = [*planned, *sorted(holders(state, planned))]  # the rows a move takes, also from one not planned
     with connection.begin():
-        actual = read_actual_state(connection, planned, _school_keys(state, planned))
+        actual = read_actual_state(connection, read, _school_keys(state, planned))
     plan = make_plan(state, actual, planned, created_at=created_at(), database=database, options=options)
     plan = held_for_schools(_invitation_problems(plan, state, actual), actual)
     if file_hashes is not None:

@@ -47,7 +47,11 @@ def refusals_under_lock(org: OrgPlan, actual: ActualOrganization) -> list[str]:
 def _row_address(change: Change) -> str:
     old = change.before.get("key")
     if change.action is Action.RENAME and isinstance(old, str):
-        return change.address[: -len(change.address.rsplit("/", 1)[1])] + old
+        address = change.address[: -len(change.address.rsplit("/", 1)[1])] + old
+        holder = change.before.get("org")
+        if isinstance(holder, str):  # taken over from another organization of the family
+            address = holder + address[len(address.split("/", 1)[0]) :]
+        return address
     return change.address
 
 
@@ -64,6 +68,14 @@ def _refusal(
             return _removal_refusal(change, row, records, claimed, deleted)
         case Action.UPDATE | Action.RENAME | Action.ADOPT:
             return _update_refusal(change, row)
+
+
+def _only_moves(change: Change) -> bool:
+    """A rename, or a move to another organization of the family, linking the same services: the row's
+    terms and the school's answer stay as they are."""
+    return set(change.after) <= {"key", "org", "services"} and change.after.get(
+        "services"
+    ) == change.before.get("services")
 
 
 def _removal_refusal(
@@ -94,7 +106,7 @@ def _update_refusal(change: Change, row: Record | None) -> str | None:
         return f"{change.address} was made outside nexus: only a configuration that declares it adopts it"
     if row.managed and change.action is Action.ADOPT:
         return f"{change.address} is already managed by nexus: there is nothing to adopt"
-    if row.type == "agreement" and row.status == "closed":
+    if row.type == "agreement" and row.status == "closed" and not _only_moves(change):
         return f"{change.address}: the school closed this agreement; a plan never changes it"
     if "slots" in change.after:
         desired = Record(row.address, row.type, row.org, row.key, {**row.fields, **change.after})

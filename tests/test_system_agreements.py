@@ -21,8 +21,10 @@ from nexus_config.headers import FileHeader, batches, file_header
 from plan_apply.actual import AppliedConfiguration
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for, upgrade_schema
+from plan_apply.database.reads import read_actual_state
 from plan_apply.export import read_export, render_export, write_export
 from plan_apply.incremental import clean_organizations, config_hash_of
+from plan_apply.moves import as_taken, taking_fingerprint
 from plan_apply.plan import Action, Change, Plan
 
 from .support.actors import Nexus, book, rows, scalar, school_answers
@@ -637,8 +639,17 @@ def test_a_tampered_plan_cannot_move_an_agreement_out_of_another_family(
             {"key": "state-2027", "org": "other"},
             {"key": "state-2027-b", "org": "lake"},
         )
+        # Whoever edits the plan can read the database and fingerprint the row it takes as apply will.
+        with engine.connect() as connection:
+            state = read_actual_state(connection, ["lake", "other"])
+        fingerprint = taking_fingerprint(
+            "lake",
+            state.organizations["lake"].records.values(),
+            [as_taken(state.organizations["other"].records["other/agreements/state-2027"], "lake")],
+        )
         organizations = tuple(
-            replace(org, changes=(stolen,)) if org.slug == "lake" else org for org in plan.organizations
+            replace(org, changes=(stolen,), state_fingerprint=fingerprint) if org.slug == "lake" else org
+            for org in plan.organizations
         )
         result = apply_plan(engine, replace(plan, organizations=organizations), ApplyOptions(actor="law"))
         (lake,) = [r for r in result.organizations if r.slug == "lake"]

@@ -220,7 +220,8 @@ def locking_queries(
 ) -> list[sa.Select[Any]]:
     """What to lock before the organization's state is read: one SELECT per table of the rows the plan
     changes (windows whose slots change, agreements whose terms change...), then the organization's row,
-    which every platform write to the organization updates (its revision trigger). Child rows come first,
+    which every platform write to the organization updates (its revision trigger). A row taken over from
+    another organization of the family is locked where it is (its holder's, by slug). Child rows come first,
     in the order the platform's own writes take them, so that the two never wait on each other."""
     org_id = sa.select(t.organizations.c.id).where(t.organizations.c.slug == slug).scalar_subquery()
     by_section = {s.section: s for s in sections}
@@ -228,27 +229,31 @@ def locking_queries(
     for section in sections:
         if section.root or section.single or section.key_column != "key" or not section.table:
             continue
-        keys = sorted(
-            {
-                _key_of(row_address(c))
-                for c in changes
-                if c.type == section.type and c.action is not Action.CREATE
-            }
-        )
-        if not keys:
-            continue
+        by_holder: dict[str, set[str]] = {}
+        for c in changes:
+            if c.type == section.type and c.action is not Action.CREATE:
+                # A row taken over from another organization of the family is locked where it is.
+                holder = str(c.before.get("org", slug))
+                by_holder.setdefault(holder, set()).add(_key_of(row_address(c)))
         table = _table(section)
-        owner: Any = org_id
-        if section.within is not None:
-            parent = _table(by_section[section.within])
-            (link,) = [fk.parent for fk in table.foreign_keys if fk.column.table is parent]
-            queries.append(
-                sa.select(table.c.id).where(
-                    link.in_(sa.select(parent.c.id).where(parent.c.org_id == org_id)), table.c.key.in_(keys)
+        for holder, found in sorted(by_holder.items(), key=lambda item: item[0] != slug):
+            keys = sorted(found)
+            owner: Any = org_id
+            if holder != slug:
+                owner = (
+                    sa.select(t.organizations.c.id).where(t.organizations.c.slug == holder).scalar_subquery()
                 )
-            )
-            continue
-        queries.append(sa.select(table.c.id).where(table.c.org_id == owner, table.c.key.in_(keys)))
+            if section.within is not None:
+                parent = _table(by_section[section.within])
+                (link,) = [fk.parent for fk in table.foreign_keys if fk.column.table is parent]
+                queries.append(
+                    sa.select(table.c.id).where(
+                        link.in_(sa.select(parent.c.id).where(parent.c.org_id == owner)),
+                        table.c.key.in_(keys),
+                    )
+                )
+                continue
+            queries.append(sa.select(table.c.id).where(table.c.org_id == owner, table.c.key.in_(keys)))
     queries.append(sa.select(t.organizations.c.id).where(t.organizations.c.slug == slug))
     return queries
 

@@ -5,7 +5,8 @@ proposed is left alone unless the site counter-proposes."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from plan_apply.database.writes import WriteContext
     from plan_apply.plan import Change
 
-__all__ = ["AGREEMENTS", "agreement_fields"]
+__all__ = ["AGREEMENTS", "agreement_fields", "linked_within"]
 
 
 def agreement_fields(
@@ -59,6 +60,23 @@ def agreement_fields(
         },
         agreement.protect,
     )
+
+
+def linked_within(row: Record, organizations: Collection[str]) -> Record:
+    """An agreement's row as a configuration holding `organizations` compares it: its links to services
+    of organizations outside it are not that configuration's (only their own applies write them)."""
+
+    def kept(fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if fields is None or not fields.get("services"):
+            return dict(fields) if fields is not None else None
+        inside = [s for s in fields["services"] if "/" not in s or s.split("/", 1)[0] in organizations]
+        return {**fields, "services": inside}
+
+    if row.type != AGREEMENTS.type or all(
+        "/" not in s or s.split("/", 1)[0] in organizations for s in row.fields.get("services") or ()
+    ):
+        return row
+    return replace(row, fields=kept(row.fields) or {}, applied=kept(row.applied))
 
 
 def _desired(section: Section, org: DesiredOrganization, state: DesiredState) -> DesiredRecords:

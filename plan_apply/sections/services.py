@@ -4,7 +4,7 @@ ancestor's) and holds capacity windows. Archived, not deleted, while history poi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
@@ -189,6 +189,7 @@ def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
 
     named = {a for c in relinked for a in (*c.after["agreements"], *(c.before.get("agreements") or ()))}
     agreement_ids = _agreement_ids(ctx.connection, {a for c in relinked for a in c.after["agreements"]})
+    _refuse_answered_terms(ctx, relinked, agreement_ids)
     link = t.agreement_services
     service_ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
     # The links bump their agreements' owners (the system): nexus's own write, not a change to plan.
@@ -205,6 +206,51 @@ def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
         ]
         if rows:
             dialect_of(ctx.connection).bulk_insert(ctx.connection, link, rows)
+
+
+def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Mapping[str, int]) -> None:
+    """A service joins a system's agreement only while the school has not answered its terms: the
+    system's own apply re-submits it first. Its rows are locked before their status is read, so a school's
+    answer is either seen here or waits for this transaction."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
+    from plan_apply.plan import Action
+
+    wanted = {(ids[a], c.address) for c in changes for a in c.after["agreements"]}
+    if not wanted:
+        return
+    link, a = t.agreement_services, t.agreements
+    services = {c.address: ctx.row_id(c.address) for c in changes if c.action is not Action.CREATE}
+    existing = (
+        set(
+            ctx.connection.execute(
+                sa.select(link.c.agreement_id, link.c.service_id).where(
+                    link.c.service_id.in_(services.values())
+                )
+            ).tuples()
+        )
+        if services
+        else set()
+    )
+    joining = sorted((i, address) for i, address in wanted if (i, services.get(address)) not in existing)
+    if not joining:
+        return
+    agreements = sorted({i for i, _ in joining})
+    dialect_of(ctx.connection).lock_rows(ctx.connection, sa.select(a.c.id).where(a.c.id.in_(agreements)))
+    status = {
+        row.id: row.status
+        for row in ctx.connection.execute(sa.select(a.c.id, a.c.status).where(a.c.id.in_(agreements)))
+    }
+    names = {i: address for address, i in ids.items()}
+    for i, service in joining:
+        if status.get(i) not in ("draft", "pending_school"):
+            owner = names[i].split("/agreements/", 1)[0]
+            raise LookupError(
+                f"{names[i]} is {status.get(i)} with the school: linking {service} to it changes the terms "
+                f"the school answered; apply {owner} first (its plan re-submits it)"
+            )
 
 
 def _agreement_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
