@@ -118,7 +118,7 @@ def with_template_reach(plan: Plan, reach: Mapping[str, Reach], unknown: Collect
 def templates_used(entries: Iterable[str]) -> set[str]:
     """The templates (`org-slug/key`) an organization's last apply used, from its recorded files."""
     return {
-        entry.removeprefix(TEMPLATE_ENTRY).rpartition("@")[0]
+        entry.removeprefix(TEMPLATE_ENTRY).rpartition("@")[0].partition("!")[0]
         for entry in entries
         if entry.startswith(TEMPLATE_ENTRY)
     }

@@ -492,10 +492,22 @@ def test_a_template_change_says_how_many_services_and_facilities_it_reaches(
 ) -> None:
     own = {0: ", description: Rural care."}  # not changed by the edit, but built from the template
     assert nexus("apply", str(_template_fleet(write_tree, 3, "Primary care.", own)), "--auto-approve") == 0
-    changes = _planned_json(nexus, _template_fleet(write_tree, 3, "Primary care for every age.", own))
+    # --full: an incremental plan skips the facility whose own description the edit does not reach
+    tree = _template_fleet(write_tree, 3, "Primary care for every age.", own)
+    changes = _planned_json(nexus, tree, "--full")
     assert {tuple(c["notes"]) for c in changes} == {
         ("template mercy-health/family-medicine reaches 3 services in 3 facilities",)
     }
+
+
+def test_a_template_user_skipped_for_writing_the_changed_field_itself_leaves_the_reach_unsaid(
+    nexus: Run, write_tree: Callable[..., Path]
+) -> None:
+    own = {0: ", description: Rural care."}
+    assert nexus("apply", str(_template_fleet(write_tree, 3, "Primary care.", own)), "--auto-approve") == 0
+    changes = _planned_json(nexus, _template_fleet(write_tree, 3, "Primary care for every age.", own))
+    assert len(changes) == 2
+    assert {tuple(c["notes"]) for c in changes} == {("from template mercy-health/family-medicine",)}
 
 
 def test_a_template_change_shared_by_facilities_is_one_change_named_for_the_template(

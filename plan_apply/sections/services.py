@@ -224,13 +224,14 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
     link, a = t.agreement_services, t.agreements
     services = {c.address: ctx.row_id(c.address) for c in changes if c.action is not Action.CREATE}
     existing = (
-        set(
-            ctx.connection.execute(
+        {
+            (row.agreement_id, row.service_id)
+            for row in ctx.connection.execute(
                 sa.select(link.c.agreement_id, link.c.service_id).where(
                     link.c.service_id.in_(services.values())
                 )
-            ).tuples()
-        )
+            )
+        }
         if services
         else set()
     )
