@@ -75,7 +75,10 @@ def file_header(text: str) -> FileHeader | None:
     holders: dict[str, bool] = {}
     text = text.lstrip("\ufeff")
     line = 1
-    for document in _DOCUMENT.split(text) if "---" in text else (text,):
+    # str searches first: a regex split or a key scan tried at every position of every file is what a
+    # fleet's no-op plan would spend its time on (most files have no `---` line and no templates).
+    starts_document = text.startswith("---") or "\n---" in text
+    for document in _DOCUMENT.split(text) if starts_document else (text,):
         start, line = line, line + document.count("\n")
         if not _CONTENT.search(document):
             continue  # empty or comment-only
@@ -87,8 +90,8 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
-        written = set(_top_level_keys(document))
-        holders[slugs[0]] = holders.get(slugs[0], True) and written <= _TEMPLATES_ONLY and not parents
+        alone = "templates" in document and not parents and set(_top_level_keys(document)) <= _TEMPLATES_ONLY
+        holders[slugs[0]] = holders.get(slugs[0], True) and alone
         version = _VERSION.search(document)
         if version:
             at = start + document.count("\n", 0, version.start(1))

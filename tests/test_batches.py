@@ -89,7 +89,9 @@ def test_the_quick_look_finds_sharing_and_template_holders_where_the_patterns_do
     assert header.shares is (covers or previous)
     keys = set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", text, re.MULTILINE))
     templates_only = (
-        keys <= {"apiVersion", "kind", "metadata", "templates"} and header.organizations[0][1] is None
+        "templates" in text
+        and keys <= {"apiVersion", "kind", "metadata", "templates"}
+        and header.organizations[0][1] is None
     )
     assert ("lake" in header.template_holders) is templates_only
 
