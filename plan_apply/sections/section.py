@@ -114,6 +114,32 @@ class ReadBatch:
     def add(self, record: Record) -> None:
         self.out[record.org].append(record)
 
+    def linked_elsewhere(self, link: Any, own: Any, other: Any) -> dict[int, list[tuple[str, str]]]:
+        """Each row of table `own` in these organizations → (slug, key) of the rows of table `other`,
+        owned by another organization, that link table `link` joins it to (a child's service linking
+        its parent's step; a facility's service under its system's agreement). `link` has one foreign
+        key to each table."""
+        import sqlalchemy as sa
+
+        from plan_apply.database import tables as t
+
+        near = next(c for c in link.c if c.references(own.c.id))
+        far = next(c for c in link.c if c.references(other.c.id))
+        owner = t.organizations
+        query = (
+            sa.select(near, other.c.key, owner.c.slug)
+            .select_from(
+                link.join(own, near == own.c.id)
+                .join(other, far == other.c.id)
+                .join(owner, other.c.org_id == owner.c.id)
+            )
+            .where(own.c.org_id.in_(self.ids), other.c.org_id != own.c.org_id)
+        )
+        found: dict[int, list[tuple[str, str]]] = {}
+        for row_id, key, slug in self.connection.execute(query):
+            found.setdefault(row_id, []).append((slug, key))
+        return found
+
 
 @dataclass
 class ExportContext:

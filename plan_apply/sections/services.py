@@ -153,24 +153,14 @@ def _read(batch: ReadBatch) -> None:
 
 def _read_system_agreements(batch: ReadBatch) -> dict[int, list[str]]:
     """Service id → the addresses of other organizations' (the system's) agreements that link it."""
-    import sqlalchemy as sa
-
     from plan_apply.database import tables as t
 
-    s, a, link, owner = t.services, t.agreements, t.agreement_services, t.organizations
-    query = (
-        sa.select(link.c.service_id, a.c.key, owner.c.slug)
-        .select_from(
-            link.join(s, link.c.service_id == s.c.id)
-            .join(a, link.c.agreement_id == a.c.id)
-            .join(owner, a.c.org_id == owner.c.id)
-        )
-        .where(s.c.org_id.in_(batch.ids), a.c.org_id != s.c.org_id)
-    )
-    found: dict[int, list[str]] = defaultdict(list)
-    for row in batch.connection.execute(query):
-        found[row.service_id].append(AGREEMENT_ADDRESS.format(org=row.slug, key=row.key))
-    return found
+    return {
+        service_id: [AGREEMENT_ADDRESS.format(org=slug, key=key) for slug, key in agreements]
+        for service_id, agreements in batch.linked_elsewhere(
+            t.agreement_services, t.services, t.agreements
+        ).items()
+    }
 
 
 def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:

@@ -85,21 +85,13 @@ def _read(batch: ReadBatch) -> None:
 
     from plan_apply.database import tables as t
 
-    s, link, service, owner = t.steps, t.service_steps, t.services, t.organizations
+    s = t.steps
     # The services of other organizations that link these steps (a child's services link its parents'
     # steps): a removal must see them, since the plan of this organization does not change them.
-    linked_by: dict[int, list[str]] = {}
-    query = (
-        sa.select(link.c.step_id, service.c.key, owner.c.slug)
-        .select_from(
-            link.join(s, link.c.step_id == s.c.id)
-            .join(service, link.c.service_id == service.c.id)
-            .join(owner, service.c.org_id == owner.c.id)
-        )
-        .where(s.c.org_id.in_(batch.ids), service.c.org_id != s.c.org_id)
-    )
-    for link_row in batch.connection.execute(query):
-        linked_by.setdefault(link_row.step_id, []).append(f"{link_row.slug}/services/{link_row.key}")
+    linked_by = {
+        step_id: [f"{slug}/services/{key}" for slug, key in services]
+        for step_id, services in batch.linked_elsewhere(t.service_steps, s, t.services).items()
+    }
     for row in batch.connection.execute(sa.select(s).where(s.c.org_id.in_(batch.ids))):
         fields = {name: getattr(row, name) for name in _FIELDS} | {
             "required": bool(row.required),
