@@ -78,8 +78,11 @@ def file_header(text: str) -> FileHeader | None:
     # str searches first: a regex split or a key scan tried at every position of every file is what a
     # fleet's no-op plan would spend its time on (most files have no `---` line and no templates).
     starts_document = text.startswith("---") or "\n---" in text
-    for document in _DOCUMENT.split(text) if starts_document else (text,):
-        start, line = line, line + document.count("\n")
+    documents = _DOCUMENT.split(text) if starts_document else [text]
+    for index, document in enumerate(documents):
+        start = line
+        if index + 1 < len(documents):  # where the next document starts (a lone document needs no count)
+            line += document.count("\n")
         if not _CONTENT.search(document):
             continue  # empty or comment-only
         metadata = _metadata(document)
@@ -121,7 +124,8 @@ def _shares(text: str) -> bool:
         if _COVERS.match(text, at - 1):
             return True
         at = text.find("covers", at + 1)
-    return "previous_keys" in text and any("/" in m.group(1) for m in _PREVIOUS.finditer(text))
+    at = text.find("previous_keys")
+    return at != -1 and any("/" in m.group(1) for m in _PREVIOUS.finditer(text, at))
 
 
 @dataclass(frozen=True, slots=True)
