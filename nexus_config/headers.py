@@ -93,7 +93,8 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
-        alone = "templates" in document and not parents and set(_top_level_keys(document)) <= _TEMPLATES_ONLY
+        # A facility (it names a parent) is never a template holder: no search through its text.
+        alone = not parents and "templates" in document and set(_top_level_keys(document)) <= _TEMPLATES_ONLY
         holders[slugs[0]] = holders.get(slugs[0], True) and alone
         version = _VERSION.search(document)
         if version:

@@ -99,7 +99,8 @@ def scan_configuration(paths: Sequence[str | Path], *, keep_data: bool = True) -
     files = []
     for f in found:
         try:
-            data = Path(f.path).read_bytes()
+            with open(f.path, "rb") as stream:  # not pathlib: a fleet's no-op plan reads every file
+                data = stream.read()
         except OSError as exc:
             problems.append(Problem(f.path, f"cannot read: {exc.strerror}", line=1, column=1, code="file"))
             continue

@@ -403,8 +403,10 @@ class _Planning:
             yield from workers.map(_plan_batch, tasks)
             return
         for subset, batch in zip(subsets, plan_batches, strict=True):
-            yield replace(self, scan=subset).batch_part(connection, batch, parents)
-            settle()  # the batch's files and records are gone; its plan stays, frozen
+            part = replace(self, scan=subset).batch_part(connection, batch, parents)
+            yield part
+            if part.plan is None or any(not org.skipped for org in part.plan.organizations):
+                settle()  # the batch's files and records are gone; its plan stays, frozen
 
     def batch_part(self, connection: Connection, batch: Batch, parents: dict[str, str | None]) -> _Part:
         """Load and plan one batch; `self.scan` holds the batch's files only."""

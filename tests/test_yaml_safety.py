@@ -7,6 +7,7 @@ nesting, a 4 MiB file) are generated here, and so are paths that are not plain f
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -297,14 +298,14 @@ def test_a_file_that_cannot_be_read_is_a_located_error(
     tree = write_tree(
         {"org.yaml": HEAD + PROFILE, "locked.yaml": HEAD.replace("hostile", "locked") + PROFILE}
     )
-    read_bytes = Path.read_bytes
+    opened = builtins.open
 
-    def refuse_locked(path: Path) -> bytes:
-        if path.name == "locked.yaml":
-            raise PermissionError(13, "Permission denied", str(path))
-        return read_bytes(path)
+    def refuse_locked(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, str | Path) and os.path.basename(file) == "locked.yaml":
+            raise PermissionError(13, "Permission denied", str(file))
+        return opened(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse_locked)
+    monkeypatch.setattr(builtins, "open", refuse_locked)
     result = load_configuration([tree])
     (problem,) = result.errors
     assert (Path(problem.file).name, problem.message) == ("locked.yaml", "cannot read: Permission denied")
