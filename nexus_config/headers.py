@@ -93,8 +93,7 @@ def file_header(text: str) -> FileHeader | None:
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((slugs[0], parents[0] if parents else None))
-        # A facility (it names a parent) is never a template holder: no search through its text.
-        alone = not parents and "templates" in document and set(_top_level_keys(document)) <= _TEMPLATES_ONLY
+        alone = not parents and _templates_alone(document)
         holders[slugs[0]] = holders.get(slugs[0], True) and alone
         version = _VERSION.search(document)
         if version:
@@ -105,11 +104,16 @@ def file_header(text: str) -> FileHeader | None:
     return FileHeader(tuple(organizations), tuple(versions), template_holders, _shares(text))
 
 
-def _top_level_keys(document: str) -> list[str]:
-    """The keys at the start of a line. A pattern that starts with a newline is searched for as a
-    character, where a MULTILINE `^` is tried at every position: a fleet's no-op plan reads every file."""
+def _templates_alone(document: str) -> bool:
+    """Whether the keys at the start of a line are only the header's and `templates`. Keys are looked at
+    one by one and the first other key answers no, a few lines in for most documents (a fleet's no-op
+    plan reads every file); a pattern that starts with a newline is searched for as a character, where a
+    MULTILINE `^` is tried at every position."""
     first = _TOP_LEVEL.match(document)
-    return ([first.group(1)] if first else []) + _LATER_TOP_LEVEL.findall(document)
+    if first is not None and first.group(1) not in _TEMPLATES_ONLY:
+        return False
+    later = (key.group(1) for key in _LATER_TOP_LEVEL.finditer(document))
+    return all(key in _TEMPLATES_ONLY for key in later) and "templates" in document
 
 
 _COVERS = re.compile(r"[\s{,\"]covers\"?[ \t]*:")
