@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -173,7 +174,8 @@ def _config_files(state: DesiredState, slug: str, hashes: Mapping[str, str]) -> 
     for name, written in sorted(written_fields(org).items()):
         owner, _, key = name.rpartition("/")
         template = state.organizations[owner].templates[key]
-        files[template_entry(name, written)] = template_digest(template, written)
+        # Interned: the facilities of a system use the same templates, and a fleet's plan keeps them all.
+        files[sys.intern(template_entry(name, written))] = sys.intern(template_digest(template, written))
     files.update({d.path: d.sha256 for d in org.documents.values()})
     return files
 

@@ -6,6 +6,7 @@ Rows become the same `Record`s the desired side produces, plus ownership and liv
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -110,7 +111,9 @@ def read_applied_configurations(connection: Connection) -> dict[str, AppliedConf
     return {
         row.slug: AppliedConfiguration(
             row.slug,
-            dict(row.config_files or {}),
+            # Interned: a system's files and templates are recorded by each of its facilities, and a fleet's
+            # plan holds every organization's record while it runs.
+            {sys.intern(path): sys.intern(sha) for path, sha in (row.config_files or {}).items()},
             row.config_hash,
             int(row.revision),
             row.applied_revision,
