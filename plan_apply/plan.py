@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 __all__ = [
@@ -239,6 +239,16 @@ class Plan:
     @property
     def has_problems(self) -> bool:
         return any(org.problems for org in self.organizations)
+
+    def with_changes(self, change_of: Callable[[OrgPlan, Change], Change]) -> Plan:
+        """The plan with each change replaced by `change_of(its organization, it)`: what notes and marks
+        added after planning go through (an organization whose changes all stay is kept as it is)."""
+
+        def organization(org: OrgPlan) -> OrgPlan:
+            changes = tuple(change_of(org, c) for c in org.changes)
+            return org if changes == org.changes else replace(org, changes=changes)
+
+        return replace(self, organizations=tuple(organization(o) for o in self.organizations))
 
     def to_json_dict(self) -> dict[str, Any]:
         body = self._json_body([o.to_json() for o in self.organizations])

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from nexus_config import DesiredState
-from plan_apply.plan import Action, Change, OrgPlan, Plan
+from plan_apply.plan import Action, Change, Plan
 from plan_apply.sections.steps import STEPS
 
-__all__ = ["REACH_PREFIX", "Reach", "combined", "reach_note", "step_reach", "with_reach"]
+__all__ = ["REACH_PREFIX", "Reach", "add_reach", "combined", "reach_note", "step_reach", "with_reach"]
 
 REACH_PREFIX = "reaches "
 _ANNOTATED = (Action.CREATE, Action.UPDATE, Action.RENAME, Action.ADOPT)
@@ -54,15 +54,24 @@ def step_reach(state: DesiredState, members: Iterable[str]) -> dict[str, Reach]:
                 declared.setdefault(step.key, address)
                 if step.all_services:
                     everywhere.add(address)
-        counted: dict[str, int] = {}
-        for service in chain[0].services:
-            used = everywhere | {declared[key] for key in service.steps or () if key in declared}
-            for address in used:
-                counted[address] = counted.get(address, 0) + 1
-        for address, services in counted.items():
-            elsewhere = int(not address.startswith(slug + "/"))
-            reach[address] = reach.get(address, Reach()) + Reach(services, 1, elsewhere)
+        used = (
+            address
+            for service in chain[0].services
+            for address in everywhere | {declared[key] for key in service.steps or () if key in declared}
+        )
+        add_reach(reach, slug, used)
     return reach
+
+
+def add_reach(reach: dict[str, Reach], slug: str, used: Iterable[str]) -> None:
+    """Add to `reach` one organization, `slug`, whose services use what `used` names (once per service
+    using it): each name reaches those services and this organization, and elsewhere when not its own."""
+    counted: dict[str, int] = {}
+    for name in used:
+        counted[name] = counted.get(name, 0) + 1
+    for name, services in counted.items():
+        elsewhere = int(not name.startswith(slug + "/"))
+        reach[name] = reach.get(name, Reach()) + Reach(services, 1, elsewhere)
 
 
 def combined(parts: Iterable[Mapping[str, Reach]]) -> dict[str, Reach]:
@@ -94,9 +103,4 @@ def _annotated(change: Change, reach: Mapping[str, Reach]) -> Change:
 def with_reach(plan: Plan, reach: Mapping[str, Reach]) -> Plan:
     """The plan with each created or changed step that services of other organizations use saying how
     far it reaches (replacing what a part of the plan said)."""
-
-    def annotated(org: OrgPlan) -> OrgPlan:
-        changes = tuple(_annotated(c, reach) for c in org.changes)
-        return org if changes == org.changes else replace(org, changes=changes)
-
-    return replace(plan, organizations=tuple(annotated(o) for o in plan.organizations))
+    return plan.with_changes(lambda _, change: _annotated(change, reach))

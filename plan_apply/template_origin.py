@@ -21,7 +21,7 @@ from dataclasses import replace
 from nexus_config import DesiredState
 from nexus_config.templates import TEMPLATE_ENTRY
 from plan_apply.plan import Action, Change, OrgPlan, Plan
-from plan_apply.reach import Reach, reach_note
+from plan_apply.reach import Reach, add_reach, reach_note
 from plan_apply.sections.services import SERVICES
 
 __all__ = [
@@ -45,12 +45,7 @@ def template_reach(state: DesiredState, members: Iterable[str]) -> dict[str, Rea
         org = state.organizations.get(slug)
         if org is None:
             continue
-        counted: dict[str, int] = {}
-        for name in org.service_templates.values():
-            counted[name] = counted.get(name, 0) + 1
-        for name, services in counted.items():
-            elsewhere = int(not name.startswith(slug + "/"))
-            reach[name] = reach.get(name, Reach()) + Reach(services, 1, elsewhere)
+        add_reach(reach, slug, org.service_templates.values())
     return reach
 
 
@@ -72,14 +67,11 @@ def _origin(change: Change, state: DesiredState, slug: str) -> str:
 def with_templates(plan: Plan, state: DesiredState) -> Plan:
     """The plan with each service update that only a template's fields make naming that template."""
 
-    def marked(org: OrgPlan) -> OrgPlan:
-        changes = tuple(
-            replace(change, template=origin) if (origin := _origin(change, state, org.slug)) else change
-            for change in org.changes
-        )
-        return org if changes == org.changes else replace(org, changes=changes)
+    def marked(org: OrgPlan, change: Change) -> Change:
+        origin = _origin(change, state, org.slug)
+        return replace(change, template=origin) if origin else change
 
-    return replace(plan, organizations=tuple(marked(o) for o in plan.organizations))
+    return plan.with_changes(marked)
 
 
 def template_note(name: str, reach: Reach | None) -> str:
@@ -98,7 +90,7 @@ def with_template_reach(plan: Plan, reach: Mapping[str, Reach], unknown: Collect
     """The plan with each change from a template saying how far the template reaches (replacing what a
     part of the plan said); templates in `unknown` (some users not compared) are only named."""
 
-    def annotated(change: Change) -> Change:
+    def annotated(_: OrgPlan, change: Change) -> Change:
         if not change.template:
             return change
         known = None if change.template in unknown else reach.get(change.template)
@@ -108,11 +100,7 @@ def with_template_reach(plan: Plan, reach: Mapping[str, Reach], unknown: Collect
         )
         return change if notes == change.notes else replace(change, notes=notes)
 
-    def organization(org: OrgPlan) -> OrgPlan:
-        changes = tuple(annotated(c) for c in org.changes)
-        return org if changes == org.changes else replace(org, changes=changes)
-
-    return replace(plan, organizations=tuple(organization(o) for o in plan.organizations))
+    return plan.with_changes(annotated)
 
 
 def templates_used(entries: Iterable[str]) -> set[str]:
