@@ -14,6 +14,7 @@ its holder where the database can tell), a lost connection (and whether the outc
 from __future__ import annotations
 
 import datetime
+import functools
 import getpass
 import itertools
 import os
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -39,6 +40,7 @@ from plan_apply.database.writes import WRITERS, WriteContext, locking_queries, r
 from plan_apply.incremental import config_hash_of
 from plan_apply.moves import as_taken, taking_fingerprint
 from plan_apply.plan import Action, Change, OrgPlan, Plan
+from plan_apply.prepared import Prepared, logged_changes, logged_summary, prepared
 from plan_apply.rederive import refusals_under_lock
 
 __all__ = [
@@ -247,7 +249,12 @@ def _apply_org(
     options: ApplyOptions,
     now: datetime.datetime,
     saved: bool = False,
+    ahead: Prepared | None = None,
+    committing: Callable[[], None] = lambda: None,
 ) -> OrgResult:
+    """One organization's transaction; `ahead` is what was computed of it beforehand (`prepared`), and
+    `committing` is called just before the COMMIT (to compute the next one's meanwhile)."""
+    ahead = ahead or prepared(org)
     with write_transaction(connection) as tx:
         _lock(tx, [org.slug])
         dialect = dialect_of(tx)
@@ -271,6 +278,7 @@ def _apply_org(
             now,
             counter_propose=options.counter_propose,
             platform_schools=state.platform_schools,
+            prepared=ahead.rows,
         )
         for batch in _batches(org.changes):
             WRITERS[(batch[0].type, batch[0].action)](ctx, batch)
@@ -288,10 +296,11 @@ def _apply_org(
                 commit_sha=options.commit,
                 plan_hash=plan_hash,
                 fingerprint_before=org.state_fingerprint,
-                summary=logged_summary(written, ctx.left_alone),
-                changes=logged_changes(written, ctx.left_alone),
+                summary=logged_summary(written, ctx.left_alone) if left else ahead.log_summary,
+                changes=logged_changes(written, ctx.left_alone) if left else ahead.log_changes,
             )
         )
+        committing()
     status: Status = "left_alone" if not written else "applied"
     return OrgResult(org.slug, status, len(written), notes=tuple(ctx.skipped))
 
@@ -328,21 +337,6 @@ def taken_earlier(plan: Plan) -> frozenset[str]:
         )
         seen.add(org.slug)
     return frozenset(found)
-
-
-def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> dict[str, int]:
-    """The apply log's counts: changes written by action, and those left alone (never counted written)."""
-    counts = {
-        a: sum(1 for c in written if c.action.value == a) for a in sorted({c.action.value for c in written})
-    }
-    if left_alone:
-        counts["left alone"] = len(left_alone)
-    return counts
-
-
-def logged_changes(written: Sequence[Change], left_alone: Sequence[Change]) -> list[dict[str, Any]]:
-    """The apply log's changes: those written as planned, then those left alone marked so."""
-    return [c.to_json() for c in written] + [{**c.to_json(), "left_alone": True} for c in left_alone]
 
 
 def _reparented(change: Change) -> bool:
@@ -399,13 +393,23 @@ def apply_plan(
 
     def run_family(family: list[OrgPlan]) -> None:
         not_applied: set[str] = set()
-        for org in family:
+        for org, following in itertools.zip_longest(family, family[1:]):
             if org.parent in not_applied:
                 result = OrgResult(
                     org.slug, "skipped", message=f"not applied: its parent {org.parent} was not applied"
                 )
             else:
-                result = _apply_one(engine, org, plan_hash, options, describe_error, stop.is_set(), saved)
+                result = _apply_one(
+                    engine,
+                    org,
+                    plan_hash,
+                    options,
+                    describe_error,
+                    stop.is_set(),
+                    saved,
+                    functools.partial(ahead.take, org),
+                    functools.partial(ahead.start, following),
+                )
             if result.status in ("failed", "stale", "refused", "skipped"):
                 not_applied.add(org.slug)
             if options.fail_fast and result.status in ("failed", "stale", "refused"):
@@ -414,17 +418,36 @@ def apply_plan(
             futures[org.slug].set_result(result)
 
     families = _families(plan)
-    if jobs > 1 and len(families) > 1 and not options.fail_fast:  # fail-fast means "in order, one at a time"
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as pool:
-            for family in families:
-                pool.submit(run_family, family)
-            results = [futures[org.slug].result() for org in plan.organizations]
-    else:
-        for family in families:
-            run_family(family)
-        results = [futures[org.slug].result() for org in plan.organizations]
+    parallel = jobs > 1 and len(families) > 1 and not options.fail_fast  # fail-fast: in order, one at a time
+    with ThreadPoolExecutor(max_workers=jobs if parallel else 1, thread_name_prefix="nexus-prepare") as pool:
+        ahead = _Ahead(pool)
+        if parallel:
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as appliers:
+                for family in families:
+                    appliers.submit(run_family, family)
+        else:  # one sequence, so that each organization is prepared while the one before it commits
+            run_family([org for family in families for org in family])
+    results = [futures[org.slug].result() for org in plan.organizations]
     _record_unchanged(engine, plan, results)
     return ApplyResult(tuple(results))
+
+
+class _Ahead:
+    """Computes an organization's `prepared` on another thread, started as the organization before it in
+    the same sequence commits (and so waits for the disk, the interpreter free), taken just before its
+    own transaction begins. Nothing else runs beside a transaction: the prepared work never competes
+    with the statements for the interpreter."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool, self.started = pool, dict[str, Future[Prepared]]()
+
+    def start(self, org: OrgPlan | None) -> None:
+        if org is not None and org.changes and not org.skipped and not org.problems:
+            self.started[org.slug] = self.pool.submit(prepared, org)
+
+    def take(self, org: OrgPlan) -> Prepared | None:
+        future = self.started.pop(org.slug, None)
+        return future.result() if future is not None else None
 
 
 class _Reporter:
@@ -451,6 +474,8 @@ def _apply_one(
     describe_error: Callable[[BaseException], str],
     stopped: bool,
     saved: bool = False,
+    ahead: Callable[[], Prepared | None] = lambda: None,
+    committing: Callable[[], None] = lambda: None,
 ) -> OrgResult:
     if stopped:
         return OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
@@ -463,7 +488,7 @@ def _apply_one(
     now = datetime.datetime.now(datetime.UTC)
     try:
         with engine.connect() as connection:
-            return _apply_org(connection, org, plan_hash, options, now, saved)
+            return _apply_org(connection, org, plan_hash, options, now, saved, ahead(), committing)
     except _AlreadyApplied as already:
         return OrgResult(org.slug, "stale", message=f"this plan was {already}: a plan applies once")
     except _Refused as refused:

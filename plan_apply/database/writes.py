@@ -10,6 +10,7 @@ its section module (`plan_apply/sections/`).
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from plan_apply.database import tables as t
-from plan_apply.database.dialects import dialect_of
+from plan_apply.database.dialects import EncodedJSON, dialect_of
 from plan_apply.plan import Action, Change
 from plan_apply.sections import SECTIONS, Record, Section
 from plan_apply.sections.section import Writer
@@ -31,6 +32,7 @@ __all__ = [
     "Writer",
     "after_rename",
     "columns_of",
+    "created_row",
     "family_kept_clean",
     "insert_rows",
     "locking_queries",
@@ -64,6 +66,8 @@ class WriteContext:
     now: datetime.datetime
     counter_propose: bool = False
     platform_schools: frozenset[str] = frozenset()
+    prepared: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Rows of created items computed ahead (`created_row`), by address; any other is computed here."""
     skipped: list[str] = field(default_factory=list)
     """Notes on the changes left alone (a school's proposal), for the people reading the result."""
     left_alone: list[Change] = field(default_factory=list)
@@ -86,11 +90,16 @@ class WriteContext:
         """The record as nexus leaves it: the baseline the next plan tells drift from."""
         current = self.records.get(change.address)
         base = dict(current.fields) if current is not None and change.action is not Action.CREATE else {}
-        base.update({k: v for k, v in change.after.items() if k not in ("key", "archived", "status")})
+        base.update(_baseline_fields(change))
         return base
 
 
 Extra = Callable[[Change], dict[str, Any]]
+
+
+def _baseline_fields(change: Change) -> dict[str, Any]:
+    """What a change sets that the drift baseline (`applied`) keeps: not the key, nor states."""
+    return {k: v for k, v in change.after.items() if k not in ("key", "archived", "status")}
 
 
 def _key_of(address: str) -> str:
@@ -121,20 +130,23 @@ def _none(change: Change) -> dict[str, Any]:
     return {}
 
 
+def created_row(section: Section, change: Change) -> dict[str, Any]:
+    """The row a created item is inserted as, but for what only its transaction knows (ids): the same
+    whoever computes it, so an apply computes the next organization's on another thread (`prepared`).
+    Its `applied` baseline is encoded here, off the transaction's path."""
+    return {
+        "managed": True,
+        "applied": EncodedJSON(json.dumps(_baseline_fields(change))),
+        **({"key": _key_of(change.address)} if section.key_column == "key" else {}),
+        **columns_of(section, change.after),
+    }
+
+
 def insert_rows(ctx: WriteContext, section: Section, changes: Sequence[Change], extra: Extra) -> None:
     """INSERT the changes' rows in one executemany; learn their ids when later writes point at them."""
     table = _table(section)
-    keyed = section.key_column == "key"
-    rows = [
-        {
-            "managed": True,
-            "applied": ctx.applied(c),
-            **({"key": _key_of(c.address)} if keyed else {}),
-            **columns_of(section, c.after),
-            **extra(c),
-        }
-        for c in changes
-    ]
+    prepared = ctx.prepared
+    rows = [{**(prepared.get(c.address) or created_row(section, c)), **extra(c)} for c in changes]
     columns = sorted({k for row in rows for k in row})
     defaults = {"protected": False}
     dialect_of(ctx.connection).bulk_insert(

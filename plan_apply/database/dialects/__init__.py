@@ -16,7 +16,16 @@ import sqlalchemy.types
 from plan_apply import errors
 from plan_apply.database.dialects.protocol import Dialect, Locked
 
-__all__ = ["DIALECTS", "Dialect", "Locked", "dialect_for_url", "dialect_named", "dialect_of", "json_column"]
+__all__ = [
+    "DIALECTS",
+    "Dialect",
+    "EncodedJSON",
+    "Locked",
+    "dialect_for_url",
+    "dialect_named",
+    "dialect_of",
+    "json_column",
+]
 
 _BACKENDS = ("sqlite", "postgresql")
 """Every backend nexus can drive, each the module of its name in this package (its `DIALECT`)."""
@@ -61,6 +70,17 @@ def dialect_for_url(url: sqlalchemy.engine.URL, shown: str) -> Dialect:
     return dialect_named(url.get_backend_name(), shown)
 
 
+class EncodedJSON:
+    """A JSON value already encoded (`text`), bound to a JSON column as it is: an apply encodes the next
+    organization's rows on another thread while the current one commits. Never a `str`, so a JSON column
+    of another type fails loudly instead of storing it as a JSON string."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 class _JSON(sqlalchemy.types.TypeDecorator[_Any]):
     """JSON, stored as the backend a statement is compiled for stores it best (its dialect's `json_type`,
     PostgreSQL: JSONB), chosen then: defining the tables loads no backend."""
@@ -72,6 +92,18 @@ class _JSON(sqlalchemy.types.TypeDecorator[_Any]):
     def load_dialect_impl(self, dialect: sqlalchemy.engine.Dialect) -> sqlalchemy.types.TypeEngine[_Any]:
         json_type = dialect_named(dialect.name, dialect.name).json_type
         return dialect.type_descriptor(json_type if json_type is not None else sqlalchemy.JSON())
+
+    def bind_processor(self, dialect: sqlalchemy.engine.Dialect) -> _Any:
+        """SQLAlchemy's own processing, except for an `EncodedJSON`, which the backend binds as it is."""
+        process = super().bind_processor(dialect)
+        as_is = dialect_named(dialect.name, dialect.name).encoded_json
+
+        def bind(value: _Any) -> _Any:
+            if type(value) is EncodedJSON:
+                return as_is(value.text)
+            return process(value) if process is not None else value
+
+        return bind
 
 
 def json_column() -> sqlalchemy.types.TypeEngine[_Any]:

@@ -68,6 +68,12 @@ class PostgreSQL:
     example = "postgresql://"
     json_type: TypeEngine[Any] | None = JSONB()  # indexed, compared by value
 
+    def encoded_json(self, text: str) -> Any:
+        """psycopg's `Jsonb` wrapper, told the text is its encoding (as SQLAlchemy wraps any JSONB value)."""
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(text, dumps=_as_is)
+
     def checked_url(self, url: URL, shown: str) -> URL:
         if url.drivername not in _DRIVERS:
             raise DatabaseError(
@@ -198,6 +204,10 @@ class PostgreSQL:
             )
         ).one()
         return f"postgresql:{row.system}:{row.db}"
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _copy(

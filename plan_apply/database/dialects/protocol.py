@@ -33,6 +33,10 @@ class Dialect(Protocol):
     json_type: TypeEngine[Any] | None
     """The column type JSON values are stored in here, where it is not SQLAlchemy's generic JSON."""
 
+    def encoded_json(self, text: str) -> Any:
+        """A JSON document already encoded, as the driver binds it to a JSON column."""
+        ...
+
     def checked_url(self, url: URL, shown: str) -> URL:
         """`url` with the one driver nexus uses; a driver nexus cannot use is a DatabaseError naming `shown`."""
         ...

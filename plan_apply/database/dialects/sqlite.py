@@ -45,6 +45,10 @@ class SQLite:
     example = "sqlite:///"
     json_type: TypeEngine[Any] | None = None
 
+    def encoded_json(self, text: str) -> Any:
+        """The text itself: SQLite keeps JSON as text."""
+        return text
+
     def checked_url(self, url: URL, shown: str) -> URL:
         if url.drivername not in _DRIVERS:
             raise DatabaseError(f"unsupported database {url.drivername!r} in {shown}: use {self.example}")

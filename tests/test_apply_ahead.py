@@ -1,0 +1,152 @@
+"""An apply computes each organization's rows and log entry while the organization before it commits:
+never beside a transaction's statements, and written exactly as if computed inside the transaction."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from nexus_config import load_configuration
+from plan_apply import apply as apply_module
+from plan_apply.apply import ApplyOptions, apply_plan
+from plan_apply.database import tables as t
+from plan_apply.database.dialects import EncodedJSON, json_column
+from plan_apply.database.engine import engine_for
+from plan_apply.plan import OrgPlan, Plan
+from plan_apply.planner import build_plan
+from plan_apply.prepared import Prepared
+
+ORG = """
+apiVersion: nexus/v1
+kind: Organization
+metadata: {{slug: site-{n}}}
+profile: {{name: Site {n}, type: clinic}}
+steps: [{{key: hipaa, stage: onboarding, name: HIPAA, type: upload}}]
+services:
+  - key: er
+    name: Emergency
+    disciplines: [nursing]
+    steps: [hipaa]
+    capacity:
+      - {{key: open, name: Open, workflow: student_requested, disciplines: [nursing],
+          start_date: 2027-02-01, end_date: 2027-05-01, slots: 3}}
+"""
+
+
+def _plan(url: str, folder: Path) -> Plan:
+    loaded = load_configuration([folder])
+    assert loaded.ok
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    finally:
+        engine.dispose()
+
+
+def test_each_organization_is_prepared_while_the_one_before_it_commits(
+    database_url: str, write_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = _plan(database_url, write_tree({f"site-{n}.yaml": ORG.format(n=n) for n in range(3)}))
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def note(kind: str, what: str) -> None:
+        with lock:
+            events.append((kind, what))
+
+    real_prepared, real_start = apply_module.prepared, apply_module._Ahead.start
+
+    def prepared(org: OrgPlan) -> Prepared:
+        note("prepare", f"{org.slug} on {threading.current_thread().name.split('_')[0]}")
+        done = real_prepared(org)
+        note("prepared", org.slug)
+        return done
+
+    def start(self: Any, org: OrgPlan | None) -> None:
+        if org is not None:
+            note("submit", org.slug)
+        real_start(self, org)
+
+    monkeypatch.setattr(apply_module, "prepared", prepared)
+    monkeypatch.setattr(apply_module._Ahead, "start", start)
+    engine = engine_for(database_url)
+    event.listen(
+        engine, "before_cursor_execute", lambda c, cur, text, *a: note("sql", text.split()[0].upper())
+    )
+    event.listen(engine, "commit", lambda c: note("commit", ""))
+    try:
+        assert apply_plan(engine, plan, ApplyOptions(actor="test"), jobs=1).ok
+    finally:
+        engine.dispose()
+
+    slugs = [org.slug for org in plan.organizations]
+    assert ("prepare", f"{slugs[0]} on MainThread") in events  # nothing commits before the first one
+    for org in slugs[1:]:
+        submitted = events.index(("submit", org))
+        # Handed to another thread once the organization before it wrote its last row, just before it
+        # commits (these events are the apply thread's own, in its order) ...
+        assert events[submitted - 1] == ("sql", "INSERT")
+        assert next(e for e in events[submitted + 1 :] if e[0] in ("sql", "commit")) == ("commit", "")
+        assert ("prepare", f"{org} on nexus-prepare") in events
+        # ... and done before its own transaction ran anything.
+        done = events.index(("prepared", org))
+        assert [e for e in events[submitted:done] if e[0] == "sql"] == []
+
+
+def test_the_apply_log_keeps_the_changes_as_planned(
+    database_url: str, write_tree: Callable[..., Path]
+) -> None:
+    plan = _plan(database_url, write_tree({f"site-{n}.yaml": ORG.format(n=n) for n in range(2)}))
+    engine = engine_for(database_url)
+    try:
+        assert apply_plan(engine, plan, ApplyOptions(actor="test"), jobs=1).ok
+        with engine.connect() as connection:
+            logged = {
+                row.org_slug: (row.summary, row.changes)
+                for row in connection.execute(
+                    sa.select(t.apply_log.c.org_slug, t.apply_log.c.summary, t.apply_log.c.changes)
+                )
+            }
+    finally:
+        engine.dispose()
+    for org in plan.organizations:
+        assert logged[org.slug] == ({"create": len(org.changes)}, [c.to_json() for c in org.changes])
+
+
+def test_a_json_value_encoded_ahead_is_stored_as_that_value(database_url: str) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "encoded_json_probe",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("v", json_column()),
+    )
+    engine = engine_for(database_url)
+    try:
+        with engine.begin() as connection:
+            metadata.create_all(connection)
+            connection.execute(
+                sa.insert(table),
+                [{"id": 1, "v": EncodedJSON('{"a": [1, "x", null]}')}, {"id": 2, "v": {"b": 2}}],
+            )
+            stored = {row.id: row.v for row in connection.execute(sa.select(table.c.id, table.c.v))}
+            metadata.drop_all(connection)
+    finally:
+        engine.dispose()
+    assert stored == {1: {"a": [1, "x", None]}, 2: {"b": 2}}
+
+
+def test_an_encoded_value_is_never_stored_as_a_string_by_a_plain_json_column() -> None:
+    engine = sa.create_engine("sqlite://")
+    table = sa.Table("plain", sa.MetaData(), sa.Column("v", sa.JSON))
+    with engine.begin() as connection:
+        table.create(connection)
+        with pytest.raises(sa.exc.StatementError, match="not JSON serializable"):
+            connection.execute(sa.insert(table), [{"v": EncodedJSON("{}")}])
