@@ -21,6 +21,7 @@ from plan_apply.database.engine import engine_for
 from plan_apply.plan import OrgPlan, Plan
 from plan_apply.planner import build_plan
 from plan_apply.prepared import Prepared
+from plan_apply.prepared import prepared as real_prepared
 
 ORG = """
 apiVersion: nexus/v1
@@ -61,7 +62,7 @@ def test_each_organization_is_prepared_while_the_one_before_it_commits(
         with lock:
             events.append((kind, what))
 
-    real_prepared, real_start = apply_module.prepared, apply_module._Ahead.start
+    real_start = apply_module._Ahead.start
 
     def prepared(org: OrgPlan) -> Prepared:
         note("prepare", f"{org.slug} on {threading.current_thread().name.split('_')[0]}")
@@ -74,7 +75,7 @@ def test_each_organization_is_prepared_while_the_one_before_it_commits(
             note("submit", org.slug)
         real_start(self, org)
 
-    monkeypatch.setattr(apply_module, "prepared", prepared)
+    monkeypatch.setattr("plan_apply.apply.prepared", prepared)
     monkeypatch.setattr(apply_module._Ahead, "start", start)
     engine = engine_for(database_url)
     event.listen(
