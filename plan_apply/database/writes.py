@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from plan_apply.database import tables as t
-from plan_apply.database.dialects import EncodedJSON, dialect_of
+from plan_apply.database.dialects import EncodedJSON, dialect_of, takes_encoded_json
 from plan_apply.plan import Action, Change
 from plan_apply.sections import SECTIONS, Record, Section
 from plan_apply.sections.section import Writer
@@ -134,9 +134,12 @@ def created_row(section: Section, change: Change) -> dict[str, Any]:
     """The row a created item is inserted as, but for what only its transaction knows (ids): the same
     whoever computes it, so an apply computes the next organization's on another thread (`prepared`).
     Its `applied` baseline is encoded here, off the transaction's path."""
+    applied = _baseline_fields(change)
     return {
         "managed": True,
-        "applied": EncodedJSON(json.dumps(_baseline_fields(change))),
+        "applied": EncodedJSON(json.dumps(applied))
+        if takes_encoded_json(_table(section).c.applied)
+        else applied,
         **({"key": _key_of(change.address)} if section.key_column == "key" else {}),
         **columns_of(section, change.after),
     }

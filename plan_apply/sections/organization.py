@@ -65,12 +65,13 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
 
     (change,) = changes
     values = _values(ctx, change.after)
-    ctx.connection.execute(
+    inserted = ctx.connection.execute(
         sa.insert(t.organizations).values(slug=ctx.slug, managed=True, applied=ctx.applied(change), **values)
     )
-    ctx.org_id = ctx.connection.execute(
-        sa.select(t.organizations.c.id).where(t.organizations.c.slug == ctx.slug)
-    ).scalar_one()
+    key = inserted.inserted_primary_key  # the driver's own (RETURNING, lastrowid): no query
+    if key is None or key[0] is None:  # pragma: no cover (a single row's key is always told)
+        raise LookupError(f"the database did not tell the id of {ctx.slug}'s new row")
+    ctx.org_id = int(key[0])
     ctx.ids[ctx.slug] = ctx.org_id
 
 

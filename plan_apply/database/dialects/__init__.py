@@ -25,6 +25,7 @@ __all__ = [
     "dialect_named",
     "dialect_of",
     "json_column",
+    "takes_encoded_json",
 ]
 
 _BACKENDS = ("sqlite", "postgresql")
@@ -109,6 +110,11 @@ class _JSON(sqlalchemy.types.TypeDecorator[_Any]):
 def json_column() -> sqlalchemy.types.TypeEngine[_Any]:
     """The JSON column type, as each backend stores it best (PostgreSQL: JSONB)."""
     return _JSON()
+
+
+def takes_encoded_json(column: sqlalchemy.Column[_Any]) -> bool:
+    """Whether `column` binds an `EncodedJSON` as it is (nexus's JSON type; a table of another's may not)."""
+    return isinstance(column.type, _JSON)
 
 
 def dialect_of(bind: sqlalchemy.engine.Engine | sqlalchemy.engine.Connection) -> Dialect:
