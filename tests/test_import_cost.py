@@ -110,3 +110,30 @@ def test_a_plan_on_sqlite_loads_no_postgresql_dialect_or_driver(tmp_path: Path) 
     postgresql = {m for m in imported if m.startswith(("sqlalchemy.dialects.postgresql", "psycopg"))}
     assert "sqlalchemy.dialects.sqlite" in imported
     assert postgresql == set()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["-h"], ["completion", "bash"], ["completion", "zsh"], ["completion", "fish"]],
+    ids=["help", "-h", "bash", "zsh", "fish"],
+)
+def test_help_and_completion_scripts_are_printed_without_loading_click(args: list[str]) -> None:
+    imported = _imported_by_nexus(*args)  # stdout a pipe: click would render the help 80 columns wide
+    assert {"click", "plan_apply.cli"}.isdisjoint(imported), sorted({"click", "plan_apply.cli"} & imported)
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--help"], {"COLUMNS": "60"}),
+        (["validate", "--help"], {}),
+        (["--color", "never", "--help"], {}),
+        (["completion", "bash"], {"PYTHONIOENCODING": "ascii"}),
+        ([], TAB),
+    ],
+    ids=["help-narrow-terminal", "command-help", "other-flags", "ascii-stdout", "tab-completion"],
+)
+def test_help_or_scripts_the_stored_texts_would_not_match_go_through_click(
+    args: list[str], env: dict[str, str]
+) -> None:
+    assert "click" in _imported_by_nexus(*args, env=env)
