@@ -11,6 +11,7 @@ from the models) and the command line (from click's command tree); and the texts
 from __future__ import annotations
 
 import html
+import importlib.metadata
 import json
 import os
 import sys
@@ -251,6 +252,8 @@ def rendered_texts() -> str:
         "them without importing click.",
         '"""',
         "",
+        "# the click release that rendered them (another may render them otherwise: then click answers)",
+        f"CLICK_VERSION = {importlib.metadata.version('click')!r}",
         f"HELP_OPTIONS: tuple[str, ...] = {help_options!r}",
         "# (first, last or None for no limit, text): `nexus --help` as click prints it in a terminal that many",
         "# columns wide (COLUMNS, else the terminal's width, else 80)",

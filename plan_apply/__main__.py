@@ -45,6 +45,8 @@ def _stored_answer(args: list[str]) -> str | None:
         return None
     from plan_apply import rendered_texts
 
+    if not _imports_click(rendered_texts.CLICK_VERSION):
+        return None
     if len(args) == 2:
         return rendered_texts.COMPLETION.get(args[1]) if args[0] == "completion" else None
     if args[0] not in rendered_texts.HELP_OPTIONS:
@@ -56,6 +58,16 @@ def _stored_answer(args: list[str]) -> str | None:
         if first <= columns and (last is None or columns <= last):
             return text
     return None
+
+
+def _imports_click(version: str) -> bool:
+    """Whether `import click` would load that release: the first folder on the path holding a `click`
+    package has its `click-VERSION.dist-info` beside it (found some other way, or not found: no)."""
+    for entry in sys.path:
+        folder = entry or os.getcwd()
+        if os.path.isfile(os.path.join(folder, "click", "__init__.py")):
+            return os.path.isdir(os.path.join(folder, f"click-{version}.dist-info"))
+    return False
 
 
 def _stdout_as_click_writes_it() -> bool:

@@ -4,6 +4,8 @@ What `nexus --help` and `nexus completion SHELL` print, stored so that plan_appl
 them without importing click.
 """
 
+# the click release that rendered them (another may render them otherwise: then click answers)
+CLICK_VERSION = '8.5.1'
 HELP_OPTIONS: tuple[str, ...] = ('-h', '--help')
 # (first, last or None for no limit, text): `nexus --help` as click prints it in a terminal that many
 # columns wide (COLUMNS, else the terminal's width, else 80)

@@ -37,10 +37,11 @@ def test_the_models_are_imported_when_first_asked_for() -> None:
     assert "pydantic" in imported
 
 
-def _imported_by_nexus(*args: str, env: dict[str, str] | None = None) -> set[str]:
+def _imported_by_nexus(*args: str, env: dict[str, str] | None = None, first: str = "") -> set[str]:
     """Every module a fresh `nexus ARGS` process (the console script's entry point) has imported when it
-    exits (it must exit 0)."""
+    exits (it must exit 0); `first`, code run before it."""
     code = (
+        f"{first}\n"
         "import sys, atexit\n"
         "atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED ' + ' '.join(sorted(sys.modules))))\n"
         "from plan_apply.__main__ import main\n"
@@ -137,3 +138,8 @@ def test_help_or_scripts_the_stored_texts_would_not_match_go_through_click(
     args: list[str], env: dict[str, str]
 ) -> None:
     assert "click" in _imported_by_nexus(*args, env=env)
+
+
+def test_help_goes_through_click_when_another_click_release_rendered_the_stored_texts() -> None:
+    other = "import plan_apply.rendered_texts as stored; stored.CLICK_VERSION = '8.0.0'"
+    assert "click" in _imported_by_nexus("--help", first=other)
