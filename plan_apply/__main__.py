@@ -99,11 +99,18 @@ def _check_bash_version() -> None:
         )
         match = re.search(r"^(\d+)\.(\d+)\.\d+", output.stdout.decode())
     if match is None:
-        print("Couldn't detect Bash version, shell completion is not supported.", file=sys.stderr)
+        _warn("Couldn't detect Bash version, shell completion is not supported.")
         return
     major, minor = match.groups()
     if major < "4" or (major == "4" and minor < "4"):
-        print("Shell completion is not supported for Bash versions older than 4.4.", file=sys.stderr)
+        _warn("Shell completion is not supported for Bash versions older than 4.4.")
+
+
+def _warn(message: str) -> None:
+    """A line on stderr, as click's echo writes it (nothing when there is no stderr)."""
+    if sys.stderr is not None:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 if __name__ == "__main__":  # pragma: no cover
