@@ -86,24 +86,30 @@ def _stdout_as_click_writes_it() -> bool:
 
 def _check_bash_version() -> None:
     """The warning click's `completion bash` writes to stderr first when bash cannot use the script, in
-    click's words and by its test (bash's version, its parts compared as strings)."""
+    click's words and by its test (the version's parts compared as strings)."""
+    version = _bash_version()
+    if version is None:
+        _warn("Couldn't detect Bash version, shell completion is not supported.")
+        return
+    major, minor = version
+    if major < "4" or (major == "4" and minor < "4"):
+        _warn("Shell completion is not supported for Bash versions older than 4.4.")
+
+
+def _bash_version() -> tuple[str, str] | None:
+    """The major and minor version of the bash on PATH, asked as click asks it (None: none found)."""
     import re
     import shutil
     import subprocess
 
     bash = shutil.which("bash")
-    match = None
-    if bash is not None:
-        output = subprocess.run(
-            [bash, "--norc", "-c", 'echo "${BASH_VERSION}"'], stdout=subprocess.PIPE, check=False
-        )
-        match = re.search(r"^(\d+)\.(\d+)\.\d+", output.stdout.decode())
-    if match is None:
-        _warn("Couldn't detect Bash version, shell completion is not supported.")
-        return
-    major, minor = match.groups()
-    if major < "4" or (major == "4" and minor < "4"):
-        _warn("Shell completion is not supported for Bash versions older than 4.4.")
+    if bash is None:
+        return None
+    output = subprocess.run(
+        [bash, "--norc", "-c", 'echo "${BASH_VERSION}"'], stdout=subprocess.PIPE, check=False
+    )
+    match = re.search(r"^(\d+)\.(\d+)\.\d+", output.stdout.decode())
+    return None if match is None else (match[1], match[2])
 
 
 def _warn(message: str) -> None:
