@@ -9,6 +9,7 @@ machine touches every row alike; each figure is the median of `--runs`. Rows and
 
   python -c pass                 the baseline
   python -c 'import click'       a reference: what any command click parses costs at least
+                                 (--version, --help and `completion SHELL` are answered without it)
   nexus --version / --help       at most 2x the baseline
   nexus completion bash          at most 2x the baseline
   tab completion                 what the shell runs on each TAB (_NEXUS_COMPLETE=bash_complete): 2x too
@@ -75,7 +76,7 @@ def commands(database_url: str) -> list[Command]:
     db = plain | {"NEXUS_DATABASE_URL": database_url}
     return [
         Command("python -c pass", [python, "-c", "pass"], plain),
-        # the floor of any command click parses: what --help and completion cannot go below
+        # the floor of any command click parses (--version, --help and completion scripts skip click)
         Command("python -c 'import click'", [python, "-c", "import click"], plain, in_readme=False),
         Command("nexus --version", [nexus, "--version"], plain, ratio_limit=2.0),
         Command("nexus --help", [nexus, "--help"], plain, ratio_limit=2.0),

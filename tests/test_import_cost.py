@@ -37,10 +37,11 @@ def test_the_models_are_imported_when_first_asked_for() -> None:
     assert "pydantic" in imported
 
 
-def _imported_by_nexus(*args: str, env: dict[str, str] | None = None) -> set[str]:
+def _imported_by_nexus(*args: str, env: dict[str, str] | None = None, first: str = "") -> set[str]:
     """Every module a fresh `nexus ARGS` process (the console script's entry point) has imported when it
-    exits (it must exit 0)."""
+    exits (it must exit 0); `first`, code run before it."""
     code = (
+        f"{first}\n"
         "import sys, atexit\n"
         "atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED ' + ' '.join(sorted(sys.modules))))\n"
         "from plan_apply.__main__ import main\n"
@@ -110,3 +111,35 @@ def test_a_plan_on_sqlite_loads_no_postgresql_dialect_or_driver(tmp_path: Path) 
     postgresql = {m for m in imported if m.startswith(("sqlalchemy.dialects.postgresql", "psycopg"))}
     assert "sqlalchemy.dialects.sqlite" in imported
     assert postgresql == set()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["-h"], ["completion", "bash"], ["completion", "zsh"], ["completion", "fish"]],
+    ids=["help", "-h", "bash", "zsh", "fish"],
+)
+def test_help_and_completion_scripts_are_printed_without_loading_click(args: list[str]) -> None:
+    imported = _imported_by_nexus(*args)  # stdout a pipe: click would render the help 80 columns wide
+    assert {"click", "plan_apply.cli"}.isdisjoint(imported), sorted({"click", "plan_apply.cli"} & imported)
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--help"], {"COLUMNS": "60"}),
+        (["validate", "--help"], {}),
+        (["--color", "never", "--help"], {}),
+        (["completion", "bash"], {"PYTHONIOENCODING": "ascii"}),
+        ([], TAB),
+    ],
+    ids=["help-narrow-terminal", "command-help", "other-flags", "ascii-stdout", "tab-completion"],
+)
+def test_help_or_scripts_the_stored_texts_would_not_match_go_through_click(
+    args: list[str], env: dict[str, str]
+) -> None:
+    assert "click" in _imported_by_nexus(*args, env=env)
+
+
+def test_help_goes_through_click_when_another_click_release_rendered_the_stored_texts() -> None:
+    other = "import plan_apply.rendered_texts as stored; stored.CLICK_VERSION = '8.0.0'"
+    assert "click" in _imported_by_nexus("--help", first=other)

@@ -192,6 +192,8 @@ def test_importing_all_of_nexus_config_loads_nothing_from_plan_apply() -> None:
 ALLOWED_SUBPROCESS = {
     ("plan_apply/apply.py", "default_commit"): "asks git for the commit being applied: fixed argv, no shell, "
     "no user input, a timeout",
+    ("plan_apply/__main__.py", "_bash_version"): "asks bash its version before `nexus completion bash`, as "
+    "click does: fixed argv, no shell, no user input",
 }
 _UNSAFE_YAML = {"load", "load_all", "unsafe_load", "unsafe_load_all", "full_load", "full_load_all"}
 _UNSAFE_LOADERS = {"Loader", "FullLoader", "UnsafeLoader", "CLoader", "CFullLoader", "CUnsafeLoader"}

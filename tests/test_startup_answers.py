@@ -1,0 +1,75 @@
+"""`nexus --help` and `nexus completion SHELL` answered from the texts stored in `plan_apply.rendered_texts`
+print exactly what click prints, and anything the stored texts would not match goes to click."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STORED = "plan_apply/rendered_texts.py"
+CONSOLE_SCRIPT = "from plan_apply.__main__ import main; main()"  # what `nexus` runs
+CLICK = "from plan_apply.cli import main; main()"  # the command line itself, always through click
+
+
+def _run(
+    entry: str, args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """A fresh process running `entry` with `args`, its stdout a pipe (as in `eval "$(nexus ...)"`)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "_NEXUS_COMPLETE")}
+    return subprocess.run(
+        [sys.executable, "-c", entry, *args], capture_output=True, check=False, env=base | (env or {})
+    )
+
+
+def test_the_stored_texts_are_what_click_renders_now() -> None:
+    spec = importlib.util.spec_from_file_location("docs_generate", ROOT / "docs" / "generate.py")
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert (ROOT / STORED).read_text(encoding="utf-8") == generator.rendered_texts(), (
+        f"{STORED} is out of date (the command line changed): run `python docs/generate.py`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--help"], {}),
+        (["-h"], {}),
+        (["--help"], {"COLUMNS": "100"}),
+        (["--help"], {"COLUMNS": "200"}),
+        (["--help"], {"COLUMNS": "60"}),
+        (["completion", "bash"], {}),
+        (["completion", "zsh"], {}),
+        (["completion", "fish"], {}),
+    ],
+    ids=["help", "-h", "help-100-columns", "help-200-columns", "help-60-columns", "bash", "zsh", "fish"],
+)
+def test_help_and_completion_scripts_print_exactly_what_click_prints(
+    args: list[str], env: dict[str, str]
+) -> None:
+    nexus, click = _run(CONSOLE_SCRIPT, args, env), _run(CLICK, args, env)
+    assert (nexus.returncode, nexus.stdout, nexus.stderr) == (0, click.stdout, click.stderr)
+
+
+def test_completion_bash_warns_as_click_does_when_bash_is_missing(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path)}  # no bash on it
+    nexus, click = _run(CONSOLE_SCRIPT, ["completion", "bash"], env), _run(CLICK, ["completion", "bash"], env)
+    assert b"Bash version" in click.stderr
+    assert (nexus.returncode, nexus.stdout, nexus.stderr) == (0, click.stdout, click.stderr)
+
+
+def test_completion_bash_warns_as_click_does_when_bash_is_older_than_4_4(tmp_path: Path) -> None:
+    bash = tmp_path / "bash"
+    bash.write_text("#!/bin/sh\necho '3.2.57(1)-release'\n")
+    bash.chmod(0o755)
+    env = {"PATH": str(tmp_path)}
+    nexus, click = _run(CONSOLE_SCRIPT, ["completion", "bash"], env), _run(CLICK, ["completion", "bash"], env)
+    assert b"older than 4.4" in click.stderr
+    assert (nexus.returncode, nexus.stdout, nexus.stderr) == (0, click.stdout, click.stderr)
