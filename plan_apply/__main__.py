@@ -24,18 +24,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args == ["--version"]:  # exactly what click's --version prints, without loading click
         from plan_apply.version import version_line
 
-        print(version_line())
-        sys.exit(0)
+        _write(version_line() + "\n")
     stored = _stored_answer(args)
     if stored is not None:
         if args[0] == "completion" and args[1] == "bash":
             _check_bash_version()
-        sys.stdout.write(stored)
-        sys.stdout.flush()
-        sys.exit(0)
+        _write(stored)
     from plan_apply.cli import main as run
 
     run(args)
+
+
+def _write(text: str) -> None:
+    """Print `text` and exit 0; a reader that went away (`nexus --help | head -1`) ends it quietly with 1,
+    as click ends it."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        sys.exit(1)
+    sys.exit(0)
 
 
 def _stored_answer(args: list[str]) -> str | None:

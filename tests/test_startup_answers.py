@@ -73,3 +73,14 @@ def test_completion_bash_warns_as_click_does_when_bash_is_older_than_4_4(tmp_pat
     nexus, click = _run(CONSOLE_SCRIPT, ["completion", "bash"], env), _run(CLICK, ["completion", "bash"], env)
     assert b"older than 4.4" in click.stderr
     assert (nexus.returncode, nexus.stdout, nexus.stderr) == (0, click.stdout, click.stderr)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["completion", "zsh"]], ids=" ".join)
+def test_a_reader_that_went_away_ends_the_answer_without_a_traceback(args: list[str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE_SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # as `nexus --help | head -c0` leaves it
+    assert process.stderr.read() == b""
+    assert process.wait() == 1
