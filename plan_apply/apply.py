@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from nexus_config.ancestry import lineage
 from nexus_config.heap import settle
@@ -254,7 +254,7 @@ def _apply_org(
 ) -> OrgResult:
     """One organization's transaction; `ahead` is what was computed of it beforehand (`prepared`), and
     `committing` is called just before the COMMIT (to compute the next one's meanwhile)."""
-    ahead = ahead or prepared(org)
+    ahead = ahead or prepared(org, connection.dialect)
     with write_transaction(connection) as tx:
         _lock(tx, [org.slug])
         dialect = dialect_of(tx)
@@ -420,7 +420,7 @@ def apply_plan(
     families = _families(plan)
     parallel = jobs > 1 and len(families) > 1 and not options.fail_fast  # fail-fast: in order, one at a time
     with ThreadPoolExecutor(max_workers=jobs if parallel else 1, thread_name_prefix="nexus-prepare") as pool:
-        ahead = _Ahead(pool)
+        ahead = _Ahead(pool, engine.dialect)
         if parallel:
             with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as appliers:
                 for family in families:
@@ -438,12 +438,12 @@ class _Ahead:
     own transaction begins. Nothing else runs beside a transaction: the prepared work never competes
     with the statements for the interpreter."""
 
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
-        self.pool, self.started = pool, dict[str, Future[Prepared]]()
+    def __init__(self, pool: ThreadPoolExecutor, dialect: Dialect) -> None:
+        self.pool, self.dialect, self.started = pool, dialect, dict[str, Future[Prepared]]()
 
     def start(self, org: OrgPlan | None) -> None:
         if org is not None and org.changes and not org.skipped and not org.problems:
-            self.started[org.slug] = self.pool.submit(prepared, org)
+            self.started[org.slug] = self.pool.submit(prepared, org, self.dialect)
 
     def take(self, org: OrgPlan) -> Prepared | None:
         future = self.started.pop(org.slug, None)

@@ -1,8 +1,9 @@
 """What an organization's transaction writes that the database has no say in, computed ahead.
 
 An apply commits one transaction per organization, and each commit waits for the disk (SQLite's fsync,
-PostgreSQL's flush of its log) with the interpreter free. The next organization's rows and log entry are
-computed then, on another thread, from its plan alone: the wait overlaps work the apply does anyway.
+PostgreSQL's flush of its log) with the interpreter free. The next organization's new rows (bound as the
+driver takes them) and log entry are computed then, on another thread, from its plan alone: the wait
+overlaps work the apply does anyway.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Dialect
+
+from plan_apply.database import tables as t
+from plan_apply.database.bound import bound_row
 from plan_apply.database.dialects import EncodedJSON
 from plan_apply.database.writes import created_row
 from plan_apply.plan import Action, Change, OrgPlan
@@ -23,20 +28,21 @@ __all__ = ["Prepared", "logged_changes", "logged_summary", "prepared"]
 @dataclass(frozen=True, slots=True)
 class Prepared:
     rows: Mapping[str, Mapping[str, Any]]
-    """The rows of created items, by address (see `writes.created_row`)."""
+    """The rows of created items, by address, bound (see `writes.created_row`)."""
     log_changes: EncodedJSON
     """The apply log's changes when every change is written (none left alone)."""
     log_summary: dict[str, int]
 
 
-def prepared(org: OrgPlan) -> Prepared:
-    """What `org`'s transaction will write that depends on its plan only."""
+def prepared(org: OrgPlan, dialect: Dialect) -> Prepared:
+    """What `org`'s transaction will write that depends on its plan only, bound for `dialect`."""
     rows = {}
     for change in org.changes:
         if change.action is Action.CREATE:
             section = section_of(change.type)
             if not (section.root or section.single):
-                rows[change.address] = created_row(section, change)
+                table = t.metadata.tables[section.table]
+                rows[change.address] = bound_row(table, created_row(section, change), dialect)
     return Prepared(
         rows, EncodedJSON(json.dumps(logged_changes(org.changes, ()))), logged_summary(org.changes, ())
     )

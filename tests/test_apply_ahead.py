@@ -64,9 +64,9 @@ def test_each_organization_is_prepared_while_the_one_before_it_commits(
 
     real_start = apply_module._Ahead.start
 
-    def prepared(org: OrgPlan) -> Prepared:
+    def prepared(org: OrgPlan, dialect: Any) -> Prepared:
         note("prepare", f"{org.slug} on {threading.current_thread().name.split('_')[0]}")
-        done = real_prepared(org)
+        done = real_prepared(org, dialect)
         note("prepared", org.slug)
         return done
 

@@ -4,13 +4,15 @@ tests a backend's name, and a backend nexus does not know is refused by name, ne
 from __future__ import annotations
 
 import ast
+import datetime
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from plan_apply.database.dialects import DIALECTS, Dialect, dialect_of
+from plan_apply.database.bound import bound_row, bulk_insert, insert_bound
+from plan_apply.database.dialects import DIALECTS, Dialect, json_column
 from plan_apply.database.engine import (
     HEAD_REVISION,
     engine_for,
@@ -51,7 +53,7 @@ def test_the_protocol_covers_what_differs_between_backends() -> None:
         "failure_wording",
         "is_disconnect",
         "parallel_applies",
-        "bulk_insert",
+        "insert_bound",
     } <= set(_protocol_members())
 
 
@@ -139,15 +141,39 @@ def test_lock_wording_names_no_command_line_flag_unless_given_one() -> None:
 
 
 def test_bulk_insert_writes_every_row(engine: sa.Engine) -> None:
-    dialect = dialect_of(engine)
     rows = [{"key": f"test-{i}", "value": str(i)} for i in range(250)]
     with engine.connect() as connection, connection.begin():
-        dialect.bulk_insert(connection, nexus_metadata, rows)
+        bulk_insert(connection, nexus_metadata, rows)
         count = connection.execute(
             sa.select(sa.func.count()).select_from(nexus_metadata).where(nexus_metadata.c.key.like("test-%"))
         ).scalar()
         connection.rollback()
     assert count == 250
+
+
+def test_bound_rows_are_stored_as_sqlalchemy_stores_the_same_values(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "bound_probe",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("doc", json_column()),
+        sa.Column("day", sa.Date),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("note", sa.String(20)),
+    )
+    values = {"doc": {"a": [1, None, "x"]}, "day": datetime.date(2027, 2, 1), "flag": True, "note": None}
+    with engine.connect() as connection, connection.begin():
+        metadata.create_all(connection)
+        connection.execute(sa.insert(table), [{"id": 1, **values}])
+        bulk_insert(connection, table, [{"id": 2, **values}])
+        insert_bound(connection, table, [bound_row(table, {"id": 3, "doc": {"a": 1}}, connection.dialect)])
+        stored = {row.id: row._asdict() for row in connection.execute(sa.select(table))}
+        connection.rollback()
+    assert {k: v for k, v in stored[2].items() if k != "id"} == {
+        k: v for k, v in stored[1].items() if k != "id"
+    }
+    assert stored[3] == {"id": 3, "doc": {"a": 1}, "day": None, "flag": None, "note": None}
 
 
 def _statements(engine: sa.Engine) -> list[str]:

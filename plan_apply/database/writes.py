@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from plan_apply.database import tables as t
+from plan_apply.database.bound import bound_row, bulk_insert, insert_bound
 from plan_apply.database.dialects import EncodedJSON, dialect_of, takes_encoded_json
 from plan_apply.plan import Action, Change
 from plan_apply.sections import SECTIONS, Record, Section
@@ -31,6 +32,7 @@ __all__ = [
     "WriteContext",
     "Writer",
     "after_rename",
+    "bulk_insert",
     "columns_of",
     "created_row",
     "family_kept_clean",
@@ -67,7 +69,8 @@ class WriteContext:
     counter_propose: bool = False
     platform_schools: frozenset[str] = frozenset()
     prepared: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Rows of created items computed ahead (`created_row`), by address; any other is computed here."""
+    """Rows of created items computed and bound ahead (`created_row`, `bound.bound_row`), by address; any
+    other is computed here."""
     skipped: list[str] = field(default_factory=list)
     """Notes on the changes left alone (a school's proposal), for the people reading the result."""
     left_alone: list[Change] = field(default_factory=list)
@@ -146,15 +149,17 @@ def created_row(section: Section, change: Change) -> dict[str, Any]:
 
 
 def insert_rows(ctx: WriteContext, section: Section, changes: Sequence[Change], extra: Extra) -> None:
-    """INSERT the changes' rows in one executemany; learn their ids when later writes point at them."""
+    """INSERT the changes' rows in one statement; learn their ids when later writes point at them."""
     table = _table(section)
-    prepared = ctx.prepared
-    rows = [{**(prepared.get(c.address) or created_row(section, c)), **extra(c)} for c in changes]
-    columns = sorted({k for row in rows for k in row})
-    defaults = {"protected": False}
-    dialect_of(ctx.connection).bulk_insert(
-        ctx.connection, table, [{k: row.get(k, defaults.get(k)) for k in columns} for row in rows]
-    )
+    prepared, dialect = ctx.prepared, ctx.connection.dialect
+    rows = [
+        {
+            **(prepared.get(c.address) or bound_row(table, created_row(section, c), dialect)),
+            **bound_row(table, extra(c), dialect),
+        }
+        for c in changes
+    ]
+    insert_bound(ctx.connection, table, rows, defaults={"protected": False})
     if section.referenced:
         _refresh_ids(ctx, section, [c.address for c in changes])
 

@@ -314,7 +314,7 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
-    from plan_apply.database.dialects import dialect_of
+    from plan_apply.database.bound import bulk_insert
     from plan_apply.plan import Action
 
     relinked = [c for c in changes if "services" in c.after]
@@ -334,7 +334,7 @@ def _link_services(ctx: WriteContext, changes: Sequence[Change]) -> None:
         if "/" not in key
     ]
     if rows:
-        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.agreement_services, rows)
+        bulk_insert(ctx.connection, t.agreement_services, rows)
 
 
 def _agreement(record: Record, document_path: str | None) -> dict[str, Any]:

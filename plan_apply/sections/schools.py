@@ -89,7 +89,7 @@ def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
     """Schools not yet on the platform are invited: an outbox row, written in the same transaction,
     once per health system."""
     from plan_apply.database import tables as t
-    from plan_apply.database.dialects import dialect_of
+    from plan_apply.database.bound import bulk_insert
     from plan_apply.plan import Action
 
     wanted = {
@@ -110,7 +110,7 @@ def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:
         and c.after.get("contact_email")
     ]
     if rows:
-        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.invitations, rows)
+        bulk_insert(ctx.connection, t.invitations, rows)
 
 
 def _export(context: ExportContext) -> list[dict[str, Any]]:

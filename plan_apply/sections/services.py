@@ -169,7 +169,7 @@ def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
-    from plan_apply.database.dialects import dialect_of
+    from plan_apply.database.bound import bulk_insert
     from plan_apply.plan import Action
 
     relinked = [c for c in changes if "agreements" in c.after]
@@ -195,7 +195,7 @@ def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
             for a in c.after["agreements"]
         ]
         if rows:
-            dialect_of(ctx.connection).bulk_insert(ctx.connection, link, rows)
+            bulk_insert(ctx.connection, link, rows)
 
 
 def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Mapping[str, int]) -> None:
@@ -280,7 +280,7 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
-    from plan_apply.database.dialects import dialect_of
+    from plan_apply.database.bound import bulk_insert
     from plan_apply.plan import Action
 
     relinked = [c for c in changes if "steps" in c.after]
@@ -299,7 +299,7 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
         for a in c.after["steps"]
     ]
     if rows:
-        dialect_of(ctx.connection).bulk_insert(ctx.connection, t.service_steps, rows)
+        bulk_insert(ctx.connection, t.service_steps, rows)
 
 
 def _step_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:

@@ -87,7 +87,7 @@ def _people(ctx: WriteContext, changes: Sequence[Change], retry: bool = True) ->
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
     from plan_apply.database import tables as t
-    from plan_apply.database.dialects import dialect_of
+    from plan_apply.database.bound import bulk_insert
 
     people = _people(ctx, changes)
     rows = [
@@ -101,7 +101,7 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
         }
         for c in changes
     ]
-    dialect_of(ctx.connection).bulk_insert(ctx.connection, t.staff, rows)
+    bulk_insert(ctx.connection, t.staff, rows)
 
 
 def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:

@@ -166,15 +166,13 @@ class PostgreSQL:
     def planning_workers(self, url: URL, requested: int) -> int:
         return requested
 
-    def bulk_insert(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    def insert_bound(
+        self, connection: Connection, table: sa.Table, columns: Sequence[str], values: Sequence[Sequence[Any]]
+    ) -> None:
         """COPY … FROM STDIN (psycopg 3's `cursor.copy`): one round trip for any number of rows, several
-        times faster than an executemany. Values go through the columns' SQLAlchemy bind processing (JSON
-        as an INSERT would write it); rows naming different columns are copied in one COPY per set."""
-        by_columns: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-        for row in rows:
-            by_columns.setdefault(tuple(row), []).append(row)
-        for columns, same in by_columns.items():
-            _copy(connection, table, columns, same)
+        times faster than an executemany."""
+        if values:
+            _copy(connection, table, tuple(columns), values)
 
     def lock_rows(self, connection: Connection, query: sa.Select[Any]) -> None:
         """`SELECT … FOR UPDATE`: conflicts with the `FOR KEY SHARE` a rotation's insert takes on its window
@@ -211,25 +209,18 @@ def _as_is(text: str) -> str:
 
 
 def _copy(
-    connection: Connection, table: sa.Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
+    connection: Connection, table: sa.Table, columns: tuple[str, ...], values: Sequence[Sequence[Any]]
 ) -> None:
-    """COPY `rows` (all naming exactly `columns`) into `table`, announced to SQLAlchemy's cursor events
+    """COPY `values` (bound, in `columns`' order) into `table`, announced to SQLAlchemy's cursor events
     like any statement it executes (so listeners, such as tracing or fault injection, see it too)."""
-    dialect = connection.dialect
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
-    preparer = dialect.identifier_preparer
+    preparer = connection.dialect.identifier_preparer
     statement = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in columns)}) FROM STDIN"
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         connection.dispatch.before_cursor_execute(connection, cursor, statement, (), None, False)
         with cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        value if process is None else process(value)
-                        for process, value in zip(processors, row.values(), strict=True)
-                    ]
-                )
+            for row in values:
+                copy.write_row(row)
         connection.dispatch.after_cursor_execute(connection, cursor, statement, (), None, False)
     except Exception as exc:  # as SQLAlchemy handles its own: wrapped, a lost connection invalidated
         connection._handle_dbapi_exception(exc, statement, (), cursor, None)

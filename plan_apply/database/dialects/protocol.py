@@ -91,8 +91,11 @@ class Dialect(Protocol):
         """How many worker processes may plan against `url` (each opens its own connection)."""
         ...
 
-    def bulk_insert(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert many rows in as few round trips as the backend allows."""
+    def insert_bound(
+        self, connection: Connection, table: sa.Table, columns: Sequence[str], values: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows, their values already bound (`plan_apply.database.bound`) and in `columns`'
+        order, in as few round trips as the backend allows."""
         ...
 
     def lock_rows(self, connection: Connection, query: sa.Select[Any]) -> None:

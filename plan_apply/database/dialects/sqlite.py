@@ -8,6 +8,7 @@ wherever it must not be created.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,15 @@ class SQLite:
         neither miss it nor create it."""
         return 1 if _in_memory(url) or not self.exists(url) else requested
 
-    def bulk_insert(self, connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            connection.execute(sa.insert(table), list(rows))  # executemany: one prepared statement
+    def insert_bound(
+        self, connection: Connection, table: sa.Table, columns: Sequence[str], values: Sequence[Sequence[Any]]
+    ) -> None:
+        """One executemany of one prepared statement, through SQLAlchemy's connection (its events and
+        error handling), without its per-row parameter handling: the values are bound already."""
+        if values:
+            connection.exec_driver_sql(
+                _insert_statement(connection.dialect, table, tuple(columns)), list(values)
+            )
 
     def lock_rows(self, connection: Connection, query: sa.Select[Any]) -> None:
         """Nothing to lock row by row: the write transaction's `BEGIN IMMEDIATE` already excludes every
@@ -156,6 +163,14 @@ class SQLite:
             if row[1] == "main":
                 return f"sqlite:{Path(row[2]).resolve()}" if row[2] else None
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_statement(dialect: sa.engine.Dialect, table: sa.Table, columns: tuple[str, ...]) -> str:
+    """`INSERT INTO table (columns) VALUES (?, …)`, quoted as SQLAlchemy quotes them."""
+    preparer = dialect.identifier_preparer
+    names = ", ".join(preparer.quote(name) for name in columns)
+    return f"INSERT INTO {preparer.format_table(table)} ({names}) VALUES ({', '.join('?' * len(columns))})"
 
 
 DIALECT = SQLite()
