@@ -167,13 +167,23 @@ def test_bound_rows_are_stored_as_sqlalchemy_stores_the_same_values(engine: sa.E
         metadata.create_all(connection)
         connection.execute(sa.insert(table), [{"id": 1, **values}])
         bulk_insert(connection, table, [{"id": 2, **values}])
-        insert_bound(connection, table, [bound_row(table, {"id": 3, "doc": {"a": 1}}, connection.dialect)])
+        insert_bound(
+            connection,
+            table,
+            [
+                bound_row(table, row, connection.dialect)
+                for row in ({"id": 3, "doc": {"a": 1}, "flag": True}, {"id": 4})
+            ],
+            defaults={"flag": False},
+        )
         stored = {row.id: row._asdict() for row in connection.execute(sa.select(table))}
         connection.rollback()
     assert {k: v for k, v in stored[2].items() if k != "id"} == {
         k: v for k, v in stored[1].items() if k != "id"
     }
-    assert stored[3] == {"id": 3, "doc": {"a": 1}, "day": None, "flag": None, "note": None}
+    # A column a row leaves out takes its default, bound as any value (JSON's None is JSON null: None).
+    assert stored[3] == {"id": 3, "doc": {"a": 1}, "day": None, "flag": True, "note": None}
+    assert stored[4] == {"id": 4, "doc": None, "day": None, "flag": False, "note": None}
 
 
 def _statements(engine: sa.Engine) -> list[str]:

@@ -8,6 +8,7 @@ the current one commits (`plan_apply.prepared`).
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -47,10 +48,19 @@ def insert_bound(
     if not rows:
         return
     columns = tuple(sorted({column for row in rows for column in row}))
-    dialect = connection.dialect
-    missing = bound_row(table, {c: (defaults or {}).get(c) for c in columns}, dialect)
-    values = [tuple(row[c] if c in row else missing[c] for c in columns) for row in rows]
-    dialect_of(connection).insert_bound(connection, table, columns, values)
+    missing = bound_row(table, {c: (defaults or {}).get(c) for c in columns}, connection.dialect)
+    dialect_of(connection).insert_bound(connection, table, columns, _in_order(rows, columns, missing))
+
+
+def _in_order(
+    rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...], missing: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Each row's values in `columns`' order (a row naming every column, the usual case, as it is)."""
+    if len(columns) == 1:  # itemgetter of one name gives the value, not a tuple
+        (column,) = columns
+        return [(row.get(column, missing[column]),) for row in rows]
+    values = operator.itemgetter(*columns)
+    return [values(row) if len(row) == len(columns) else values({**missing, **row}) for row in rows]
 
 
 def bulk_insert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
