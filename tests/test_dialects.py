@@ -176,6 +176,30 @@ def test_bound_rows_are_stored_as_sqlalchemy_stores_the_same_values(engine: sa.E
     assert stored[3] == {"id": 3, "doc": {"a": 1}, "day": None, "flag": None, "note": None}
 
 
+def test_a_column_some_rows_of_a_bulk_insert_leave_out_takes_its_default(engine: sa.Engine) -> None:
+    """A row stores what it would store inserted alone, whatever the rows beside it name."""
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "default_probe",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("flag", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("doc", json_column()),
+    )
+    with engine.connect() as connection, connection.begin():
+        metadata.create_all(connection)
+        bulk_insert(connection, table, [{"id": 1, "flag": True, "doc": {"a": 1}}, {"id": 2}])
+        bulk_insert(connection, table, [{"id": 3}])
+        stored = {
+            row.id: (row.flag, row.doc_is_null)
+            for row in connection.execute(
+                sa.select(table.c.id, table.c.flag, table.c.doc.is_(None).label("doc_is_null"))
+            )
+        }
+        connection.rollback()
+    assert stored == {1: (True, False), 2: (False, True), 3: (False, True)}
+
+
 def _statements(engine: sa.Engine) -> list[str]:
     """The statements `engine` runs from now on, but those that begin a transaction (a list that grows)."""
     seen: list[str] = []

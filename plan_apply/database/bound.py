@@ -42,15 +42,21 @@ def insert_bound(
     rows: Sequence[Mapping[str, Any]],
     defaults: Mapping[str, Any] | None = None,
 ) -> None:
-    """INSERT bound rows in one statement: a column some rows leave out takes its value from `defaults`
-    (else None), bound as any value."""
+    """INSERT bound rows, one statement per set of columns they name: a column a row leaves out takes
+    its value from `defaults`, else the column's own default, as that row inserted alone would (never
+    a NULL because a row beside it names the column)."""
     if not rows:
         return
-    columns = tuple(sorted({column for row in rows for column in row}))
     dialect = connection.dialect
-    missing = bound_row(table, {c: (defaults or {}).get(c) for c in columns}, dialect)
-    values = [tuple(row[c] if c in row else missing[c] for c in columns) for row in rows]
-    dialect_of(connection).insert_bound(connection, table, columns, values)
+    named = {column for row in rows for column in row}
+    given = bound_row(table, {c: v for c, v in (defaults or {}).items() if c in named}, dialect)
+    by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        full = {**given, **row}
+        columns = tuple(sorted(full))
+        by_columns.setdefault(columns, []).append(tuple(full[c] for c in columns))
+    for columns, values in by_columns.items():
+        dialect_of(connection).insert_bound(connection, table, columns, values)
 
 
 def bulk_insert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
