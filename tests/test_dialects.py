@@ -200,6 +200,20 @@ def test_a_column_some_rows_of_a_bulk_insert_leave_out_takes_its_default(engine:
     assert stored == {1: (True, False), 2: (False, True), 3: (False, True)}
 
 
+def test_a_value_its_column_cannot_bind_fails_the_insert_as_sqlalchemy_fails_it(engine: sa.Engine) -> None:
+    """A database error (the organization fails, the apply goes on), never a bare TypeError."""
+    metadata = sa.MetaData()
+    table = sa.Table("bind_probe", metadata, sa.Column("flag", sa.Boolean))
+    with engine.connect() as connection, connection.begin():
+        metadata.create_all(connection)
+        with pytest.raises(sa.exc.StatementError) as sqlalchemys:
+            connection.execute(sa.insert(table), [{"flag": "yes"}])
+        with pytest.raises(sa.exc.StatementError) as ours:
+            bulk_insert(connection, table, [{"flag": "yes"}])
+        connection.rollback()
+    assert type(ours.value.orig) is type(sqlalchemys.value.orig)
+
+
 def _statements(engine: sa.Engine) -> list[str]:
     """The statements `engine` runs from now on, but those that begin a transaction (a list that grows)."""
     seen: list[str] = []

@@ -28,11 +28,22 @@ def _processor(table: sa.Table, column: str, dialect: Dialect) -> Callable[[Any]
 
 
 def bound_row(table: sa.Table, row: Mapping[str, Any], dialect: Dialect) -> dict[str, Any]:
-    """`row` (column → Python value) with every value as the driver takes it."""
+    """`row` (column → Python value) with every value as the driver takes it. A value its column cannot
+    bind is a `StatementError`, as SQLAlchemy's own INSERT raises it (an apply fails that organization
+    only)."""
     bound = {}
     for column, value in row.items():
         process = _processor(table, column, dialect)
-        bound[column] = value if process is None else process(value)
+        try:
+            bound[column] = value if process is None else process(value)
+        except Exception as exc:
+            raise sa.exc.StatementError(
+                f"({type(exc).__module__}.{type(exc).__name__}) {exc}",
+                f"INSERT INTO {table.name} ({column})",
+                None,
+                exc,
+                hide_parameters=True,
+            ) from exc
     return bound
 
 
