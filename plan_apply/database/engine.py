@@ -277,7 +277,7 @@ def write_transaction(connection: Connection) -> Iterator[Connection]:
 
     Committed on leaving the block; a connection lost during that COMMIT is `CommitOutcomeUnknown`. A
     COMMIT that failed otherwise may leave its transaction open (SQLite's, when a reader kept the file
-    past the lock timeout): the connection is discarded, never handed to the next transaction."""
+    past the lock timeout): it is rolled back, never handed to the next transaction."""
     writing = connection.execution_options(nexus_write=True)
     with writing.begin() as transaction:
         yield writing
@@ -286,8 +286,17 @@ def write_transaction(connection: Connection) -> Iterator[Connection]:
         except sa.exc.DBAPIError as exc:
             if dialect_of(writing).is_disconnect(exc):
                 raise CommitOutcomeUnknown(str(exc.orig)) from exc
-            writing.invalidate(exc)  # closing it rolls back whatever is still open
+            _roll_back_what_is_left(writing, exc)
             raise
+
+
+def _roll_back_what_is_left(connection: Connection, failure: BaseException) -> None:
+    """Roll back the driver's transaction a failed COMMIT left open (SQLAlchemy counts it ended); a
+    connection that cannot is discarded (closing it rolls back)."""
+    try:
+        connection.connection.rollback()
+    except Exception:
+        connection.invalidate(failure)
 
 
 def _alembic_config(connection: Connection | None = None) -> Any:
