@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -19,6 +20,8 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
+from nexus_config import load_configuration
+from plan_apply.apply import ApplyOptions, OrgResult, apply_plan
 from plan_apply.database.engine import (
     application_name,
     describe_failure,
@@ -28,6 +31,7 @@ from plan_apply.database.engine import (
     upgrade_schema,
 )
 from plan_apply.errors import DatabaseError
+from plan_apply.planner import build_plan
 
 from .conftest import POSTGRES_ADMIN_URL, _truncate_postgres
 from .support.harness import Gate, fault_env, finish, gates_env, postgres_database, snapshot, start_nexus
@@ -390,6 +394,40 @@ def test_sqlite_apply_waits_for_a_writer_that_finishes_within_the_timeout(
     done = finish(process)
     assert done.returncode == 0, done.output
     assert "3 → 9" in done.stdout
+
+
+def test_an_organization_whose_sqlite_commit_gave_up_leaves_the_next_one_to_apply(
+    sqlite_url: str, write_tree: Callable[..., Path]
+) -> None:
+    """A reader holds the file while an organization commits: that one gives up (rolled back), and the
+    reader gone, the next organization applies as if nothing had happened."""
+    orgs = {f"site-{n}.yaml": ORG.format(slots=3).replace("harbor", f"site-{n}") for n in range(3)}
+    loaded = load_configuration([write_tree(orgs)])
+    path = sqlite_url.removeprefix("sqlite:///")
+    engine = engine_for(sqlite_url, lock_timeout=0)
+    with engine.connect() as connection:
+        plan = build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    reader = sqlite3.connect(path, isolation_level=None)
+
+    def read_through_the_next_commit(result: OrgResult) -> None:
+        if result.slug == "site-0":  # a reader arrives, and holds the file through site-1's commit ...
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM organizations").fetchall()
+        elif result.slug == "site-1":  # ... and is gone before site-2 begins
+            reader.execute("COMMIT")
+
+    try:
+        result = apply_plan(engine, plan, ApplyOptions(actor="test"), on_result=read_through_the_next_commit)
+    finally:
+        engine.dispose()
+        reader.close()
+    assert {r.slug: r.status for r in result.organizations} == {
+        "site-0": "applied",
+        "site-1": "failed",
+        "site-2": "applied",
+    }
+    written = sqlite3.connect(path).execute("SELECT slug FROM organizations ORDER BY slug").fetchall()
+    assert written == [("site-0",), ("site-2",)]
 
 
 # --- secrets ----------------------------------------------------------------------------------------------

@@ -186,6 +186,44 @@ def test_bound_rows_are_stored_as_sqlalchemy_stores_the_same_values(engine: sa.E
     assert stored[4] == {"id": 4, "doc": None, "day": None, "flag": False, "note": None}
 
 
+def test_a_column_some_rows_of_a_bulk_insert_leave_out_takes_its_default(engine: sa.Engine) -> None:
+    """A row stores what it would store inserted alone, whatever the rows beside it name."""
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "default_probe",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("flag", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("doc", json_column()),
+    )
+    with engine.connect() as connection, connection.begin():
+        metadata.create_all(connection)
+        bulk_insert(connection, table, [{"id": 1, "flag": True, "doc": {"a": 1}}, {"id": 2}])
+        bulk_insert(connection, table, [{"id": 3}])
+        stored = {
+            row.id: (row.flag, row.doc_is_null)
+            for row in connection.execute(
+                sa.select(table.c.id, table.c.flag, table.c.doc.is_(None).label("doc_is_null"))
+            )
+        }
+        connection.rollback()
+    assert stored == {1: (True, False), 2: (False, True), 3: (False, True)}
+
+
+def test_a_value_its_column_cannot_bind_fails_the_insert_as_sqlalchemy_fails_it(engine: sa.Engine) -> None:
+    """A database error (the organization fails, the apply goes on), never a bare TypeError."""
+    metadata = sa.MetaData()
+    table = sa.Table("bind_probe", metadata, sa.Column("flag", sa.Boolean))
+    with engine.connect() as connection, connection.begin():
+        metadata.create_all(connection)
+        with pytest.raises(sa.exc.StatementError) as sqlalchemys:
+            connection.execute(sa.insert(table), [{"flag": "yes"}])
+        with pytest.raises(sa.exc.StatementError) as ours:
+            bulk_insert(connection, table, [{"flag": "yes"}])
+        connection.rollback()
+    assert type(ours.value.orig) is type(sqlalchemys.value.orig)
+
+
 def _statements(engine: sa.Engine) -> list[str]:
     """The statements `engine` runs from now on, but those that begin a transaction (a list that grows)."""
     seen: list[str] = []

@@ -29,11 +29,22 @@ def _processor(table: sa.Table, column: str, dialect: Dialect) -> Callable[[Any]
 
 
 def bound_row(table: sa.Table, row: Mapping[str, Any], dialect: Dialect) -> dict[str, Any]:
-    """`row` (column → Python value) with every value as the driver takes it."""
+    """`row` (column → Python value) with every value as the driver takes it. A value its column cannot
+    bind is a `StatementError`, as SQLAlchemy's own INSERT raises it (an apply fails that organization
+    only)."""
     bound = {}
     for column, value in row.items():
         process = _processor(table, column, dialect)
-        bound[column] = value if process is None else process(value)
+        try:
+            bound[column] = value if process is None else process(value)
+        except Exception as exc:
+            raise sa.exc.StatementError(
+                f"({type(exc).__module__}.{type(exc).__name__}) {exc}",
+                f"INSERT INTO {table.name} ({column})",
+                None,
+                exc,
+                hide_parameters=True,
+            ) from exc
     return bound
 
 
@@ -43,26 +54,29 @@ def insert_bound(
     rows: Sequence[Mapping[str, Any]],
     defaults: Mapping[str, Any] | None = None,
 ) -> None:
-    """INSERT bound rows in one statement: a column some rows leave out takes its value from `defaults`
-    (else None), bound as any value."""
+    """INSERT bound rows, one statement per set of columns they name: a column a row leaves out takes
+    its value from `defaults`, else the column's own default, as that row inserted alone would (never
+    a NULL because a row beside it names the column)."""
     if not rows:
         return
-    columns = tuple(sorted({column for row in rows for column in row}))
-    missing = bound_row(table, {c: (defaults or {}).get(c) for c in columns}, connection.dialect)
-    dialect_of(connection).insert_bound(connection, table, columns, _in_order(rows, columns, missing))
+    named = {column for row in rows for column in row}
+    given = bound_row(table, {c: v for c, v in (defaults or {}).items() if c in named}, connection.dialect)
+    by_columns: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        full = row if len(row) == len(named) else {**given, **row}
+        by_columns.setdefault(tuple(full), []).append(full)  # rows built alike name their columns alike
+    for columns, same in by_columns.items():
+        dialect_of(connection).insert_bound(connection, table, columns, _in_order(same, columns))
 
 
-def _in_order(
-    rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...], missing: Mapping[str, Any]
-) -> list[tuple[Any, ...]]:
-    """Each row's values in `columns`' order (a row naming every column, the usual case, as it is)."""
+def _in_order(rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Each row's values in `columns`' order (every row names exactly those columns)."""
     if len(columns) == 1:  # itemgetter of one name gives the value, not a tuple
-        (column,) = columns
-        return [(row.get(column, missing[column]),) for row in rows]
+        return [(value,) for row in rows for value in row.values()]
     values = operator.itemgetter(*columns)
-    return [values(row) if len(row) == len(columns) else values({**missing, **row}) for row in rows]
+    return [values(row) for row in rows]
 
 
 def bulk_insert(connection: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT rows of Python values in one statement."""
+    """INSERT rows of Python values (one statement per set of columns they name)."""
     insert_bound(connection, table, [bound_row(table, row, connection.dialect) for row in rows])

@@ -275,7 +275,9 @@ class CommitOutcomeUnknown(Exception):
 def write_transaction(connection: Connection) -> Iterator[Connection]:
     """A write transaction: it begins as its dialect begins a write (SQLite takes its write lock at once).
 
-    Committed on leaving the block; a connection lost during that COMMIT is `CommitOutcomeUnknown`."""
+    Committed on leaving the block; a connection lost during that COMMIT is `CommitOutcomeUnknown`. A
+    COMMIT that failed otherwise may leave its transaction open (SQLite's, when a reader kept the file
+    past the lock timeout): it is rolled back, never handed to the next transaction."""
     writing = connection.execution_options(nexus_write=True)
     with writing.begin() as transaction:
         yield writing
@@ -284,7 +286,17 @@ def write_transaction(connection: Connection) -> Iterator[Connection]:
         except sa.exc.DBAPIError as exc:
             if dialect_of(writing).is_disconnect(exc):
                 raise CommitOutcomeUnknown(str(exc.orig)) from exc
+            _roll_back_what_is_left(writing, exc)
             raise
+
+
+def _roll_back_what_is_left(connection: Connection, failure: BaseException) -> None:
+    """Roll back the driver's transaction a failed COMMIT left open (SQLAlchemy counts it ended); a
+    connection that cannot is discarded (closing it rolls back)."""
+    try:
+        connection.connection.rollback()
+    except Exception:
+        connection.invalidate(failure)
 
 
 def _alembic_config(connection: Connection | None = None) -> Any:
