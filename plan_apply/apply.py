@@ -423,8 +423,9 @@ def apply_plan(
         ahead = _Ahead(pool, engine.dialect)
         if parallel:
             with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as appliers:
-                for family in families:
-                    appliers.submit(run_family, family)
+                runs = [appliers.submit(run_family, family) for family in families]
+            for run in runs:
+                run.result()  # what a family's thread did not expect is raised here, never waited for
         else:  # one sequence, so that each organization is prepared while the one before it commits
             run_family([org for family in families for org in family])
     results = [futures[org.slug].result() for org in plan.organizations]
@@ -435,8 +436,8 @@ def apply_plan(
 class _Ahead:
     """Computes an organization's `prepared` on another thread, started as the organization before it in
     the same sequence commits (and so waits for the disk, the interpreter free), taken just before its
-    own transaction begins. Nothing else runs beside a transaction: the prepared work never competes
-    with the statements for the interpreter."""
+    own transaction begins: the prepared work never competes with its own sequence's statements (with
+    parallel families, other families' transactions still run beside it, as they run beside each other)."""
 
     def __init__(self, pool: ThreadPoolExecutor, dialect: Dialect) -> None:
         self.pool, self.dialect, self.started = pool, dialect, dict[str, Future[Prepared]]()

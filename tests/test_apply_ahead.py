@@ -151,3 +151,28 @@ def test_an_encoded_value_is_never_stored_as_a_string_by_a_plain_json_column() -
         table.create(connection)
         with pytest.raises(sa.exc.StatementError, match="not JSON serializable"):
             connection.execute(sa.insert(table), [{"v": EncodedJSON("{}")}])
+
+
+def test_what_a_family_thread_did_not_expect_is_raised_not_waited_for(
+    database_url: str, write_tree: Callable[..., Path]
+) -> None:
+    plan = _plan(database_url, write_tree({f"site-{n}.yaml": ORG.format(n=n) for n in range(2)}))
+    engine = engine_for(database_url)
+    outcome: list[BaseException | None] = []
+
+    def broken_listener(result: Any) -> None:
+        raise RuntimeError("the listener broke")
+
+    def run() -> None:
+        try:
+            apply_plan(engine, plan, ApplyOptions(actor="test"), on_result=broken_listener, jobs=2)
+            outcome.append(None)
+        except RuntimeError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=120)  # a bound on a hang, not a wait for an event: it returns at once when fixed
+    engine.dispose()
+    assert not worker.is_alive(), "apply_plan waited forever for an organization whose thread had died"
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)
