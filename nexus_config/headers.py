@@ -8,9 +8,12 @@ the guess against what it then parses, so a wrong guess can cost time, never cor
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from nexus_config.ancestry import lineage
 
@@ -27,6 +30,7 @@ _CONTENT = re.compile(r"^[^\s#]", re.MULTILINE)
 _TOP_LEVEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*:")
 _LATER_TOP_LEVEL = re.compile(r"\n([A-Za-z_][A-Za-z0-9_]*)[ \t]*:")
 _TEMPLATES_ONLY = frozenset({"apiVersion", "kind", "metadata", "templates"})
+_T = TypeVar("_T")
 _VERSION = re.compile(r"^apiVersion:[ \t]*(['\"]?)([A-Za-z0-9./-]+)\1[ \t]*(?:#.*)?$", re.MULTILINE)
 
 
@@ -92,7 +96,7 @@ def file_header(text: str) -> FileHeader | None:
         parents = _PARENT.findall(metadata)
         if len(slugs) != 1 or len(parents) > 1:
             return None
-        organizations.append((slugs[0], parents[0] if parents else None))
+        organizations.append((sys.intern(slugs[0]), sys.intern(parents[0]) if parents else None))
         alone = not parents and _templates_alone(document)
         holders[slugs[0]] = holders.get(slugs[0], True) and alone
         version = _VERSION.search(document)
@@ -101,7 +105,22 @@ def file_header(text: str) -> FileHeader | None:
             column = version.start(1) - document.rfind("\n", 0, version.start(1))
             versions.append((version.group(2), at, column))
     template_holders = frozenset(slug for slug, alone in holders.items() if alone)
-    return FileHeader(tuple(organizations), tuple(versions), template_holders, _shares(text))
+    return _shared(
+        FileHeader(
+            _shared(tuple(organizations)), _shared(tuple(versions)), _shared(template_holders), _shares(text)
+        )
+    )
+
+
+def _shared(value: _T) -> _T:
+    """One object for equal headers and parts of headers: a plan keeps the header of every file of a
+    fleet while it runs, and an organization's files (and a family's versions) mostly say the same."""
+    return cast(_T, _first_seen(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_seen(value: Hashable) -> Hashable:
+    return value
 
 
 def _templates_alone(document: str) -> bool:

@@ -280,10 +280,12 @@ def plan_tree(
     parts come back in batch order, so the plan does not depend on scheduling."""
     scan = scan_configuration(paths, keep_data=False)
     with connection.begin():
-        applied = read_applied_configurations(connection)
+        # A full plan skips nothing, so it needs no record of the last applies (a fleet's worth of files).
+        applied = {} if full else read_applied_configurations(connection)
         database_id = database_identity(connection)
-    headers = {f.path: f.header for f in scan.files}
-    skip = {} if full else clean_organizations(applied, scan.hashes, headers)
+    skip = {} if full else clean_organizations(applied, scan.hashes, {f.path: f.header for f in scan.files})
+    # What the batches still need of the records: the labels and parents of the organizations skipped.
+    applied = {slug: replace(applied[slug], files={}) for slug in skip if slug in applied}
     if selection.shard is not None:
         selection = replace(selection, deal=balanced_shards(family_sizes(scan), selection.shard[1]))
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
@@ -291,10 +293,12 @@ def plan_tree(
     total = len(declared_slugs(scan))
     try:
         parts = []
+        seen: set[str] = set()  # counted as the parts come: not the union of all parts at each one
         for part in planning.batched(connection, workers):
             parts.append(part)
             if on_progress is not None:
-                on_progress(min(len(_all_slugs(parts)), total), total)
+                seen |= part.slugs
+                on_progress(min(len(seen), total), total)
     except HeadersWrong:
         parts = []
     if not parts:
@@ -357,7 +361,10 @@ class _Planning:
         members: Sequence[str],
         locator: Locator,
         parents: dict[str, str | None],
+        reaching: frozenset[str] | None = None,
     ) -> _Part:
+        """Plan one loaded batch. `reaching`, when given, names the organizations some other one of the
+        tree descends from: only their steps can reach elsewhere, so only theirs are counted."""
         slugs = frozenset(result.state.organizations) | result.skipped
         if not result.ok:
             return _Part(None, result.problems, slugs)
@@ -374,6 +381,8 @@ class _Planning:
             roots={f.path: f.root for f in self.scan.files},
         )
         reach = step_reach(result.state, own)
+        if reaching is not None:  # a fleet's facilities' own steps: held to the end, never noted
+            reach = {step: n for step, n in reach.items() if step.partition("/")[0] in reaching}
         templates = template_reach(result.state, own)
         unseen = frozenset(
             name
@@ -395,26 +404,38 @@ class _Planning:
             for slug, parent in f.header.organizations
             if parent
         }
+        reaching = frozenset(parent for parent in parents.values() if parent)
         loading = [sum(1 for m in b.members if m not in self.skip) for b in plan_batches]
-        subsets = batch_scans(self.scan, plan_batches)
+        tasks = (
+            self._task(subset, batch, parents, reaching)
+            for subset, batch in zip(batch_scans(self.scan, plan_batches), plan_batches, strict=True)
+        )
         if workers is not None and worth_workers(loading):
-            tasks = [
-                (replace(self, scan=subset), b, parents)
-                for subset, b in zip(subsets, plan_batches, strict=True)
-            ]
-            yield from workers.map(_plan_batch, tasks)
+            yield from workers.map(_plan_batch, list(tasks))
             return
-        for subset, batch in zip(subsets, plan_batches, strict=True):
-            part = replace(self, scan=subset).batch_part(connection, batch, parents)
+        for task in tasks:
+            part = _batch_part(connection, task)
             yield part
             if part.plan is None or any(not org.skipped for org in part.plan.organizations):
                 settle()  # the batch's files and records are gone; its plan stays, frozen
 
-    def batch_part(self, connection: Connection, batch: Batch, parents: dict[str, str | None]) -> _Part:
-        """Load and plan one batch; `self.scan` holds the batch's files only."""
-        locator = Locator()
-        return self.part(
-            connection, load_batch(self.scan, batch, self.skip, locator), batch.members, locator, parents
+    def _task(
+        self, subset: Scan, batch: Batch, parents: Mapping[str, str | None], reaching: frozenset[str]
+    ) -> _BatchTask:
+        """What one batch is planned with: its files, and of the tree's skipped organizations, parents
+        and organizations with descendants only those its files declare (a worker is sent its batch's)."""
+        slugs = declared_slugs(subset)
+        planning = replace(
+            self,
+            scan=subset,
+            skip={slug: self.skip[slug] for slug in slugs if slug in self.skip},
+            applied={slug: self.applied[slug] for slug in slugs if slug in self.applied},
+        )
+        return _BatchTask(
+            planning,
+            batch,
+            {slug: parents[slug] for slug in slugs if slug in parents},
+            reaching & slugs,
         )
 
     def at_once(self, connection: Connection) -> _Part:
@@ -424,6 +445,23 @@ class _Planning:
         parents.update({slug: self.applied[slug].parent for slug in result.skipped if slug in self.applied})
         members = [*result.state.organizations, *sorted(result.skipped)]
         return self.part(connection, result, members, locator, parents)
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchTask:
+    """One batch to load and plan (here or in a worker process), with what it needs of the tree."""
+
+    planning: _Planning
+    batch: Batch
+    parents: dict[str, str | None]
+    reaching: frozenset[str]
+
+
+def _batch_part(connection: Connection, task: _BatchTask) -> _Part:
+    """Load and plan one batch; `task.planning.scan` holds the batch's files only."""
+    planning, locator = task.planning, Locator()
+    result = load_batch(planning.scan, task.batch, planning.skip, locator)
+    return planning.part(connection, result, task.batch.members, locator, task.parents, task.reaching)
 
 
 _worker: tuple[Engine, str] | None = None
@@ -437,16 +475,15 @@ def _start_worker(url: str) -> None:
     _worker = (engine_for(url, purpose="plan"), url)
 
 
-def _plan_batch(task: tuple[_Planning, Batch, dict[str, str | None]]) -> _Part:
+def _plan_batch(task: _BatchTask) -> _Part:
     """In a worker process: load and plan one batch. Database failures come back as DatabaseError,
     described (and any password scrubbed) here, since a driver's exception may not survive pickling."""
     from plan_apply.database.engine import describe_failure
 
-    planning, batch, parents = task
     assert _worker is not None
     engine, url = _worker
     try:
         with engine.connect() as connection, paused_gc():
-            return planning.batch_part(connection, batch, parents)
+            return _batch_part(connection, task)
     except SQLAlchemyError as exc:
         raise DatabaseError(describe_failure(exc, url)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import event
 from nexus_config import load_configuration
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for
+from plan_apply.database.reads import read_actual_state
 from plan_apply.diff import PlanOptions
 from plan_apply.plan import Plan
 from plan_apply.planner import build_plan
@@ -107,3 +109,35 @@ def test_applying_an_organization_takes_the_same_statements_whatever_the_fleet_s
     # per row would also grow with the organization's size, which the writers' batches avoid.
     assert big_statements / 30 == small_statements / 3
     assert small_statements / 3 < small_changes / 3 + 25
+
+
+def test_reading_some_organizations_scans_no_whole_table(
+    sqlite_template: Path, tmp_path: Path, write_tree: Callable[..., Path]
+) -> None:
+    # A table read whole for each batch makes a fleet's plan grow with the square of its size: every read
+    # of a batch's state finds its rows through an index (SQLite says SCAN for a read of the whole table).
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    shutil.copy(sqlite_template, tmp_path / "fleet.db")
+    engine = engine_for(url)
+    loaded = load_configuration([_fleet(write_tree, 3)])
+    with engine.connect() as connection:
+        plan = build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
+
+    with engine.connect() as connection:
+        event.listen(engine, "before_cursor_execute", record)
+        read_actual_state(connection, ["site-001"], ["state-u"])
+        event.remove(engine, "before_cursor_execute", record)
+        scans = [
+            (statement.split("FROM", 1)[-1][:80], step[3])
+            for statement, parameters in statements
+            for step in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            if step[3].startswith("SCAN")
+        ]
+    engine.dispose()
+    assert len(statements) >= 10  # every section's read
+    assert scans == []

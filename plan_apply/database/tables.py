@@ -153,7 +153,9 @@ service_steps = sa.Table(
     metadata,
     sa.Column("service_id", sa.Integer, sa.ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
     # A step is never removed from under a service (maybe not nexus's): the plan sees the link first.
-    sa.Column("step_id", sa.Integer, sa.ForeignKey("steps.id", ondelete="RESTRICT"), primary_key=True),
+    sa.Column(
+        "step_id", sa.Integer, sa.ForeignKey("steps.id", ondelete="RESTRICT"), primary_key=True, index=True
+    ),
 )
 
 schools = sa.Table(
@@ -228,7 +230,13 @@ agreement_services = sa.Table(
         "agreement_id", sa.Integer, sa.ForeignKey("agreements.id", ondelete="CASCADE"), primary_key=True
     ),
     # A service is never deleted from under an agreement (maybe the school's accepted terms): archived.
-    sa.Column("service_id", sa.Integer, sa.ForeignKey("services.id", ondelete="RESTRICT"), primary_key=True),
+    sa.Column(
+        "service_id",
+        sa.Integer,
+        sa.ForeignKey("services.id", ondelete="RESTRICT"),
+        primary_key=True,
+        index=True,
+    ),
 )
 
 capacity_windows = sa.Table(
@@ -239,7 +247,7 @@ capacity_windows = sa.Table(
     sa.Column("key", sa.String(255), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("workflow", sa.String(30), nullable=False),
-    sa.Column("agreement_id", sa.Integer, sa.ForeignKey("agreements.id")),
+    sa.Column("agreement_id", sa.Integer, sa.ForeignKey("agreements.id"), index=True),
     sa.Column("disciplines", JSON, nullable=False),
     sa.Column("start_date", sa.Date, nullable=False),
     sa.Column("end_date", sa.Date, nullable=False),
