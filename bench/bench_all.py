@@ -7,6 +7,8 @@
 Run by hand, never in `.ci/run` (`--full` takes the better part of an hour on 2 cores). It runs the other
 benchmarks' measurements, each in a fresh child process, and prints their figures together:
 
+  startup (bench_startup) `--version`, `--help`, `completion bash` against bare Python (`python -c pass`),
+                         `validate` of one clinic and a no-op plan of the examples above it
   scale   (bench_scale)  full-plan time against linear, peak memory of a full plan (big / small), the
                          no-op plan as a share of the full plan
   giant   (bench_giant)  one organization of --windows capacity windows and one of a tenth of that:
@@ -25,10 +27,13 @@ The machine is shared: compare the ratios, which are measured in the same run, n
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import bench_giant  # noqa: E402  (bench/: the giant organization, the alias case)
 import bench_plan  # noqa: E402  (bench/: fleets, scratch databases, measurements in a child)
 import bench_scale  # noqa: E402  (bench/: one fleet size's apply, full and no-op plans)
+import bench_startup  # noqa: E402  (bench/: short commands beside bare Python)
 
 # What the issue measured before (one giant organization of 100,000 windows): the "before" ratios.
 BEFORE = {"validate_s": 12.7, "validate_mb": 238.0, "plan_s": 50.0, "plan_mb": 772.0}
@@ -52,6 +58,7 @@ PRESETS = {
         "alias_uses": 900,
         "apply_facilities": 200,
         "apply_runs": 1,
+        "startup_runs": 10,
     },
     "full": {
         "sizes": [1000, 10_000],
@@ -59,8 +66,12 @@ PRESETS = {
         "alias_uses": 9_000,
         "apply_facilities": 1000,
         "apply_runs": 3,
+        "startup_runs": 20,
     },
 }
+
+
+PARTS = ("startup", "scale", "giant", "apply")
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,43 @@ class Figure:
 
 def _ratio(value: float | None, digits: str = "{:.2f}x") -> str:
     return "n/a" if value is None else digits.format(value)
+
+
+def startup_figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
+    """bench_startup's commands beside bare Python (`python -c pass`), in the same rounds."""
+    print(f"\n##### start-up: short commands beside bare Python, {args.startup_runs} rounds")
+    with tempfile.TemporaryDirectory(prefix="nexus-startup-") as scratch:
+        cmds = bench_startup.commands(bench_startup.applied_database(Path(scratch)))
+        times, cpu = bench_startup.measure(cmds, args.startup_runs, 2)
+    measured = bench_startup.print_table(cmds, times, cpu)
+    figures = []
+    for command in cmds[1:]:
+        if not command.in_readme:
+            continue
+        f = measured[command.label]
+        if command.ratio_limit is not None:
+            limit = command.ratio_limit
+            figures.append(
+                Figure(
+                    f"{command.label} / python -c pass",
+                    f["ratio"],
+                    f"{f['ratio']:.2f}x (CPU time: {f['cpu_ratio']:.2f}x)",
+                    f"<= {limit:g}x",
+                    functools.partial(operator.ge, limit),  # v <= limit
+                )
+            )
+        elif command.above_limit_s is not None:
+            above = command.above_limit_s
+            figures.append(
+                Figure(
+                    f"{command.label}: seconds above python -c pass",
+                    f["above_s"],
+                    f"+{1000 * f['above_s']:.0f} ms (CPU time: +{1000 * f['cpu_above_s']:.0f} ms)",
+                    f"<= +{above:g} s",
+                    functools.partial(operator.ge, above),  # v <= above
+                )
+            )
+    return figures, measured
 
 
 def scale_figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
@@ -267,10 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     preset.add_argument("--quick", action="store_const", dest="preset", const="quick")
     preset.add_argument("--full", action="store_const", dest="preset", const="full")
     parser.add_argument(
-        "--parts", nargs="+", choices=("scale", "giant", "apply"), default=["scale", "giant", "apply"]
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
     )
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--apply-runs", type=int, default=None, help="first applies and floors, alternated")
+    parser.add_argument("--startup-runs", type=int, default=None, help="rounds of the short commands")
     parser.add_argument("--apply-facilities", type=int, default=None, help="instead of the preset's")
     parser.add_argument("--jobs", type=int, default=1, help="nexus --jobs of the scale part's plans")
     parser.add_argument(
@@ -290,10 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     loads = [os.getloadavg()[0]]
     print(f"engine: {bench_plan.code_state()}; --{args.preset}; load average {loads[0]:.1f}", flush=True)
-    parts = {"scale": scale_figures, "giant": giant_figures, "apply": apply_figures}
+    parts = {
+        "startup": startup_figures,
+        "scale": scale_figures,
+        "giant": giant_figures,
+        "apply": apply_figures,
+    }
     figures: list[Figure] = []
     raw: dict[str, Any] = {}
-    for name in ("scale", "giant", "apply"):
+    for name in PARTS:
         if name in args.parts:
             got, raw[name] = parts[name](args)
             figures += got
