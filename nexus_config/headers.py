@@ -23,7 +23,7 @@ _DOCUMENT = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
 _FLOW = re.compile(r"^metadata:[ \t]*\{((?:[^{}\n]|\{[^{}\n]*\})*)\}", re.MULTILINE)
 _NESTED = re.compile(r"\{[^{}\n]*\}")
 _BLOCK = re.compile(r"^metadata:[ \t]*(?:#.*)?\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
-_FIELD = r"(?:^|[,{\s])NAME:[ \t]*['\"]?([a-z0-9][a-z0-9-]*)['\"]?[ \t]*(?:#.*)?(?:,|$)"
+_FIELD = r"(?:^|[,{\s])(['\"]?)NAME\1:[ \t]*['\"]?([a-z0-9][a-z0-9-]*)['\"]?[ \t]*(?:#.*)?(?:,|$)"
 _SLUG = re.compile(_FIELD.replace("NAME", "slug"), re.MULTILINE)
 _PARENT = re.compile(_FIELD.replace("NAME", "parent"), re.MULTILINE)
 _CONTENT = re.compile(r"^[^\s#]", re.MULTILINE)
@@ -92,8 +92,10 @@ def file_header(text: str) -> FileHeader | None:
         metadata = _metadata(document)
         if metadata is None:
             return None
-        slugs = _SLUG.findall(metadata)
-        parents = _PARENT.findall(metadata)
+        slugs = [value for _, value in _SLUG.findall(metadata)]  # the key written plain or quoted
+        parents = [value for _, value in _PARENT.findall(metadata)]
+        if not parents and "parent" in metadata:
+            return None  # named some way this look does not read: the loader reads it
         if len(slugs) != 1 or len(parents) > 1:
             return None
         organizations.append((sys.intern(slugs[0]), sys.intern(parents[0]) if parents else None))

@@ -147,3 +147,16 @@ def test_batched_validation_counts_what_loading_at_once_counts(
     checked = check_tree([fleet], jobs=jobs)
     assert checked.ok and checked.problems == at_once.problems
     assert (checked.organizations, checked.files) == (len(at_once.state.organizations), at_once.files)
+
+
+def test_a_parent_named_under_a_quoted_key_is_batched_with_its_parent(
+    database_url: str, fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quoted = tmp_path / "quoted"
+    shutil.copytree(fleet, quoted)
+    for path in quoted.rglob("profile.yaml"):
+        path.write_text(re.sub(r"^(\s+)parent:", r'\1"parent":', path.read_text(), flags=re.MULTILINE))
+    assert any('"parent":' in p.read_text() for p in quoted.rglob("profile.yaml"))
+    assert _plan_json(database_url, quoted, 2, monkeypatch) == _plan_json(
+        database_url, quoted, 10_000, monkeypatch
+    )
