@@ -199,7 +199,7 @@ def print_table(
     return figures
 
 
-def _versus_bare(command: Command, median: float, base: float) -> str:
+def versus_bare(command: Command, median: float, base: float) -> str:
     """A median beside bare Python's, in its target's terms: milliseconds above it, or a ratio."""
     if command.above_limit_s is not None:
         return f"+{1000 * (median - base):.0f} ms"
@@ -224,8 +224,8 @@ def markdown_table(cmds: list[Command], figures: dict[str, Any]) -> str:
         limit = command.above_limit_s
         target = f"≤ +{1000 * limit:.0f} ms" if limit is not None else f"≤ {command.ratio_limit:g}×"
         lines.append(
-            f"| `{command.label.removeprefix('nexus ')}` | {_versus_bare(command, f['median_s'], bare['median_s'])} "
-            f"| {_versus_bare(command, f['cpu_median_s'], bare['cpu_median_s'])} | {target} |"
+            f"| `{command.label.removeprefix('nexus ')}` | {versus_bare(command, f['median_s'], bare['median_s'])} "
+            f"| {versus_bare(command, f['cpu_median_s'], bare['cpu_median_s'])} | {target} |"
         )
     return "\n".join(lines)
 
