@@ -15,8 +15,6 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from plan_apply.database import tables as t
-from plan_apply.database.bound import bound_row
 from plan_apply.database.dialects import EncodedJSON
 from plan_apply.database.writes import created_row
 from plan_apply.plan import Action, Change, OrgPlan
@@ -28,7 +26,7 @@ __all__ = ["Prepared", "logged_changes", "logged_summary", "prepared"]
 @dataclass(frozen=True, slots=True)
 class Prepared:
     rows: Mapping[str, Mapping[str, Any]]
-    """The rows of created items, by address, bound (see `writes.created_row`)."""
+    """The rows of created items, by address (`writes.created_row`)."""
     log_changes: EncodedJSON
     """The apply log's changes when every change is written (none left alone)."""
     log_summary: dict[str, int]
@@ -41,8 +39,7 @@ def prepared(org: OrgPlan, dialect: Dialect) -> Prepared:
         if change.action is Action.CREATE:
             section = section_of(change.type)
             if not (section.root or section.single):
-                table = t.metadata.tables[section.table]
-                rows[change.address] = bound_row(table, created_row(section, change), dialect)
+                rows[change.address] = created_row(section, change, dialect)
     return Prepared(
         rows, EncodedJSON(json.dumps(logged_changes(org.changes, ()))), logged_summary(org.changes, ())
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from plan_apply.database import tables as t
 from plan_apply.database.bound import bound_row, bulk_insert, insert_bound
@@ -69,8 +69,7 @@ class WriteContext:
     counter_propose: bool = False
     platform_schools: frozenset[str] = frozenset()
     prepared: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Rows of created items computed and bound ahead (`created_row`, `bound.bound_row`), by address; any
-    other is computed here."""
+    """Rows of created items computed ahead (`created_row`), by address; any other is computed here."""
     skipped: list[str] = field(default_factory=list)
     """Notes on the changes left alone (a school's proposal), for the people reading the result."""
     left_alone: list[Change] = field(default_factory=list)
@@ -133,19 +132,19 @@ def _none(change: Change) -> dict[str, Any]:
     return {}
 
 
-def created_row(section: Section, change: Change) -> dict[str, Any]:
-    """The row a created item is inserted as, but for what only its transaction knows (ids): the same
-    whoever computes it, so an apply computes the next organization's on another thread (`prepared`).
-    Its `applied` baseline is encoded here, off the transaction's path."""
+def created_row(section: Section, change: Change, dialect: Dialect) -> dict[str, Any]:
+    """The row a created item is inserted as, bound for `dialect`, but for what only its transaction
+    knows (ids): the same whoever computes it, so an apply computes the next organization's on another
+    thread (`prepared`). Its `applied` baseline is encoded here, off the transaction's path."""
+    table = _table(section)
     applied = _baseline_fields(change)
-    return {
+    row = {
         "managed": True,
-        "applied": EncodedJSON(json.dumps(applied))
-        if takes_encoded_json(_table(section).c.applied)
-        else applied,
+        "applied": EncodedJSON(json.dumps(applied)) if takes_encoded_json(table.c.applied) else applied,
         **({"key": _key_of(change.address)} if section.key_column == "key" else {}),
         **columns_of(section, change.after),
     }
+    return bound_row(table, row, dialect)
 
 
 def insert_rows(ctx: WriteContext, section: Section, changes: Sequence[Change], extra: Extra) -> None:
@@ -154,7 +153,7 @@ def insert_rows(ctx: WriteContext, section: Section, changes: Sequence[Change], 
     prepared, dialect = ctx.prepared, ctx.connection.dialect
     rows = [
         {
-            **(prepared.get(c.address) or bound_row(table, created_row(section, c), dialect)),
+            **(prepared.get(c.address) or created_row(section, c, dialect)),
             **bound_row(table, extra(c), dialect),
         }
         for c in changes
