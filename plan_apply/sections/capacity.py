@@ -187,27 +187,16 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
 def _learn_system_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
     """The ids of the parents' agreements these windows are scheduled under, in one SELECT (one missing
     is left for `_system_agreement_id` to name)."""
-    import sqlalchemy as sa
-
-    from plan_apply.database import tables as t
+    from plan_apply.sections.services import AGREEMENT_ADDRESS, agreement_ids_found
 
     wanted = {
-        (owner, key)
+        AGREEMENT_ADDRESS.format(org=owner, key=key)
         for c in changes
         if c.after.get("agreement")
         for owner, key in [split_reference(c.after["agreement"])]
-        if owner is not None and f"{owner}/agreements/{key}" not in ctx.ids
+        if owner is not None
     }
-    if not wanted:
-        return
-    a, o = t.agreements, t.organizations
-    for row in ctx.connection.execute(
-        sa.select(a.c.id, a.c.key, o.c.slug)
-        .select_from(a.join(o, a.c.org_id == o.c.id))
-        .where(o.c.slug.in_(sorted({w[0] for w in wanted})), a.c.key.in_(sorted({w[1] for w in wanted})))
-    ):
-        if (row.slug, row.key) in wanted:
-            ctx.ids[f"{row.slug}/agreements/{row.key}"] = int(row.id)
+    ctx.ids.update(agreement_ids_found(ctx.connection, wanted - set(ctx.ids)))
 
 
 def window_item(record: Record) -> dict[str, Any]:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from plan_apply.plan import Change
     from plan_apply.sections.record import Record
 
-__all__ = ["AGREEMENT_ADDRESS", "SERVICES", "service_fields"]
+__all__ = ["AGREEMENT_ADDRESS", "SERVICES", "agreement_ids_found", "service_fields"]
 
 AGREEMENT_ADDRESS = "{org}/agreements/{key}"
 """An agreement's plan address (the agreements' section imports this one, so it cannot be asked)."""
@@ -244,8 +244,8 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
             )
 
 
-def _agreement_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
-    """The ids of agreements by address (`slug/agreements/key`); a missing one is an error."""
+def agreement_ids_found(connection: Connection, addresses: set[str]) -> dict[str, int]:
+    """The ids of the agreements at `addresses` (`slug/agreements/key`) that exist, in one SELECT."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
@@ -259,9 +259,16 @@ def _agreement_ids(connection: Connection, addresses: set[str]) -> dict[str, int
         .select_from(a.join(owner, a.c.org_id == owner.c.id))
         .where(owner.c.slug.in_(sorted({p[0] for p in pairs})), a.c.key.in_(sorted({p[1] for p in pairs})))
     )
-    found = {
-        AGREEMENT_ADDRESS.format(org=row.slug, key=row.key): int(row.id) for row in connection.execute(query)
-    }
+    found = (
+        (AGREEMENT_ADDRESS.format(org=row.slug, key=row.key), int(row.id))
+        for row in connection.execute(query)
+    )
+    return {address: row_id for address, row_id in found if address in addresses}
+
+
+def _agreement_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
+    """The ids of agreements by address (`slug/agreements/key`); a missing one is an error."""
+    found = agreement_ids_found(connection, addresses)
     missing = sorted(addresses - set(found))
     if missing:
         raise LookupError(
