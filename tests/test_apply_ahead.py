@@ -12,16 +12,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from nexus_config import load_configuration
 from plan_apply import apply as apply_module
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database import tables as t
-from plan_apply.database.dialects import EncodedJSON, json_column
-from plan_apply.database.engine import engine_for
-from plan_apply.plan import OrgPlan, Plan
-from plan_apply.planner import build_plan
+from plan_apply.plan import OrgPlan
 from plan_apply.prepared import Prepared
 from plan_apply.prepared import prepared as real_prepared
+
+from .support.harness import plan_folder
 
 ORG = """
 apiVersion: nexus/v1
@@ -40,21 +38,14 @@ services:
 """
 
 
-def _plan(url: str, folder: Path) -> Plan:
-    loaded = load_configuration([folder])
-    assert loaded.ok
-    engine = engine_for(url)
-    try:
-        with engine.connect() as connection:
-            return build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
-    finally:
-        engine.dispose()
+def _sites(write_tree: Callable[..., Path], count: int) -> Path:
+    return write_tree({f"site-{n}.yaml": ORG.format(n=n) for n in range(count)})
 
 
 def test_each_organization_is_prepared_while_the_one_before_it_commits(
-    database_url: str, write_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    engine: sa.Engine, write_tree: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = _plan(database_url, write_tree({f"site-{n}.yaml": ORG.format(n=n) for n in range(3)}))
+    plan = plan_folder(engine, _sites(write_tree, 3))
     events: list[tuple[str, str]] = []
     lock = threading.Lock()
 
@@ -77,15 +68,11 @@ def test_each_organization_is_prepared_while_the_one_before_it_commits(
 
     monkeypatch.setattr("plan_apply.apply.prepared", prepared)
     monkeypatch.setattr(apply_module._Ahead, "start", start)
-    engine = engine_for(database_url)
     event.listen(
         engine, "before_cursor_execute", lambda c, cur, text, *a: note("sql", text.split()[0].upper())
     )
     event.listen(engine, "commit", lambda c: note("commit", ""))
-    try:
-        assert apply_plan(engine, plan, ApplyOptions(actor="test"), jobs=1).ok
-    finally:
-        engine.dispose()
+    assert apply_plan(engine, plan, ApplyOptions(actor="test"), jobs=1).ok
 
     slugs = [org.slug for org in plan.organizations]
     assert ("prepare", f"{slugs[0]} on MainThread") in events  # nothing commits before the first one
@@ -102,62 +89,24 @@ def test_each_organization_is_prepared_while_the_one_before_it_commits(
 
 
 def test_the_apply_log_keeps_the_changes_as_planned(
-    database_url: str, write_tree: Callable[..., Path]
+    engine: sa.Engine, write_tree: Callable[..., Path]
 ) -> None:
-    plan = _plan(database_url, write_tree({f"site-{n}.yaml": ORG.format(n=n) for n in range(2)}))
-    engine = engine_for(database_url)
-    try:
-        assert apply_plan(engine, plan, ApplyOptions(actor="test"), jobs=1).ok
-        with engine.connect() as connection:
-            logged = {
-                row.org_slug: (row.summary, row.changes)
-                for row in connection.execute(
-                    sa.select(t.apply_log.c.org_slug, t.apply_log.c.summary, t.apply_log.c.changes)
-                )
-            }
-    finally:
-        engine.dispose()
+    plan = plan_folder(engine, _sites(write_tree, 2))
+    assert apply_plan(engine, plan, ApplyOptions(actor="test"), jobs=1).ok
+    log = t.apply_log
+    with engine.connect() as connection:
+        logged = {
+            row.org_slug: (row.summary, row.changes)
+            for row in connection.execute(sa.select(log.c.org_slug, log.c.summary, log.c.changes))
+        }
     for org in plan.organizations:
         assert logged[org.slug] == ({"create": len(org.changes)}, [c.to_json() for c in org.changes])
 
 
-def test_a_json_value_encoded_ahead_is_stored_as_that_value(database_url: str) -> None:
-    metadata = sa.MetaData()
-    table = sa.Table(
-        "encoded_json_probe",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("v", json_column()),
-    )
-    engine = engine_for(database_url)
-    try:
-        with engine.begin() as connection:
-            metadata.create_all(connection)
-            connection.execute(
-                sa.insert(table),
-                [{"id": 1, "v": EncodedJSON('{"a": [1, "x", null]}')}, {"id": 2, "v": {"b": 2}}],
-            )
-            stored = {row.id: row.v for row in connection.execute(sa.select(table.c.id, table.c.v))}
-            metadata.drop_all(connection)
-    finally:
-        engine.dispose()
-    assert stored == {1: {"a": [1, "x", None]}, 2: {"b": 2}}
-
-
-def test_an_encoded_value_is_never_stored_as_a_string_by_a_plain_json_column() -> None:
-    engine = sa.create_engine("sqlite://")
-    table = sa.Table("plain", sa.MetaData(), sa.Column("v", sa.JSON))
-    with engine.begin() as connection:
-        table.create(connection)
-        with pytest.raises(sa.exc.StatementError, match="not JSON serializable"):
-            connection.execute(sa.insert(table), [{"v": EncodedJSON("{}")}])
-
-
 def test_what_a_family_thread_did_not_expect_is_raised_not_waited_for(
-    database_url: str, write_tree: Callable[..., Path]
+    engine: sa.Engine, write_tree: Callable[..., Path]
 ) -> None:
-    plan = _plan(database_url, write_tree({f"site-{n}.yaml": ORG.format(n=n) for n in range(2)}))
-    engine = engine_for(database_url)
+    plan = plan_folder(engine, _sites(write_tree, 2))
     outcome: list[BaseException | None] = []
 
     def broken_listener(result: Any) -> None:
@@ -173,6 +122,5 @@ def test_what_a_family_thread_did_not_expect_is_raised_not_waited_for(
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     worker.join(timeout=120)  # a bound on a hang, not a wait for an event: it returns at once when fixed
-    engine.dispose()
     assert not worker.is_alive(), "apply_plan waited forever for an organization whose thread had died"
     assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)

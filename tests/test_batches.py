@@ -19,7 +19,7 @@ from nexus_config.headers import file_header
 from plan_apply import batching
 from plan_apply.batching import check_tree
 from plan_apply.database.engine import engine_for
-from plan_apply.planner import Selection, plan_tree
+from plan_apply.planner import Selection, TreePlan, plan_tree
 
 from .conftest import EXAMPLES
 
@@ -34,16 +34,22 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _plan_json(url: str, folder: Path, batch: int, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> str:
-    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", batch)
-    engine = engine_for(url)
+def tree_plan(database_url: str, folder: Path, /, **kwargs: Any) -> TreePlan:
+    """The tree's plan and problems through `plan_tree`, on a fresh engine, with a fixed clock (`kwargs`
+    are `plan_tree`'s, its `url` for worker processes among them)."""
+    engine = engine_for(database_url)
     try:
         with engine.connect() as connection:
-            result = plan_tree(
+            return plan_tree(
                 [folder], connection, database="db", created_at=lambda: "2026-11-28T12:00:00Z", **kwargs
             )
     finally:
         engine.dispose()
+
+
+def _plan_json(url: str, folder: Path, batch: int, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> str:
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", batch)
+    result = tree_plan(url, folder, **kwargs)
     assert result.plan is not None, [p.as_text() for p in result.problems][:5]
     return result.plan.to_json()
 

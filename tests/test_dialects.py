@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from plan_apply.database.bound import bound_row, bulk_insert, insert_bound
-from plan_apply.database.dialects import DIALECTS, Dialect, json_column
+from plan_apply.database.dialects import DIALECTS, Dialect, EncodedJSON, json_column
 from plan_apply.database.engine import (
     HEAD_REVISION,
     engine_for,
@@ -184,6 +184,34 @@ def test_bound_rows_are_stored_as_sqlalchemy_stores_the_same_values(engine: sa.E
     # A column a row leaves out takes its default, bound as any value (JSON's None is JSON null: None).
     assert stored[3] == {"id": 3, "doc": {"a": 1}, "day": None, "flag": True, "note": None}
     assert stored[4] == {"id": 4, "doc": None, "day": None, "flag": False, "note": None}
+
+
+def test_a_json_value_encoded_ahead_is_stored_as_that_value(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "encoded_json_probe",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("v", json_column()),
+    )
+    with engine.connect() as connection, connection.begin():
+        metadata.create_all(connection)
+        connection.execute(
+            sa.insert(table),
+            [{"id": 1, "v": EncodedJSON('{"a": [1, "x", null]}')}, {"id": 2, "v": {"b": 2}}],
+        )
+        stored = {row.id: row.v for row in connection.execute(sa.select(table.c.id, table.c.v))}
+        connection.rollback()
+    assert stored == {1: {"a": [1, "x", None]}, 2: {"b": 2}}
+
+
+def test_an_encoded_value_is_never_stored_as_a_string_by_a_plain_json_column() -> None:
+    engine = sa.create_engine("sqlite://")
+    table = sa.Table("plain", sa.MetaData(), sa.Column("v", sa.JSON))
+    with engine.begin() as connection:
+        table.create(connection)
+        with pytest.raises(sa.exc.StatementError, match="not JSON serializable"):
+            connection.execute(sa.insert(table), [{"v": EncodedJSON("{}")}])
 
 
 def test_a_column_some_rows_of_a_bulk_insert_leave_out_takes_its_default(engine: sa.Engine) -> None:

@@ -18,9 +18,9 @@ from plan_apply import batching
 from plan_apply.apply import ApplyOptions, apply_plan
 from plan_apply.database.engine import engine_for, upgrade_schema
 from plan_apply.plan import Plan
-from plan_apply.planner import plan_tree
 
 from .strategies import family, templated_family
+from .test_batches import tree_plan
 from .test_properties import emit
 
 FAMILIES = st.one_of(family(), templated_family())
@@ -46,15 +46,7 @@ def _tree(folder: Path, families: list[list[dict[str, Any]]], together: bool = F
 
 def _plan(database_url: str, folder: Path, **kwargs: Any) -> Plan | None:
     """The tree's plan through `plan_tree` (None when the configuration has errors)."""
-    engine = engine_for(database_url)
-    try:
-        with engine.connect() as connection:
-            result = plan_tree(
-                [folder], connection, database="db", created_at=lambda: "2026-11-28T12:00:00Z", **kwargs
-            )
-    finally:
-        engine.dispose()
-    return result.plan
+    return tree_plan(database_url, folder, **kwargs).plan
 
 
 def _changes(plan: Plan) -> dict[str, Any]:
