@@ -60,7 +60,7 @@ organizations = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("slug", sa.String(255), nullable=False, unique=True),
-    sa.Column("parent_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=True),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=True, index=True),
     sa.Column("labels", JSON, nullable=False),
     sa.Column("revision", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("config_hash", sa.String(80), nullable=True),
