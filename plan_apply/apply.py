@@ -230,14 +230,27 @@ def _record_configuration(connection: Connection, org_id: int | None, org: OrgPl
     files hash the same. The organization's row has been locked since before its state was read, so no
     other writer's bump can be in `revision` here: it is the revision read plus this apply's own writes.
     An apply that left changes pending (a school's proposal) is never "clean"."""
-    o = t.organizations
     connection.execute(
+        _recording(complete),
+        {
+            "org_id_": org_id,
+            "files_": dict(org.config_files) or None,
+            "hash_": config_hash_of(org.config_files) if org.config_files else None,
+        },
+    )
+
+
+@functools.cache
+def _recording(complete: bool) -> sa.Update:
+    """`_record_configuration`'s UPDATE, built once for each of its two forms."""
+    o = t.organizations
+    return (
         sa.update(o)
-        .where(o.c.id == org_id)
+        .where(o.c.id == sa.bindparam("org_id_"))
         .values(
             applied_revision=o.c.revision if complete else None,
-            config_files=dict(org.config_files) or None,
-            config_hash=config_hash_of(org.config_files) if org.config_files else None,
+            config_files=sa.bindparam("files_", type_=o.c.config_files.type),
+            config_hash=sa.bindparam("hash_"),
         )
     )
 
@@ -258,7 +271,7 @@ def _apply_org(
     with write_transaction(connection) as tx:
         _lock(tx, [org.slug])
         dialect = dialect_of(tx)
-        for query in locking_queries(org.slug, org.changes):
+        for query in locking_queries(org.slug, org.changes) if dialect.locks_rows else ():
             dialect.lock_rows(tx, query)
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         holders = sorted({str(c.before["org"]) for c in org.changes if "org" in c.before} - {org.slug})
@@ -288,17 +301,18 @@ def _apply_org(
         written = [c for c in org.changes if c.address not in left]
         _record_configuration(tx, ctx.org_id, org, complete=not left)
         tx.execute(
-            sa.insert(t.apply_log).values(
-                org_slug=org.slug,
-                started_at=now,
-                finished_at=datetime.datetime.now(datetime.UTC),
-                actor=options.actor or default_actor(),
-                commit_sha=options.commit,
-                plan_hash=plan_hash,
-                fingerprint_before=org.state_fingerprint,
-                summary=logged_summary(written, ctx.left_alone) if left else ahead.log_summary,
-                changes=logged_changes(written, ctx.left_alone) if left else ahead.log_changes,
-            )
+            t.apply_log.insert(),
+            {
+                "org_slug": org.slug,
+                "started_at": now,
+                "finished_at": datetime.datetime.now(datetime.UTC),
+                "actor": options.actor or default_actor(),
+                "commit_sha": options.commit,
+                "plan_hash": plan_hash,
+                "fingerprint_before": org.state_fingerprint,
+                "summary": logged_summary(written, ctx.left_alone) if left else ahead.log_summary,
+                "changes": logged_changes(written, ctx.left_alone) if left else ahead.log_changes,
+            },
         )
         committing()
     status: Status = "left_alone" if not written else "applied"

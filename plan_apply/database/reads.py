@@ -6,6 +6,7 @@ Rows become the same `Record`s the desired side produces, plus ownership and liv
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -31,10 +32,6 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
         yield items[start : start + size]
 
 
-def _in(column: Any, values: Iterable[Any]) -> Any:
-    return column.in_(sorted(set(values)))
-
-
 def read_actual_state(
     connection: Connection,
     slugs: Sequence[str],
@@ -50,21 +47,14 @@ def read_actual_state(
     keys = sorted(set(school_keys))
     platform: set[str] = set()
     for batch in _chunks(keys, batch_size):
-        platform.update(
-            connection.execute(sa.select(t.schools.c.slug).where(_in(t.schools.c.slug, batch))).scalars()
-        )
+        platform.update(connection.scalars(_schools_query(), {"slugs": list(batch)}))
     return ActualState(organizations, frozenset(platform))
 
 
 def _read_batch(
     connection: Connection, slugs: Sequence[str], sections: Sequence[Section]
 ) -> dict[str, ActualOrganization]:
-    parent = t.organizations.alias("parent")
-    org_rows = connection.execute(
-        sa.select(t.organizations, parent.c.slug.label("parent_slug"))
-        .select_from(t.organizations.outerjoin(parent, t.organizations.c.parent_id == parent.c.id))
-        .where(_in(t.organizations.c.slug, slugs))
-    ).all()
+    org_rows = connection.execute(_organizations_query(), {"slugs": list(slugs)}).all()
     records: dict[str, list[Record]] = defaultdict(list)
     for row in org_rows:
         records[row.slug].append(organization_record(row))
@@ -89,6 +79,24 @@ def _read_batch(
             org_row.applied_revision if org_row is not None else None,
         )
     return result
+
+
+@functools.cache
+def _organizations_query() -> sa.Select[Any]:
+    """The organizations named :slugs with their parent's slug, built once: every apply reads each of
+    its organizations again under the lock."""
+    parent = t.organizations.alias("parent")
+    return (
+        sa.select(t.organizations, parent.c.slug.label("parent_slug"))
+        .select_from(t.organizations.outerjoin(parent, t.organizations.c.parent_id == parent.c.id))
+        .where(t.organizations.c.slug.in_(sa.bindparam("slugs", expanding=True)))
+    )
+
+
+@functools.cache
+def _schools_query() -> sa.Select[Any]:
+    """The platform's schools among :slugs."""
+    return sa.select(t.schools.c.slug).where(t.schools.c.slug.in_(sa.bindparam("slugs", expanding=True)))
 
 
 def read_applied_configurations(connection: Connection) -> dict[str, AppliedConfiguration]:

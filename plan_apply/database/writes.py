@@ -10,6 +10,7 @@ its section module (`plan_apply/sections/`).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -120,12 +121,18 @@ def columns_of(section: Section, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _refresh_ids(ctx: WriteContext, section: Section, addresses: Sequence[str]) -> None:
     """Learn the ids of rows just inserted: one SELECT per batch (no RETURNING round trips)."""
-    table = _table(section)
     keys = {_key_of(a): a for a in addresses}
-    for row in ctx.connection.execute(
-        sa.select(table.c.id, table.c.key).where(table.c.org_id == ctx.org_id, table.c.key.in_(list(keys)))
-    ):
+    for row in ctx.connection.execute(_ids_query(section.table), {"org_id": ctx.org_id, "keys": list(keys)}):
         ctx.ids[keys[row.key]] = row.id
+
+
+@functools.cache
+def _ids_query(table_name: str) -> sa.Select[Any]:
+    """The ids of an organization's rows by key, built once per table (every transaction asks)."""
+    table = t.metadata.tables[table_name]
+    return sa.select(table.c.id, table.c.key).where(
+        table.c.org_id == sa.bindparam("org_id"), table.c.key.in_(sa.bindparam("keys", expanding=True))
+    )
 
 
 def _none(change: Change) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Its rows are read first, by `database.reads`, which learns the batch's ids from 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +35,17 @@ def _read(batch: ReadBatch) -> None:
     """Read with the batch itself (`database.reads`): nothing more to read here."""
 
 
-def _values(ctx: WriteContext, values: Mapping[str, Any]) -> dict[str, Any]:
+@functools.cache
+def _id_query() -> Any:
+    """The id of the organization :slug, built once (each facility's transaction asks its parent's)."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
+
+    return sa.select(t.organizations.c.id).where(t.organizations.c.slug == sa.bindparam("slug"))
+
+
+def _values(ctx: WriteContext, values: Mapping[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     if "labels" in values:
@@ -45,11 +53,7 @@ def _values(ctx: WriteContext, values: Mapping[str, Any]) -> dict[str, Any]:
     if "parent" in values:
         parent = values["parent"]
         result["parent_id"] = (
-            ctx.connection.execute(
-                sa.select(t.organizations.c.id).where(t.organizations.c.slug == parent)
-            ).scalar()
-            if parent
-            else None
+            ctx.connection.execute(_id_query(), {"slug": parent}).scalar() if parent else None
         )
         if parent and result["parent_id"] is None:
             raise LookupError(
@@ -59,14 +63,14 @@ def _values(ctx: WriteContext, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    import sqlalchemy as sa
 
     from plan_apply.database import tables as t
 
     (change,) = changes
     values = _values(ctx, change.after)
     inserted = ctx.connection.execute(
-        sa.insert(t.organizations).values(slug=ctx.slug, managed=True, applied=ctx.applied(change), **values)
+        t.organizations.insert(),
+        {"slug": ctx.slug, "managed": True, "applied": ctx.applied(change), **values},
     )
     key = inserted.inserted_primary_key  # the driver's own (RETURNING, lastrowid): no query
     if key is None or key[0] is None:  # pragma: no cover (a single row's key is always told)

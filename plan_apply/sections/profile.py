@@ -60,16 +60,19 @@ def _read(batch: ReadBatch) -> None:
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    import sqlalchemy as sa
 
     from plan_apply.database import tables as t
     from plan_apply.database.writes import columns_of
 
     (change,) = changes
     ctx.connection.execute(
-        sa.insert(t.profiles).values(
-            org_id=ctx.org_id, managed=True, applied=ctx.applied(change), **columns_of(PROFILE, change.after)
-        )
+        t.profiles.insert(),
+        {
+            "org_id": ctx.org_id,
+            "managed": True,
+            "applied": ctx.applied(change),
+            **columns_of(PROFILE, change.after),
+        },
     )
 
 

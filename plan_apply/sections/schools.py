@@ -3,6 +3,7 @@ is invited (an outbox row written in the same transaction)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,22 +68,28 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
 def _invited_in_family(ctx: WriteContext, keys: set[str]) -> set[str]:
     """The schools among `keys` an ancestor partners with, or a descendant has invited: a health
     system invites a school once, whichever of its organizations names it first."""
+    return set(ctx.connection.scalars(_family_schools_query(), {"org_id": ctx.org_id, "keys": sorted(keys)}))
+
+
+@functools.cache
+def _family_schools_query() -> Any:
+    """`_invited_in_family`'s query, built once (every organization's transaction asks it): the schools
+    among :keys partnered above :org_id or invited below it."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
 
     o, p, i = t.organizations, t.partnerships, t.invitations
-    up = sa.select(o.c.parent_id.label("id")).where(o.c.id == ctx.org_id).cte("ancestors", recursive=True)
+    org_id: sa.BindParameter[int] = sa.bindparam("org_id")
+    keys: sa.BindParameter[list[str]] = sa.bindparam("keys", expanding=True)
+    up = sa.select(o.c.parent_id.label("id")).where(o.c.id == org_id).cte("ancestors", recursive=True)
     up = up.union_all(sa.select(o.c.parent_id).where(o.c.id == up.c.id, o.c.parent_id.is_not(None)))
-    down = sa.select(o.c.id).where(o.c.parent_id == ctx.org_id).cte("descendants", recursive=True)
+    down = sa.select(o.c.id).where(o.c.parent_id == org_id).cte("descendants", recursive=True)
     down = down.union_all(sa.select(o.c.id).where(o.c.parent_id == down.c.id))
-    query = sa.union(
-        sa.select(p.c.school_key).where(p.c.org_id.in_(sa.select(up.c.id)), p.c.school_key.in_(sorted(keys))),
-        sa.select(i.c.school_key).where(
-            i.c.org_id.in_(sa.select(down.c.id)), i.c.school_key.in_(sorted(keys))
-        ),
+    return sa.union(
+        sa.select(p.c.school_key).where(p.c.org_id.in_(sa.select(up.c.id)), p.c.school_key.in_(keys)),
+        sa.select(i.c.school_key).where(i.c.org_id.in_(sa.select(down.c.id)), i.c.school_key.in_(keys)),
     )
-    return set(ctx.connection.scalars(query))
 
 
 def _invite(ctx: WriteContext, changes: Sequence[Change]) -> None:

@@ -3,6 +3,7 @@ ancestor's) and holds capacity windows. Archived, not deleted, while history poi
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -246,24 +247,38 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
 
 def agreement_ids_found(connection: Connection, addresses: set[str]) -> dict[str, int]:
     """The ids of the agreements at `addresses` (`slug/agreements/key`) that exist, in one SELECT."""
+    return _ids_at(connection, "agreements", "/agreements/", addresses)
+
+
+def _ids_at(connection: Connection, table: str, marker: str, addresses: set[str]) -> dict[str, int]:
+    """The ids of the rows of `table` at `addresses` (`slug{marker}key`, any organization's) that exist:
+    one SELECT of the pairs' organizations and keys, kept where the pair is one asked for."""
+    if not addresses:
+        return {}
+    pairs = {tuple(a.split(marker, 1)) for a in addresses}
+    rows = connection.execute(
+        _ids_at_query(table), {"slugs": sorted({p[0] for p in pairs}), "keys": sorted({p[1] for p in pairs})}
+    )
+    found = ((f"{row.slug}{marker}{row.key}", int(row.id)) for row in rows)
+    return {address: row_id for address, row_id in found if address in addresses}
+
+
+@functools.cache
+def _ids_at_query(table_name: str) -> Any:
+    """`_ids_at`'s query, built once per table (each organization's transaction asks it)."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
 
-    if not addresses:
-        return {}
-    pairs = {tuple(a.split("/agreements/", 1)) for a in addresses}
-    a, owner = t.agreements, t.organizations
-    query = (
-        sa.select(a.c.id, a.c.key, owner.c.slug)
-        .select_from(a.join(owner, a.c.org_id == owner.c.id))
-        .where(owner.c.slug.in_(sorted({p[0] for p in pairs})), a.c.key.in_(sorted({p[1] for p in pairs})))
+    table, owner = t.metadata.tables[table_name], t.organizations
+    return (
+        sa.select(table.c.id, table.c.key, owner.c.slug)
+        .select_from(table.join(owner, table.c.org_id == owner.c.id))
+        .where(
+            owner.c.slug.in_(sa.bindparam("slugs", expanding=True)),
+            table.c.key.in_(sa.bindparam("keys", expanding=True)),
+        )
     )
-    found = (
-        (AGREEMENT_ADDRESS.format(org=row.slug, key=row.key), int(row.id))
-        for row in connection.execute(query)
-    )
-    return {address: row_id for address, row_id in found if address in addresses}
 
 
 def _agreement_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
@@ -310,22 +325,7 @@ def _link_steps(ctx: WriteContext, changes: Sequence[Change]) -> None:
 
 
 def _step_ids(connection: Connection, addresses: set[str]) -> dict[str, int]:
-    import sqlalchemy as sa
-
-    from plan_apply.database import tables as t
-
-    pairs = {tuple(a.split("/steps/", 1)) for a in addresses}
-    found: dict[str, int] = {}
-    query = (
-        sa.select(t.steps.c.id, t.steps.c.key, t.organizations.c.slug)
-        .select_from(t.steps.join(t.organizations, t.steps.c.org_id == t.organizations.c.id))
-        .where(
-            t.organizations.c.slug.in_(sorted({p[0] for p in pairs})),
-            t.steps.c.key.in_(sorted({p[1] for p in pairs})),
-        )
-    )
-    for row in connection.execute(query):
-        found[STEPS.address(row.slug, row.key)] = row.id
+    found = _ids_at(connection, "steps", "/steps/", addresses)
     missing = sorted(addresses - set(found))
     if missing:
         raise LookupError(f"step {missing[0]} does not exist in the database; apply its organization first")

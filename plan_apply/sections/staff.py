@@ -4,6 +4,7 @@ name too, stay theirs: the membership is the organization's)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,11 +68,7 @@ def _people(ctx: WriteContext, changes: Sequence[Change], retry: bool = True) ->
     emails = {_key_of(c): c.after.get("name") for c in changes}
     known = {
         row.email.lower(): row.id
-        for row in ctx.connection.execute(
-            sa.select(t.people.c.id, t.people.c.email).where(
-                sa.func.lower(t.people.c.email).in_(sorted(emails))
-            )
-        )
+        for row in ctx.connection.execute(_people_query(), {"emails": sorted(emails)})
     }
     missing = [{"email": e, "name": emails[e]} for e in sorted(emails) if e not in known]
     if missing:
@@ -83,6 +80,17 @@ def _people(ctx: WriteContext, changes: Sequence[Change], retry: bool = True) ->
                 raise
         return _people(ctx, changes, retry=False)
     return known
+
+
+@functools.cache
+def _people_query() -> Any:
+    """The people with any of :emails (lowercase), by the index on their lowercase email; built once."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    emails: sa.BindParameter[list[str]] = sa.bindparam("emails", expanding=True)
+    return sa.select(t.people.c.id, t.people.c.email).where(sa.func.lower(t.people.c.email).in_(emails))
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:

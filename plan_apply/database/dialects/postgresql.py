@@ -67,6 +67,7 @@ class PostgreSQL:
     aliases: tuple[str, ...] = ("postgres",)
     example = "postgresql://"
     json_type: TypeEngine[Any] | None = JSONB()  # indexed, compared by value
+    locks_rows = True
 
     def encoded_json(self, text: str) -> Any:
         """psycopg's `Jsonb` wrapper, told the text is its encoding (as SQLAlchemy wraps any JSONB value)."""

@@ -32,6 +32,9 @@ class Dialect(Protocol):
     """How its URLs begin, for messages that list what nexus can drive."""
     json_type: TypeEngine[Any] | None
     """The column type JSON values are stored in here, where it is not SQLAlchemy's generic JSON."""
+    locks_rows: bool
+    """Whether `lock_rows` takes anything: where a write transaction already excludes every other writer
+    it does not, and the queries naming the rows are not worth building."""
 
     def encoded_json(self, text: str) -> Any:
         """A JSON document already encoded, as the driver binds it to a JSON column."""

@@ -45,6 +45,7 @@ class SQLite:
     aliases: tuple[str, ...] = ()
     example = "sqlite:///"
     json_type: TypeEngine[Any] | None = None
+    locks_rows = False
 
     def encoded_json(self, text: str) -> Any:
         """The text itself: SQLite keeps JSON as text."""
