@@ -230,11 +230,10 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
     if not joining:
         return
     agreements = sorted({i for i, _ in joining})
-    dialect_of(ctx.connection).lock_rows(ctx.connection, sa.select(a.c.id).where(a.c.id.in_(agreements)))
-    status = {
-        row.id: row.status
-        for row in ctx.connection.execute(sa.select(a.c.id, a.c.status).where(a.c.id.in_(agreements)))
-    }
+    dialect = dialect_of(ctx.connection)
+    if dialect.locks_rows:
+        dialect.lock_rows(ctx.connection, sa.select(a.c.id).where(a.c.id.in_(agreements)))
+    status = {row.id: row.status for row in ctx.connection.execute(_status_query(), {"ids": agreements})}
     names = {i: address for address, i in ids.items()}
     for i, service in joining:
         if status.get(i) not in ("draft", "pending_school"):
@@ -243,6 +242,17 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
                 f"{names[i]} is {status.get(i)} with the school: linking {service} to it changes the terms "
                 f"the school answered; apply {owner} first (its plan re-submits it)"
             )
+
+
+@functools.cache
+def _status_query() -> Any:
+    """The status of the agreements :ids, built once (each facility joining its system's asks)."""
+    import sqlalchemy as sa
+
+    from plan_apply.database import tables as t
+
+    a = t.agreements
+    return sa.select(a.c.id, a.c.status).where(a.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def agreement_ids_found(connection: Connection, addresses: set[str]) -> dict[str, int]:
