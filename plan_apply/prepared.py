@@ -8,7 +8,6 @@ overlaps work the apply does anyway.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +39,7 @@ def prepared(org: OrgPlan, dialect: Dialect) -> Prepared:
             section = section_of(change.type)
             if not (section.root or section.single):
                 rows[change.address] = created_row(section, change, dialect)
-    return Prepared(
-        rows, EncodedJSON(json.dumps(logged_changes(org.changes, ()))), logged_summary(org.changes, ())
-    )
+    return Prepared(rows, EncodedJSON.of(logged_changes(org.changes, ())), logged_summary(org.changes, ()))
 
 
 def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> dict[str, int]:

@@ -205,6 +205,32 @@ def test_a_json_value_encoded_ahead_is_stored_as_that_value(engine: sa.Engine) -
     assert stored == {1: {"a": [1, "x", None]}, 2: {"b": 2}}
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"name": "Clínica São José ✚", "slots": 4, "tags": ["a", None, True], "ratio": 0.5},
+        {"big": 2**70},  # beyond what orjson encodes: the standard library's json does
+    ],
+    ids=["text-beyond-ascii", "integer-beyond-64-bits"],
+)
+def test_a_value_encoded_ahead_reads_back_as_the_same_value(
+    engine: sa.Engine, value: dict[str, object]
+) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "encoded_of_probe",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("v", json_column()),
+    )
+    with engine.connect() as connection, connection.begin():
+        metadata.create_all(connection)
+        connection.execute(sa.insert(table), [{"id": 1, "v": EncodedJSON.of(value)}, {"id": 2, "v": value}])
+        stored = [row.v for row in connection.execute(sa.select(table.c.v).order_by(table.c.id))]
+        connection.rollback()
+    assert stored == [value, value]
+
+
 def test_an_encoded_value_is_never_stored_as_a_string_by_a_plain_json_column() -> None:
     engine = sa.create_engine("sqlite://")
     table = sa.Table("plain", sa.MetaData(), sa.Column("v", sa.JSON))

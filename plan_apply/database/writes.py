@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,7 +146,7 @@ def created_row(section: Section, change: Change, dialect: Dialect) -> dict[str,
     applied = _baseline_fields(change)
     row = {
         "managed": True,
-        "applied": EncodedJSON(json.dumps(applied)) if takes_encoded_json(table.c.applied) else applied,
+        "applied": EncodedJSON.of(applied) if takes_encoded_json(table.c.applied) else applied,
         **({"key": _key_of(change.address)} if section.key_column == "key" else {}),
         **columns_of(section, change.after),
     }

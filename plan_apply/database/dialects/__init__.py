@@ -81,6 +81,19 @@ class EncodedJSON:
     def __init__(self, text: str) -> None:
         self.text = text
 
+    @classmethod
+    def of(cls, value: _Any) -> "EncodedJSON":
+        """`value` encoded: by orjson (an apply encodes every row it creates and its whole log entry),
+        or, for what orjson declines, by the standard library, as SQLAlchemy's JSON type would."""
+        import json
+
+        import orjson
+
+        try:
+            return cls(orjson.dumps(value).decode())
+        except TypeError:  # orjson.JSONEncodeError is one; json.dumps decides
+            return cls(json.dumps(value))
+
 
 class _JSON(sqlalchemy.types.TypeDecorator[_Any]):
     """JSON, stored as the backend a statement is compiled for stores it best (its dialect's `json_type`,
