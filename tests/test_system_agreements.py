@@ -286,6 +286,21 @@ def test_a_school_the_system_and_a_facility_both_partner_with_is_invited_once(
     assert scalar(database_url, "SELECT count(*) FROM invitations WHERE school_key = 'state-u'") == 1
 
 
+def test_a_school_a_facility_invited_is_not_invited_again_when_its_system_partners_with_it(
+    nexus: Nexus, write_tree: WriteTree, database_url: str
+) -> None:
+    system = SYSTEM.split("schools:\n")[0]
+    facility = HILL.split("    capacity:\n")[0]
+    assert apply(nexus, write_tree, {"northwind.yaml": system, "hill.yaml": facility}) == 0, nexus.output
+    assert rows(database_url, "SELECT o.slug FROM invitations i JOIN organizations o ON o.id = i.org_id") == [
+        ("hill",)
+    ]
+    partnering = system + SYSTEM.split("agreements:\n")[0][len(system) :]
+    assert apply(nexus, write_tree, {"northwind.yaml": partnering, "hill.yaml": facility}) == 0, nexus.output
+    assert scalar(database_url, "SELECT count(*) FROM partnerships WHERE school_key = 'state-u'") == 2
+    assert scalar(database_url, "SELECT count(*) FROM invitations WHERE school_key = 'state-u'") == 1
+
+
 def test_covering_one_more_service_re_submits_the_system_agreement(
     nexus: Nexus, write_tree: WriteTree, database_url: str
 ) -> None:

@@ -84,7 +84,10 @@ class PostgreSQL:
         return url.set(drivername="postgresql+psycopg")
 
     def engine_options(self, url: URL, purpose: str | None) -> dict[str, Any]:
-        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        # Statements are planned for the rows there are when they run: psycopg prepares a statement run five
+        # times, and the server then keeps a generic plan made while the tables were small (during a
+        # fleet's first apply, the walk of a family and the people found by email scanned whole tables).
+        connect_args: dict[str, Any] = {"connect_timeout": 10, "prepare_threshold": None}
         if "application_name" not in url.query:  # the URL's own name wins: someone chose it
             connect_args["application_name"] = application_name(purpose)
         return {"connect_args": connect_args, "pool_pre_ping": False}
