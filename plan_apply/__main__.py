@@ -30,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args[0] == "completion" and args[1] == "bash":
             _check_bash_version()
         _write(stored)
+    # pydantic looks for plugins in every installed distribution's entry points the first time a model
+    # validates (a tenth of a one-file `validate`); nexus's models are its own business. A value the
+    # user set is kept.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from plan_apply.cli import main as run
 
     run(args)

@@ -84,3 +84,23 @@ def test_a_reader_that_went_away_ends_the_answer_without_a_traceback(args: list[
     process.stdout.close()  # as `nexus --help | head -c0` leaves it
     assert process.stderr.read() == b""
     assert process.wait() == 1
+
+
+PLUGINS = "import os; from plan_apply.__main__ import main\ntry: main()\nfinally: print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))"
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "'__all__'"), ("", "''"), ("logfire", "'logfire'")])
+def test_a_command_looks_for_no_pydantic_plugins_unless_the_user_says_otherwise(
+    given: str | None, seen: str
+) -> None:
+    # Looking for plugins reads every installed distribution's entry points: a tenth of a small `validate`.
+    env = {} if given is None else {"PYDANTIC_DISABLE_PLUGINS": given}
+    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    finished = subprocess.run(
+        [sys.executable, "-c", PLUGINS, "validate", str(ROOT / "examples/orgs/prairie-family-clinic")],
+        capture_output=True,
+        check=False,
+        env=base | env,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.decode().splitlines()[-1] == seen
