@@ -94,22 +94,11 @@ def _people_query() -> Any:
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-    from plan_apply.database import tables as t
-    from plan_apply.database.bound import bulk_insert
+    """Staff rows as any section's, computed ahead (`prepared`), with the people found or created here."""
+    from plan_apply.database.writes import insert_rows
 
     people = _people(ctx, changes)
-    rows = [
-        {
-            "org_id": ctx.org_id,
-            "person_id": people[_key_of(c)],
-            "managed": True,
-            "applied": ctx.applied(c),
-            "role": c.after["role"],
-            "title": c.after.get("title"),
-        }
-        for c in changes
-    ]
-    bulk_insert(ctx.connection, t.staff, rows)
+    insert_rows(ctx, STAFF, changes, lambda c: {"org_id": ctx.org_id, "person_id": people[_key_of(c)]})
 
 
 def _update(ctx: WriteContext, changes: Sequence[Change]) -> None:
