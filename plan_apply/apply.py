@@ -457,7 +457,7 @@ class _Ahead:
         self.pool, self.dialect, self.started = pool, dialect, dict[str, Future[Prepared]]()
 
     def start(self, org: OrgPlan | None) -> None:
-        if org is not None and org.changes and not org.skipped and not org.problems:
+        if org is not None and _without_transaction(org, stopped=False) is None:
             self.started[org.slug] = self.pool.submit(prepared, org, self.dialect)
 
     def take(self, org: OrgPlan) -> Prepared | None:
@@ -481,6 +481,20 @@ class _Reporter:
                 settle()
 
 
+def _without_transaction(org: OrgPlan, stopped: bool) -> OrgResult | None:
+    """The result of an organization that gets no transaction (nothing to write, refused by its plan, or
+    not attempted after a failure); None when it gets one."""
+    if stopped:
+        return OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
+    if org.skipped:
+        return OrgResult(org.slug, "unchanged", message="unchanged since its last apply")
+    if org.problems:
+        return OrgResult(org.slug, "refused", message=org.problems[0].message)
+    if not org.changes:
+        return OrgResult(org.slug, "unchanged")
+    return None
+
+
 def _apply_one(
     engine: Engine,
     org: OrgPlan,
@@ -492,14 +506,9 @@ def _apply_one(
     ahead: Callable[[], Prepared | None] = lambda: None,
     committing: Callable[[], None] = lambda: None,
 ) -> OrgResult:
-    if stopped:
-        return OrgResult(org.slug, "skipped", message="not attempted (--fail-fast)")
-    if org.skipped:
-        return OrgResult(org.slug, "unchanged", message="unchanged since its last apply")
-    if org.problems:
-        return OrgResult(org.slug, "refused", message=org.problems[0].message)
-    if not org.changes:
-        return OrgResult(org.slug, "unchanged")
+    unwritten = _without_transaction(org, stopped)
+    if unwritten is not None:
+        return unwritten
     now = datetime.datetime.now(datetime.UTC)
     try:
         with engine.connect() as connection:
