@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from nexus_config import LoadResult, Problem, load_configuration
 from nexus_config.headers import FileHeader, batches, file_header
 from plan_apply.actual import AppliedConfiguration
 from plan_apply.apply import ApplyOptions, apply_plan
+from plan_apply.database import tables as t
 from plan_apply.database.engine import engine_for, upgrade_schema
 from plan_apply.database.reads import read_actual_state
 from plan_apply.export import read_export, render_export, write_export
@@ -725,3 +727,38 @@ def test_a_window_under_the_systems_agreement_keeps_to_its_dates_and_disciplines
     tree, result = loaded(write_tree, family(lake=(edit,)))
     problem = only_error(result)
     assert (problem.file, problem.message, problem.pointer) == (str(tree / "lake.yaml"), message, pointer)
+
+
+def test_a_system_with_more_facilities_than_a_statement_binds_still_finds_a_facility_s_invitation(
+    engine: sa.Engine,
+) -> None:
+    # The family's ids are bound to the query of its invitations: SQLite binds at most 32,766 values in one
+    # statement (999 before 3.32, set here to keep the family small), PostgreSQL's protocol 65,535.
+    from types import SimpleNamespace
+
+    from plan_apply.sections.schools import _invited_in_family
+
+    facilities = 66_000 if engine.dialect.name == "postgresql" else 1_200
+    with engine.connect() as connection, connection.begin():
+        driver = connection.connection.driver_connection
+        if isinstance(driver, sqlite3.Connection):
+            driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        o = t.organizations
+        system = connection.execute(
+            sa.insert(o).values(slug="northwind", labels={}, managed=True)
+        ).inserted_primary_key
+        connection.execute(
+            sa.insert(o), [{"slug": f"f{n}", "parent_id": system[0], "labels": {}} for n in range(facilities)]
+        )
+        last = connection.execute(sa.select(sa.func.max(o.c.id))).scalar_one()
+        connection.execute(
+            sa.insert(t.invitations).values(
+                org_id=last,
+                school_key="state-u",
+                email="placements@state.example.edu",
+                created_at=sa.func.now(),
+            )
+        )
+        ctx: Any = SimpleNamespace(connection=connection, org_id=system[0])
+        assert _invited_in_family(ctx, {"state-u", "city-college"}) == {"state-u"}
+        connection.rollback()

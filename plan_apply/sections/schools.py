@@ -70,13 +70,20 @@ def _invited_in_family(ctx: WriteContext, keys: set[str]) -> set[str]:
     system invites a school once, whichever of its organizations names it first. The family is walked
     first, then its rows are found by organization id: in one statement, PostgreSQL's estimate of the
     walk made it scan every partnership."""
+    from plan_apply.database.reads import BATCH_SIZE
+
     family: dict[str, list[int]] = {"up": [], "down": []}
     for row in ctx.connection.execute(_family_query(), {"org_id": ctx.org_id}):
         family[row.side].append(row.id)
-    if not family["up"] and not family["down"]:
-        return set()
-    parameters = {"ups": family["up"], "downs": family["down"], "keys": sorted(keys)}
-    return set(ctx.connection.scalars(_family_schools_query(), parameters))
+    ups, downs, wanted = family["up"], family["down"], sorted(keys)
+    found: set[str] = set()
+    # A big family's ids are bound a batch at a time: one statement binds at most 32,766 values on
+    # SQLite (its default) and 65,535 on PostgreSQL, and a health system may have more descendants.
+    for start in range(0, max(len(ups), len(downs)), BATCH_SIZE):
+        batch = slice(start, start + BATCH_SIZE)
+        parameters = {"ups": ups[batch], "downs": downs[batch], "keys": wanted}
+        found.update(ctx.connection.scalars(_family_schools_query(), parameters))
+    return found
 
 
 @functools.cache
