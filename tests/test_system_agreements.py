@@ -744,11 +744,13 @@ def test_a_system_with_more_facilities_than_a_statement_binds_still_finds_a_faci
         if isinstance(driver, sqlite3.Connection):
             driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
         o = t.organizations
-        system = connection.execute(
+        key = connection.execute(
             sa.insert(o).values(slug="northwind", labels={}, managed=True)
         ).inserted_primary_key
+        assert key is not None
+        system = key[0]
         connection.execute(
-            sa.insert(o), [{"slug": f"f{n}", "parent_id": system[0], "labels": {}} for n in range(facilities)]
+            sa.insert(o), [{"slug": f"f{n}", "parent_id": system, "labels": {}} for n in range(facilities)]
         )
         last = connection.execute(sa.select(sa.func.max(o.c.id))).scalar_one()
         connection.execute(
@@ -759,6 +761,6 @@ def test_a_system_with_more_facilities_than_a_statement_binds_still_finds_a_faci
                 created_at=sa.func.now(),
             )
         )
-        ctx: Any = SimpleNamespace(connection=connection, org_id=system[0])
+        ctx: Any = SimpleNamespace(connection=connection, org_id=system)
         assert _invited_in_family(ctx, {"state-u", "city-college"}) == {"state-u"}
         connection.rollback()
