@@ -32,7 +32,7 @@ from nexus_config.heap import settle
 from plan_apply.actual import ActualOrganization, ActualState
 from plan_apply.database import DEFAULT_LOCK_TIMEOUT
 from plan_apply.database import tables as t
-from plan_apply.database.dialects import Locked, dialect_of
+from plan_apply.database.dialects import Locked, dialect_of, lock_rows
 from plan_apply.database.dialects.sessions import lock_key, lock_milliseconds
 from plan_apply.database.engine import LOCK_TIMEOUT_OPTION, CommitOutcomeUnknown, write_transaction
 from plan_apply.database.reads import read_actual_state
@@ -270,9 +270,7 @@ def _apply_org(
     ahead = ahead or prepared(org, connection.dialect)
     with write_transaction(connection) as tx:
         _lock(tx, [org.slug])
-        dialect = dialect_of(tx)
-        for query in locking_queries(org.slug, org.changes) if dialect.locks_rows else ():
-            dialect.lock_rows(tx, query)
+        lock_rows(tx, lambda: locking_queries(org.slug, org.changes))
         school_keys = [c.address.rsplit("/", 1)[1] for c in org.changes if c.type == "school"]
         holders = sorted({str(c.before["org"]) for c in org.changes if "org" in c.before} - {org.slug})
         state = read_actual_state(tx, [org.slug, *holders], school_keys)

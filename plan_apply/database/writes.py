@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Dialect
 
 from plan_apply.database import tables as t
 from plan_apply.database.bound import bound_row, bulk_insert, insert_bound
-from plan_apply.database.dialects import EncodedJSON, dialect_of, takes_encoded_json
+from plan_apply.database.dialects import EncodedJSON, lock_rows, takes_encoded_json
 from plan_apply.plan import Action, Change
 from plan_apply.sections import SECTIONS, Record, Section
 from plan_apply.sections.section import Writer
@@ -293,9 +293,7 @@ def family_kept_clean(ctx: WriteContext, slugs: Iterable[str]) -> Iterator[None]
     if not others:
         yield
         return
-    dialect = dialect_of(ctx.connection)
-    if dialect.locks_rows:
-        dialect.lock_rows(ctx.connection, sa.select(o.c.id).where(o.c.slug.in_(others)))
+    lock_rows(ctx.connection, lambda: [sa.select(o.c.id).where(o.c.slug.in_(others))])
     clean = [
         row.id
         for row in ctx.connection.execute(_revisions_query(), {"slugs": others})

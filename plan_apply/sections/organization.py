@@ -46,7 +46,6 @@ def _id_query() -> Any:
 
 
 def _values(ctx: WriteContext, values: Mapping[str, Any]) -> dict[str, Any]:
-
     result: dict[str, Any] = {}
     if "labels" in values:
         result["labels"] = values["labels"] or {}
@@ -63,7 +62,6 @@ def _values(ctx: WriteContext, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-
     from plan_apply.database import tables as t
 
     (change,) = changes

@@ -60,7 +60,6 @@ def _read(batch: ReadBatch) -> None:
 
 
 def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-
     from plan_apply.database import tables as t
     from plan_apply.database.writes import columns_of
 

@@ -206,7 +206,7 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
-    from plan_apply.database.dialects import dialect_of
+    from plan_apply.database.dialects import lock_rows
     from plan_apply.plan import Action
 
     wanted = {(ids[a], c.address) for c in changes for a in c.after["agreements"]}
@@ -230,9 +230,7 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
     if not joining:
         return
     agreements = sorted({i for i, _ in joining})
-    dialect = dialect_of(ctx.connection)
-    if dialect.locks_rows:
-        dialect.lock_rows(ctx.connection, sa.select(a.c.id).where(a.c.id.in_(agreements)))
+    lock_rows(ctx.connection, lambda: [sa.select(a.c.id).where(a.c.id.in_(agreements))])
     status = {row.id: row.status for row in ctx.connection.execute(_status_query(), {"ids": agreements})}
     names = {i: address for address, i in ids.items()}
     for i, service in joining:

@@ -25,6 +25,7 @@ __all__ = [
     "dialect_named",
     "dialect_of",
     "json_column",
+    "lock_rows",
     "takes_encoded_json",
 ]
 
@@ -133,3 +134,14 @@ def takes_encoded_json(column: sqlalchemy.Column[_Any]) -> bool:
 def dialect_of(bind: sqlalchemy.engine.Engine | sqlalchemy.engine.Connection) -> Dialect:
     """The dialect of an open engine or connection."""
     return dialect_named(bind.dialect.name, bind.dialect.name)
+
+
+def lock_rows(
+    connection: sqlalchemy.engine.Connection, queries: _typing.Callable[[], _typing.Iterable[_Any]]
+) -> None:
+    """Lock the rows each of `queries()` selects, as the connection's dialect locks rows; the queries are
+    built only where it locks any (SQLite's write transaction already excludes every other writer)."""
+    dialect = dialect_of(connection)
+    if dialect.locks_rows:
+        for query in queries():
+            dialect.lock_rows(connection, query)
