@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,27 +112,43 @@ def test_applying_an_organization_takes_the_same_statements_whatever_the_fleet_s
     assert small_statements / 3 < small_changes / 3 + 25
 
 
+def _planned_fleet(
+    sqlite_template: Path, tmp_path: Path, write_tree: Callable[..., Path]
+) -> tuple[Any, Plan]:
+    """A SQLite database of the migrated template, and the plan of a fleet of three sites into it."""
+    shutil.copy(sqlite_template, tmp_path / "fleet.db")
+    engine = engine_for(f"sqlite:///{tmp_path / 'fleet.db'}")
+    loaded = load_configuration([_fleet(write_tree, 3)])
+    with engine.connect() as connection:
+        return engine, build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+
+
+@contextmanager
+def _reads(engine: Any) -> Iterator[list[tuple[str, Any]]]:
+    """The SELECTs (and WITH queries) the engine runs meanwhile, with their parameters."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().startswith(("SELECT", "WITH")):
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 def test_reading_some_organizations_scans_no_whole_table(
     sqlite_template: Path, tmp_path: Path, write_tree: Callable[..., Path]
 ) -> None:
     # A table read whole for each batch makes a fleet's plan grow with the square of its size: every read
     # of a batch's state finds its rows through an index (SQLite says SCAN for a read of the whole table).
-    url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    shutil.copy(sqlite_template, tmp_path / "fleet.db")
-    engine = engine_for(url)
-    loaded = load_configuration([_fleet(write_tree, 3)])
-    with engine.connect() as connection:
-        plan = build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    engine, plan = _planned_fleet(sqlite_template, tmp_path, write_tree)
     assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
-    statements: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        statements.append((statement, parameters))
-
     with engine.connect() as connection:
-        event.listen(engine, "before_cursor_execute", record)
-        read_actual_state(connection, ["site-001"], ["state-u"])
-        event.remove(engine, "before_cursor_execute", record)
+        with _reads(engine) as statements:
+            read_actual_state(connection, ["site-001"], ["state-u"])
         scans = _table_scans(connection, statements)
     engine.dispose()
     assert len(statements) >= 10  # every section's read
@@ -143,21 +160,9 @@ def test_applying_an_organization_scans_no_whole_table(
 ) -> None:
     # An organization's transaction reads too (its state, the ids it links to, the schools its family has
     # invited): one read of a whole table there makes a fleet's first apply grow with its square.
-    url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    shutil.copy(sqlite_template, tmp_path / "fleet.db")
-    engine = engine_for(url)
-    loaded = load_configuration([_fleet(write_tree, 3)])
-    with engine.connect() as connection:
-        plan = build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
-    statements: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.lstrip().startswith(("SELECT", "WITH")):
-            statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
-    event.remove(engine, "before_cursor_execute", record)
+    engine, plan = _planned_fleet(sqlite_template, tmp_path, write_tree)
+    with _reads(engine) as statements:
+        assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
     with engine.connect() as connection:
         scans = _table_scans(connection, statements)
     engine.dispose()
