@@ -34,16 +34,19 @@ def paused_gc() -> Iterator[None]:
 @contextmanager
 def bulk_heap() -> Iterator[None]:
     """A whole bulk command (validate, plan, apply): the GC paused, `settle()` effective, and on the way out
-    everything frozen meanwhile handed back to the collector (its cycles become collectable again)."""
+    everything the run made handed back to the collector (its cycles become collectable again)."""
     global _bulk_runs
     _bulk_runs += 1
-    try:
-        with paused_gc():
+    with paused_gc():
+        try:
             yield
-    finally:
-        _bulk_runs -= 1
-        if _bulk_runs == 0:
-            gc.unfreeze()
+        finally:
+            _bulk_runs -= 1
+            if _bulk_runs == 0:
+                # Into the oldest generation, frozen or not: collectable again, and not walked by the
+                # young pass that re-enabling the collector starts (it would rescan all the run made).
+                gc.freeze()
+                gc.unfreeze()
 
 
 def settle() -> None:

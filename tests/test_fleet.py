@@ -293,6 +293,20 @@ def test_settling_a_bulk_run_collects_the_cycles_a_batch_left() -> None:
     assert gc.get_freeze_count() == 0 and survivor.peer is None
 
 
+def test_what_a_bulk_run_made_is_handed_back_in_the_oldest_generation() -> None:
+    # Re-enabling the collector starts a young pass: it must not walk every object the paused run made.
+    class Node:
+        pass
+
+    with bulk_heap():
+        made = Node()
+        settle()
+        young = Node()
+    assert gc.is_tracked(made) and gc.get_freeze_count() == 0
+    oldest = {id(o) for o in gc.get_objects(generation=2) if isinstance(o, Node)}
+    assert oldest == {id(made), id(young)}
+
+
 def test_settle_outside_a_bulk_run_leaves_the_collector_alone() -> None:
     settle()
     assert gc.isenabled() and gc.get_freeze_count() == 0
