@@ -30,13 +30,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args[0] == "completion" and args[1] == "bash":
             _check_bash_version()
         _write(stored)
-    # pydantic looks for plugins in every installed distribution's entry points the first time a model
-    # validates (a tenth of a one-file `validate`); nexus's models are its own business. A value the
-    # user set is kept.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _without_pydantic_plugins()
     from plan_apply.cli import main as run
 
-    run(args)
+    try:
+        run(args)
+    finally:
+        if argv is None:  # the process ends with this command (a caller passing `argv` may go on)
+            _end_without_collecting()
+
+
+def _end_without_collecting() -> None:
+    """Freeze the heap before the interpreter's exit: the collection it runs then would walk every object
+    the command made (a tenth of a no-op plan) only to find them freed with the process anyway."""
+    import gc
+
+    gc.freeze()
+
+
+PLUGIN_LOADER = "pydantic.plugin._loader"
+NO_PLUGINS = ("__all__", "1", "true")  # the values by which pydantic's loader finds no plugin
+
+
+def _without_pydantic_plugins() -> None:
+    """pydantic looks for plugins in every installed distribution's entry points the first time a model
+    validates; nexus's models are its own business, so none are looked for (a value the user set is kept).
+    Where none may load, pydantic's loader is not imported either: it imports `importlib.metadata` (a
+    tenth of a one-file `validate`) only for `get_plugins` to return nothing, which a stand-in does."""
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if os.environ["PYDANTIC_DISABLE_PLUGINS"] in NO_PLUGINS and PLUGIN_LOADER not in sys.modules:
+        import types
+
+        loader = types.ModuleType(PLUGIN_LOADER, "No pydantic plugins: PYDANTIC_DISABLE_PLUGINS says so.")
+        loader.get_plugins = tuple  # type: ignore[attr-defined]  # () as the real one returns
+        sys.modules[PLUGIN_LOADER] = loader
 
 
 def _write(text: str) -> None:

@@ -38,9 +38,9 @@ def show_data(text: str | Iterable[str], color: bool = False) -> None:
 def show_problems(problems: Sequence[Problem], fmt: str) -> None:
     """Configuration problems: the located lines on stderr, and in a format that shows problems as
     data (JSON) the same problems on stdout."""
-    from plan_apply.views.text import render_problems
+    if problems:  # the text view is imported only when there is something to show
+        from plan_apply.views.text import render_problems
 
-    if problems:
         click.echo(render_problems(problems), err=True, nl=False)
     if fmt != "text" and (shown := view(fmt, "problems")) is not None:
         show_data(shown.render_problems(problems))

@@ -87,6 +87,13 @@ def test_a_reader_that_went_away_ends_the_answer_without_a_traceback(args: list[
 
 
 PLUGINS = "import os; from plan_apply.__main__ import main\ntry: main()\nfinally: print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))"
+METADATA = "import sys; from plan_apply.__main__ import main\ntry: main()\nfinally: print('importlib.metadata' in sys.modules)"
+AT_EXIT = (
+    "import atexit, gc, sys; from plan_apply.__main__ import main\n"
+    "atexit.register(lambda: print(gc.get_freeze_count() > 0))\n"
+    "entry = sys.argv.pop(1)\n"
+    "main(None if entry == 'console' else sys.argv[1:])"
+)
 
 
 @pytest.mark.parametrize(("given", "seen"), [(None, "'__all__'"), ("", "''"), ("logfire", "'logfire'")])
@@ -104,3 +111,59 @@ def test_a_command_looks_for_no_pydantic_plugins_unless_the_user_says_otherwise(
     )
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.decode().splitlines()[-1] == seen
+
+
+@pytest.mark.parametrize(("given", "imported"), [(None, "False"), ("1", "False"), ("logfire", "True")])
+def test_where_no_pydantic_plugin_may_load_nothing_reads_the_installed_distributions(
+    given: str | None, imported: str
+) -> None:
+    # pydantic's plugin loader imports importlib.metadata only to find nothing: a tenth of a small validate.
+    env = {} if given is None else {"PYDANTIC_DISABLE_PLUGINS": given}
+    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    finished = subprocess.run(
+        [sys.executable, "-c", METADATA, "validate", str(ROOT / "examples/orgs/prairie-family-clinic")],
+        capture_output=True,
+        check=False,
+        env=base | env,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.decode().splitlines()[-1] == imported
+
+
+def test_the_stand_in_plugin_loader_offers_all_pydantic_asks_of_the_real_one() -> None:
+    # A newer pydantic asking its loader for more than `get_plugins` must fail here, not in users' hands.
+    import ast
+
+    import pydantic
+
+    from plan_apply.__main__ import PLUGIN_LOADER
+
+    root = Path(pydantic.__file__).parent
+
+    def imported_from(path: Path, node: ast.ImportFrom) -> str:
+        package = ["pydantic", *path.relative_to(root).parent.parts]
+        base = package[: len(package) - node.level + 1] if node.level else []
+        return ".".join([*base, *([node.module] if node.module else [])])
+
+    asked = {
+        alias.name
+        for path in root.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and imported_from(path, node) == PLUGIN_LOADER
+        for alias in node.names
+    }
+    assert asked == {"get_plugins"}
+
+
+@pytest.mark.parametrize(("entry", "frozen"), [("console", "True"), ("caller", "False")])
+def test_the_console_script_leaves_the_heap_to_the_process_end_and_a_caller_s_heap_alone(
+    entry: str, frozen: str
+) -> None:
+    # The collection at the interpreter's exit would walk every object a no-op plan made: a third of it.
+    finished = subprocess.run(
+        [sys.executable, "-c", AT_EXIT, entry, "validate", str(ROOT / "examples/orgs/prairie-family-clinic")],
+        capture_output=True,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.decode().splitlines()[-1] == frozen
