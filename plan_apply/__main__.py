@@ -30,19 +30,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args[0] == "completion" and args[1] == "bash":
             _check_bash_version()
         _write(stored)
-    _without_pydantic_plugins()
+    console = argv is None  # the process is nexus's own; a program passing `argv` keeps its environment,
+    if console:  # its modules and its heap as they were
+        _without_pydantic_plugins()
     from plan_apply.cli import main as run
 
     try:
         run(args)
     finally:
-        if argv is None:  # the process ends with this command (a caller passing `argv` may go on)
+        if console:
             _end_without_collecting()
 
 
 def _end_without_collecting() -> None:
     """Freeze the heap before the interpreter's exit: the collection it runs then would walk every object
-    the command made (a tenth of a no-op plan) only to find them freed with the process anyway."""
+    the command made (about a third of a no-op plan) only to find them freed with the process anyway.
+    Nothing may rely on a finalizer inside a reference cycle at exit: databases, files and pools are
+    closed by their `with` blocks, before this."""
     import gc
 
     gc.freeze()

@@ -167,3 +167,24 @@ def test_the_console_script_leaves_the_heap_to_the_process_end_and_a_caller_s_he
     )
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.decode().splitlines()[-1] == frozen
+
+
+EMBEDDED = (
+    "import os, sys; from plan_apply.__main__ import PLUGIN_LOADER, main\n"
+    "try: main(['validate', sys.argv[1]])\n"
+    "except SystemExit: pass\n"
+    "print(getattr(sys.modules.get(PLUGIN_LOADER), '__file__', None) is not None,"
+    " os.environ.get('PYDANTIC_DISABLE_PLUGINS'))"
+)
+
+
+def test_a_program_running_nexus_in_process_keeps_pydantic_s_plugins_and_its_environment() -> None:
+    # The stand-in loader would answer "no plugins" for the rest of the host's life, whatever it set later.
+    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    finished = subprocess.run(
+        [sys.executable, "-c", EMBEDDED, str(ROOT / "examples/orgs/prairie-family-clinic")],
+        capture_output=True,
+        check=False,
+        env=base,
+    )
+    assert finished.stdout.decode().splitlines()[-1] == "True None", finished.stderr
