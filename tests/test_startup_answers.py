@@ -94,6 +94,19 @@ AT_EXIT = (
     "entry = sys.argv.pop(1)\n"
     "main(None if entry == 'console' else sys.argv[1:])"
 )
+CLINIC = str(ROOT / "examples/orgs/prairie-family-clinic")
+
+
+def _last_line(script: str, *args: str, plugins: str | None = None) -> str:
+    """The last line printed by a fresh process running `script` with `args` (it must exit 0), with
+    PYDANTIC_DISABLE_PLUGINS set to `plugins` (None: not set)."""
+    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    env = base if plugins is None else base | {"PYDANTIC_DISABLE_PLUGINS": plugins}
+    finished = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, check=False, env=env
+    )
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout.decode().splitlines()[-1]
 
 
 @pytest.mark.parametrize(("given", "seen"), [(None, "'__all__'"), ("", "''"), ("logfire", "'logfire'")])
@@ -101,16 +114,7 @@ def test_a_command_looks_for_no_pydantic_plugins_unless_the_user_says_otherwise(
     given: str | None, seen: str
 ) -> None:
     # Looking for plugins reads every installed distribution's entry points: a tenth of a small `validate`.
-    env = {} if given is None else {"PYDANTIC_DISABLE_PLUGINS": given}
-    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
-    finished = subprocess.run(
-        [sys.executable, "-c", PLUGINS, "validate", str(ROOT / "examples/orgs/prairie-family-clinic")],
-        capture_output=True,
-        check=False,
-        env=base | env,
-    )
-    assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.decode().splitlines()[-1] == seen
+    assert _last_line(PLUGINS, "validate", CLINIC, plugins=given) == seen
 
 
 @pytest.mark.parametrize(("given", "imported"), [(None, "False"), ("1", "False"), ("logfire", "True")])
@@ -118,16 +122,7 @@ def test_where_no_pydantic_plugin_may_load_nothing_reads_the_installed_distribut
     given: str | None, imported: str
 ) -> None:
     # pydantic's plugin loader imports importlib.metadata only to find nothing: a tenth of a small validate.
-    env = {} if given is None else {"PYDANTIC_DISABLE_PLUGINS": given}
-    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
-    finished = subprocess.run(
-        [sys.executable, "-c", METADATA, "validate", str(ROOT / "examples/orgs/prairie-family-clinic")],
-        capture_output=True,
-        check=False,
-        env=base | env,
-    )
-    assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.decode().splitlines()[-1] == imported
+    assert _last_line(METADATA, "validate", CLINIC, plugins=given) == imported
 
 
 def test_the_stand_in_plugin_loader_offers_all_pydantic_asks_of_the_real_one() -> None:
@@ -160,13 +155,7 @@ def test_the_console_script_leaves_the_heap_to_the_process_end_and_a_caller_s_he
     entry: str, frozen: str
 ) -> None:
     # The collection at the interpreter's exit would walk every object a no-op plan made: a third of it.
-    finished = subprocess.run(
-        [sys.executable, "-c", AT_EXIT, entry, "validate", str(ROOT / "examples/orgs/prairie-family-clinic")],
-        capture_output=True,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr
-    assert finished.stdout.decode().splitlines()[-1] == frozen
+    assert _last_line(AT_EXIT, entry, "validate", CLINIC) == frozen
 
 
 EMBEDDED = (
@@ -180,11 +169,4 @@ EMBEDDED = (
 
 def test_a_program_running_nexus_in_process_keeps_pydantic_s_plugins_and_its_environment() -> None:
     # The stand-in loader would answer "no plugins" for the rest of the host's life, whatever it set later.
-    base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
-    finished = subprocess.run(
-        [sys.executable, "-c", EMBEDDED, str(ROOT / "examples/orgs/prairie-family-clinic")],
-        capture_output=True,
-        check=False,
-        env=base,
-    )
-    assert finished.stdout.decode().splitlines()[-1] == "True None", finished.stderr
+    assert _last_line(EMBEDDED, CLINIC) == "True None"
