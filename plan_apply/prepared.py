@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 
-from plan_apply.database.dialects import EncodedJSON
+from plan_apply.database.packed import Packed
 from plan_apply.database.writes import created_row
 from plan_apply.plan import Action, Change, OrgPlan
 from plan_apply.sections import section_of
@@ -26,8 +26,8 @@ __all__ = ["Prepared", "logged_changes", "logged_summary", "prepared"]
 class Prepared:
     rows: Mapping[str, Mapping[str, Any]]
     """The rows of created items, by address (`writes.created_row`)."""
-    log_changes: EncodedJSON
-    """The apply log's changes when every change is written (none left alone)."""
+    log_changes: Packed
+    """The apply log's changes when every change is written (none left alone), packed."""
     log_summary: dict[str, int]
 
 
@@ -39,7 +39,7 @@ def prepared(org: OrgPlan, dialect: Dialect) -> Prepared:
             section = section_of(change.type)
             if not (section.root or section.single):
                 rows[change.address] = created_row(section, change, dialect)
-    return Prepared(rows, EncodedJSON.of(logged_changes(org.changes, ())), logged_summary(org.changes, ()))
+    return Prepared(rows, Packed.of(logged_changes(org.changes, ())), logged_summary(org.changes, ()))
 
 
 def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> dict[str, int]:

@@ -38,7 +38,7 @@ from .support.harness import Gate, fault_env, finish, gates_env, postgres_databa
 from .test_cli_plan_apply import Run
 
 CANARY = "Zq7canaryPW"
-HEAD = "0007"
+HEAD = "0008"
 ORG = """
 apiVersion: nexus/v1
 kind: Organization

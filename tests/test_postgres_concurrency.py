@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from plan_apply.apply import ApplyOptions, apply_plan, lock_key
+from plan_apply.database import tables as t
 from plan_apply.database.engine import engine_for
 from plan_apply.planner import plan_tree
 
@@ -101,9 +102,11 @@ def _finished(processes: list[subprocess.Popen[str]], *gates: Gate) -> list[Fini
 def _history(url: str, slug: str) -> list[dict[str, object]]:
     engine = sa.create_engine(url)
     with engine.connect() as connection:
+        log = t.apply_log
         rows = connection.execute(
-            sa.text("SELECT changes, started_at, finished_at FROM apply_log WHERE org_slug = :s ORDER BY id"),
-            {"s": slug},
+            sa.select(log.c.changes, log.c.started_at, log.c.finished_at)
+            .where(log.c.org_slug == slug)
+            .order_by(log.c.id)
         ).all()
     engine.dispose()
     return [{"changes": r.changes, "started_at": r.started_at, "finished_at": r.finished_at} for r in rows]

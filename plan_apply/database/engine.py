@@ -309,7 +309,7 @@ def _alembic_config(connection: Connection | None = None) -> Any:
     return config
 
 
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 """Every schema revision of `plan_apply/migrations/versions`, oldest first (a test keeps them equal):
 comparing a database with them needs neither alembic nor a scan of the migrations folder."""
 HEAD_REVISION = REVISIONS[-1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from plan_apply.database.dialects import json_column
+from plan_apply.database.packed import PackedJSON
 
 __all__ = [
     "agreement_services",
@@ -292,5 +293,5 @@ apply_log = sa.Table(
     sa.Column("plan_hash", sa.String(80), nullable=False),
     sa.Column("fingerprint_before", sa.String(80), nullable=False),
     sa.Column("summary", JSON, nullable=False),
-    sa.Column("changes", JSON, nullable=False),
+    sa.Column("changes", PackedJSON, nullable=False),  # zlib-compressed JSON (migration 0008)
 )
