@@ -182,3 +182,23 @@ def _table_scans(connection: Any, statements: list[tuple[str, Any]]) -> list[tup
         for step in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
         if "AUTOMATIC" in step[3] or (step[3].startswith("SCAN") and step[3].split()[1] in tables)
     ]
+
+
+def test_items_that_set_protect_and_items_that_do_not_are_inserted_in_one_statement_per_table(
+    database_url: str, write_tree: Callable[..., Path]
+) -> None:
+    folder = write_tree({"site.yaml": ORG.replace("slots: 3}}", "slots: 3, protect: true}}", 1).format(n=7)})
+    loaded = load_configuration([folder])
+    engine = engine_for(database_url)
+    with engine.connect() as connection:
+        plan = build_plan(connection, loaded.state, list(loaded.state.organizations), database="db")
+    windows: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith(("INSERT INTO capacity_windows", "COPY capacity_windows")):
+            windows.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
+    engine.dispose()
+    assert len(windows) == 1, windows

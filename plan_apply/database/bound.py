@@ -61,11 +61,12 @@ def insert_bound(
         return
     named = {column for row in rows for column in row}
     given = bound_row(table, {c: v for c, v in (defaults or {}).items() if c in named}, connection.dialect)
-    by_columns: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    by_columns: dict[frozenset[str], list[Mapping[str, Any]]] = {}
     for row in rows:
         full = row if len(row) == len(named) else {**given, **row}
-        by_columns.setdefault(tuple(full), []).append(full)  # rows built alike name their columns alike
-    for columns, same in by_columns.items():
+        by_columns.setdefault(frozenset(full), []).append(full)  # one statement whatever order they name them
+    for same in by_columns.values():
+        columns = tuple(same[0])
         dialect_of(connection).insert_bound(connection, table, columns, _in_order(same, columns))
 
 
