@@ -20,7 +20,7 @@ from .test_system_agreements import family, moved_tree
 
 WriteTree = Callable[..., Path]
 
-TRANSACTION = "BEGIN IMMEDIATE|SET LOCAL lock_timeout"
+TRANSACTION = r"BEGIN IMMEDIATE|set_config\('lock_timeout'"
 """The first statement of an organization's write transaction (SQLite, PostgreSQL): a process held
 before it has planned and holds no lock."""
 

@@ -56,6 +56,14 @@ _REVISION = sa.text(
 where the catalog has it, so a database without one never aborts the transaction."""
 
 
+_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :timeout, true)")
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+_LOCK_WITH_TIMEOUT = sa.text(
+    "SELECT pg_advisory_xact_lock(:key) FROM (SELECT set_config('lock_timeout', :timeout, true)) AS timeout"
+)
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
 def _utc(moment: datetime.datetime | None) -> str:
     if moment is None:
         return ""
@@ -109,19 +117,26 @@ class PostgreSQL:
         stays set for the transaction, so a row lock held elsewhere is not waited for forever either; a
         timeout of 0 means "do not wait"."""
         milliseconds = lock_milliseconds(timeout)
-        if milliseconds != 0:  # PostgreSQL's lock_timeout 0 means "no limit", which None stands for here
-            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds or 0}")
+        # PostgreSQL's lock_timeout 0 means "no limit", which None stands for here; set with the first lock,
+        # in the same round trip (its subquery runs before the lock is asked for).
+        setting = None if milliseconds == 0 else str(milliseconds or 0)
         for slug in sorted(set(slugs)):
             key = {"key": lock_key(slug)}
             try:
-                if milliseconds != 0:
-                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), key)
-                elif not connection.execute(sa.text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar():
-                    raise Locked(slug, timeout)
+                if milliseconds == 0:
+                    if not connection.execute(_TRY_LOCK, key).scalar():
+                        raise Locked(slug, timeout)
+                elif setting is not None:
+                    connection.execute(_LOCK_WITH_TIMEOUT, {**key, "timeout": setting})
+                    setting = None
+                else:
+                    connection.execute(_LOCK, key)
             except sa.exc.OperationalError as exc:
                 if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
                     raise Locked(slug, timeout) from None
                 raise
+        if setting is not None:  # no organization to lock: row locks are still bounded
+            connection.execute(_TIMEOUT, {"timeout": setting})
 
     def lock_holder(self, engine: Engine, slug: str) -> str | None:
         """pg_locks ⋈ pg_stat_activity: the holder's application_name (`nexus apply alice@ci-7 pid 42`),
