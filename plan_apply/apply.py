@@ -361,9 +361,10 @@ def _refuse_cycle(connection: Connection, slug: str, org_id: int | None) -> None
     """Walk the organization's new parent chain, locking each ancestor's row (so two applies cannot close
     a cycle between them); raise _Cycle when it leads back to the organization."""
     o = t.organizations
-    dialect, seen, current = dialect_of(connection), {org_id}, org_id
+    seen, current = {org_id}, org_id
     while current is not None:
-        dialect.lock_rows(connection, sa.select(o.c.id).where(o.c.id == current))
+        ancestor = sa.select(o.c.id).where(o.c.id == current)
+        lock_rows(connection, lambda query=ancestor: [query])  # type: ignore[misc]
         current = connection.execute(sa.select(o.c.parent_id).where(o.c.id == current)).scalar()
         if current in seen:
             raise _Cycle(slug)
