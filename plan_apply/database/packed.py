@@ -41,9 +41,11 @@ def pack(value: Any) -> bytes:
     return zlib.compress(EncodedJSON.of(value).text.encode(), LEVEL)
 
 
-def unpack(data: bytes) -> Any:
-    """The value `pack` packed."""
-    return json.loads(zlib.decompress(data))
+def unpack(data: bytes | str) -> Any:
+    """The value `pack` packed. An entry stored as JSON text is read as it is: a nexus older than revision
+    0008, still running while another upgraded the schema, writes one, and SQLite stores it whatever the
+    column's type (PostgreSQL refuses it)."""
+    return json.loads(data if isinstance(data, str) else zlib.decompress(data))
 
 
 class PackedJSON(sa.types.TypeDecorator[Any]):
@@ -58,4 +60,4 @@ class PackedJSON(sa.types.TypeDecorator[Any]):
         return value.data if type(value) is Packed else pack(value)
 
     def process_result_value(self, value: Any, dialect: sa.engine.Dialect) -> Any:
-        return None if value is None else unpack(bytes(value))
+        return None if value is None else unpack(value if isinstance(value, str) else bytes(value))

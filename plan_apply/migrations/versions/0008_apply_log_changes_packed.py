@@ -66,4 +66,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _replace(sa.LargeBinary(), json_column(), lambda data: unpack(bytes(data)))
+    _replace(
+        sa.LargeBinary(), json_column(), lambda data: unpack(data if isinstance(data, str) else bytes(data))
+    )
