@@ -400,3 +400,20 @@ def test_locks_are_taken_in_sorted_order_and_end_with_the_transaction(url: str) 
             assert advisory_locks(url) == 0  # committed: released, though the connection stays open
     finally:
         engine.dispose()
+
+
+def test_an_apply_told_not_to_wait_gives_up_at_once_on_a_row_another_session_holds(
+    url: str, org_tree: Callable[..., Path]
+) -> None:
+    """`--lock-timeout 0` means "do not wait" for the rows too, not PostgreSQL's lock_timeout 0 (no limit):
+    were it waited for, the run would end only at the harness's timeout, a failure."""
+    import psycopg
+
+    assert run_nexus(_apply(org_tree("initial"), url)).returncode == 0
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as holder:
+        holder.execute("SELECT id FROM capacity_windows WHERE key = 'spring' FOR UPDATE")
+        refused = run_nexus(_apply(org_tree("more", slots=9), url, "--lock-timeout", "0"), timeout=60)
+        holder.rollback()
+    assert refused.returncode == 1, refused.output
+    assert "did not wait (--lock-timeout) for a lock another session holds on harbor's rows" in refused.output
+    assert _slots(url, "harbor") == 3

@@ -9,6 +9,7 @@ the command, user, host and process, so that a waiting apply can say who holds i
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -57,11 +58,15 @@ where the catalog has it, so a database without one never aborts the transaction
 
 
 _TIMEOUT = sa.text("SELECT set_config('lock_timeout', :timeout, true)")
-_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
-_LOCK_WITH_TIMEOUT = sa.text(
-    "SELECT pg_advisory_xact_lock(:key) FROM (SELECT set_config('lock_timeout', :timeout, true)) AS timeout"
-)
-_TRY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
+@functools.cache
+def _locking(wait: bool, timeout: bool) -> sa.TextClause:
+    """The advisory lock of :key (waited for, or only tried), with the transaction's lock_timeout set to
+    :timeout first when `timeout`."""
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    setting = " FROM (SELECT set_config('lock_timeout', :timeout, true)) AS timeout" if timeout else ""
+    return sa.text(f"SELECT {function}(:key){setting}")
 
 
 def _utc(moment: datetime.datetime | None) -> str:
@@ -117,24 +122,23 @@ class PostgreSQL:
         stays set for the transaction, so a row lock held elsewhere is not waited for forever either; a
         timeout of 0 means "do not wait"."""
         milliseconds = lock_milliseconds(timeout)
-        # PostgreSQL's lock_timeout 0 means "no limit", which None stands for here; set with the first lock,
-        # in the same round trip (its subquery runs before the lock is asked for).
-        setting = None if milliseconds == 0 else str(milliseconds or 0)
+        # PostgreSQL's lock_timeout 0 means "no limit" (None here); "do not wait" (0 here) takes its shortest
+        # wait, 1 ms, for the row locks after the advisory one (which is only tried). It is set with the first
+        # lock, in the same round trip: the subquery runs before the lock is asked for.
+        setting: str | None = "1" if milliseconds == 0 else str(milliseconds or 0)
         for slug in sorted(set(slugs)):
-            key = {"key": lock_key(slug)}
+            parameters = {"key": lock_key(slug), **({"timeout": setting} if setting is not None else {})}
             try:
-                if milliseconds == 0:
-                    if not connection.execute(_TRY_LOCK, key).scalar():
-                        raise Locked(slug, timeout)
-                elif setting is not None:
-                    connection.execute(_LOCK_WITH_TIMEOUT, {**key, "timeout": setting})
-                    setting = None
-                else:
-                    connection.execute(_LOCK, key)
+                taken = connection.execute(
+                    _locking(milliseconds != 0, setting is not None), parameters
+                ).scalar()
             except sa.exc.OperationalError as exc:
                 if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
                     raise Locked(slug, timeout) from None
                 raise
+            setting = None
+            if milliseconds == 0 and not taken:
+                raise Locked(slug, timeout)
         if setting is not None:  # no organization to lock: row locks are still bounded
             connection.execute(_TIMEOUT, {"timeout": setting})
 
@@ -168,8 +172,9 @@ class PostgreSQL:
         if _sqlstate(exc) != _LOCK_NOT_AVAILABLE:
             return None
         setting = f" ({hint})" if hint else ""
+        waited = "did not wait" if lock_milliseconds(timeout) == 0 else f"waited longer than {timeout:g}s"
         return (
-            f"waited longer than {timeout:g}s{setting} for a lock another session holds on {slug}'s rows; "
+            f"{waited}{setting} for a lock another session holds on {slug}'s rows; "
             f"nothing was written to it: {reason}"
         )
 
