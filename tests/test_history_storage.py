@@ -80,8 +80,10 @@ def _log_as_before_0008() -> sa.TableClause:
     """`apply_log` as a nexus older than revision 0008 writes it: changes as its JSON type."""
     return sa.table(
         "apply_log",
-        *(sa.column(name) for name in ("org_slug", "started_at", "finished_at", "actor", "plan_hash")),
-        *(sa.column(name) for name in ("fingerprint_before",)),
+        *(
+            sa.column(name)
+            for name in ("org_slug", "started_at", "finished_at", "actor", "plan_hash", "fingerprint_before")
+        ),
         sa.column("summary", json_column()),
         sa.column("changes", json_column()),
     )

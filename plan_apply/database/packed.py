@@ -41,10 +41,10 @@ def pack(value: Any) -> bytes:
     return zlib.compress(EncodedJSON.of(value).text.encode(), LEVEL)
 
 
-def unpack(data: bytes | str) -> Any:
-    """The value `pack` packed. An entry stored as JSON text is read as it is: a nexus older than revision
-    0008, still running while another upgraded the schema, writes one, and SQLite stores it whatever the
-    column's type (PostgreSQL refuses it)."""
+def unpack(data: bytes | memoryview | str) -> Any:
+    """The value `pack` packed, as any driver returns the column's bytes. An entry stored as JSON text is
+    read as it is: a nexus older than revision 0008, still running while another upgraded the schema,
+    writes one, and SQLite stores it whatever the column's type (PostgreSQL refuses it)."""
     return json.loads(data if isinstance(data, str) else zlib.decompress(data))
 
 
@@ -60,4 +60,4 @@ class PackedJSON(sa.types.TypeDecorator[Any]):
         return value.data if type(value) is Packed else pack(value)
 
     def process_result_value(self, value: Any, dialect: sa.engine.Dialect) -> Any:
-        return None if value is None else unpack(value if isinstance(value, str) else bytes(value))
+        return None if value is None else unpack(value)

@@ -57,7 +57,8 @@ _REVISION = sa.text(
 where the catalog has it, so a database without one never aborts the transaction."""
 
 
-_TIMEOUT = sa.text("SELECT set_config('lock_timeout', :timeout, true)")
+_SET_TIMEOUT = "SELECT set_config('lock_timeout', :timeout, true)"
+_TIMEOUT = sa.text(_SET_TIMEOUT)
 
 
 @functools.cache
@@ -65,7 +66,7 @@ def _locking(wait: bool, timeout: bool) -> sa.TextClause:
     """The advisory lock of :key (waited for, or only tried), with the transaction's lock_timeout set to
     :timeout first when `timeout`."""
     function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-    setting = " FROM (SELECT set_config('lock_timeout', :timeout, true)) AS timeout" if timeout else ""
+    setting = f" FROM ({_SET_TIMEOUT}) AS timeout" if timeout else ""
     return sa.text(f"SELECT {function}(:key){setting}")
 
 

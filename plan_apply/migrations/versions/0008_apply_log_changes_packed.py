@@ -66,6 +66,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _replace(
-        sa.LargeBinary(), json_column(), lambda data: unpack(data if isinstance(data, str) else bytes(data))
-    )
+    _replace(sa.LargeBinary(), json_column(), unpack)
