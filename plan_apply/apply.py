@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import sqlalchemy as sa
@@ -44,7 +44,9 @@ from plan_apply.prepared import Prepared, logged_changes, logged_summary, prepar
 from plan_apply.rederive import refusals_under_lock
 
 __all__ = [
+    "Applier",
     "ApplyOptions",
+    "ApplyProcesses",
     "ApplyResult",
     "OrgResult",
     "applied_before",
@@ -389,61 +391,101 @@ def apply_plan(
     on_result: Callable[[OrgResult], None] | None = None,
     describe_error: Callable[[BaseException], str] = str,
     jobs: int = 1,
+    processes: ApplyProcesses | None = None,
 ) -> ApplyResult:
     """Apply every organization of the plan in its own transaction; report each outcome in plan order.
 
     A family (a health system and its facilities) is applied parent first; a child whose parent was not
-    applied is not applied either. With `jobs` > 1, families are applied in parallel threads, each
-    transaction on its own connection. Each result goes to `on_result` as its transaction ends; they are
-    returned in plan order.
+    applied is not applied either. With `jobs` > 1, families are applied side by side, each transaction on
+    its own connection: in threads, or in `jobs` worker processes when `processes` says how to reach the
+    database from one and the plan is large enough to repay them (`describe_error` must then pickle).
+    Each result goes to `on_result` as its transaction ends; they are returned in plan order.
     """
     options = options or ApplyOptions()
     plan_hash = plan.identity
     saved = plan.integrity is not None
-    stop = threading.Event()
     futures: dict[str, Future[OrgResult]] = {org.slug: Future() for org in plan.organizations}
     reported = _Reporter(on_result)
 
-    def run_family(family: list[OrgPlan]) -> None:
-        not_applied: set[str] = set()
-        for org, following in itertools.zip_longest(family, family[1:]):
-            if org.parent in not_applied:
-                result = OrgResult(
-                    org.slug, "skipped", message=f"not applied: its parent {org.parent} was not applied"
-                )
-            else:
-                result = _apply_one(
-                    engine,
-                    org,
-                    plan_hash,
-                    options,
-                    describe_error,
-                    stop.is_set(),
-                    saved,
-                    functools.partial(ahead.take, org),
-                    functools.partial(ahead.start, following),
-                )
-            if result.status in ("failed", "stale", "refused", "skipped"):
-                not_applied.add(org.slug)
-            if options.fail_fast and result.status in ("failed", "stale", "refused"):
-                stop.set()
-            reported(result)
-            futures[org.slug].set_result(result)
+    def report(result: OrgResult) -> None:
+        reported(result)
+        futures[result.slug].set_result(result)
 
     families = _families(plan)
     parallel = jobs > 1 and len(families) > 1 and not options.fail_fast  # fail-fast: in order, one at a time
-    with ThreadPoolExecutor(max_workers=jobs if parallel else 1, thread_name_prefix="nexus-prepare") as pool:
-        ahead = _Ahead(pool, engine.dialect)
-        if parallel:
-            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as appliers:
-                runs = [appliers.submit(run_family, family) for family in families]
-            for run in runs:
-                run.result()  # what a family's thread did not expect is raised here, never waited for
-        else:  # one sequence, so that each organization is prepared while the one before it commits
-            run_family([org for family in families for org in family])
+    sequence = Applier(engine, plan_hash, saved, options, describe_error)
+    if parallel and processes is not None and processes.worth(families):
+        from plan_apply.apply_processes import apply_in_processes
+
+        apply_in_processes(processes, families, jobs, sequence, report)
+    elif parallel:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as appliers:
+            runs = [appliers.submit(sequence.run, family, report) for family in families]
+        for run in runs:
+            run.result()  # what a family's thread did not expect is raised here, never waited for
+    else:  # one sequence, so that each organization is prepared while the one before it commits
+        sequence.run([org for family in families for org in family], report)
     results = [futures[org.slug].result() for org in plan.organizations]
     _record_unchanged(engine, plan, results)
     return ApplyResult(tuple(results))
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyProcesses:
+    """How worker processes reach the database (its URL, password included: it goes to this run's own
+    workers only), and the fewest organizations with a transaction that repay starting them (a planning
+    batch's worth: a worker costs about a third of a second to start)."""
+
+    url: str
+    purpose: str | None = "apply"
+    minimum: int = 100
+
+    def worth(self, families: Sequence[Sequence[OrgPlan]]) -> bool:
+        writing = sum(1 for family in families for org in family if _without_transaction(org, False) is None)
+        return writing >= max(self.minimum, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Applier:
+    """What applies organizations one after another, on one connection at a time: a family, or a run of
+    families (in a thread or in a worker process); each organization is prepared while the one before it
+    commits (`_Ahead`)."""
+
+    engine: Engine
+    plan_hash: str
+    saved: bool
+    options: ApplyOptions
+    describe_error: Callable[[BaseException], str]
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, orgs: Sequence[OrgPlan], report: Callable[[OrgResult], None]) -> None:
+        """Apply `orgs` in order, each result to `report` as its transaction ends; a child whose parent
+        was not applied is not attempted."""
+        not_applied: set[str] = set()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-prepare") as pool:
+            ahead = _Ahead(pool, self.engine.dialect)
+            for org, following in itertools.zip_longest(orgs, orgs[1:]):
+                if org.parent in not_applied:
+                    result = OrgResult(
+                        org.slug, "skipped", message=f"not applied: its parent {org.parent} was not applied"
+                    )
+                else:
+                    result = _apply_one(
+                        self.engine,
+                        org,
+                        self.plan_hash,
+                        self.options,
+                        self.describe_error,
+                        self.stop.is_set(),
+                        self.saved,
+                        functools.partial(ahead.take, org),
+                        functools.partial(ahead.start, following),
+                    )
+                if result.status in ("failed", "stale", "refused", "skipped"):
+                    not_applied.add(org.slug)
+                if self.options.fail_fast and result.status in ("failed", "stale", "refused"):
+                    self.stop.set()
+                report(result)
 
 
 class _Ahead:

@@ -298,10 +298,9 @@ def _apply_jobs(url: str, jobs: int | None) -> int:
 @takes(ApplyArgs)
 def apply(options: ApplyArgs) -> int:
     """Make the database match the configuration: plan, confirm, then apply per organization."""
-    import sqlalchemy as sa
 
-    from plan_apply.apply import ApplyOptions, apply_plan, default_actor, default_commit
-    from plan_apply.database.engine import describe_failure, open_database
+    from plan_apply.apply import ApplyOptions, ApplyProcesses, apply_plan, default_actor, default_commit
+    from plan_apply.database.engine import FailureDescriber, open_database
     from plan_apply.progress import reporter, summary_lines
 
     plan_file = options.plan_file
@@ -345,10 +344,9 @@ def apply(options: ApplyArgs) -> int:
                     timeout_hint="--lock-timeout",
                 ),
                 on_result=progress.result,
-                describe_error=lambda exc: (
-                    describe_failure(exc, url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
-                ),
+                describe_error=FailureDescriber(url),
                 jobs=_apply_jobs(url, options.jobs),
+                processes=ApplyProcesses(url, purpose=_command()),
             )
         finally:
             progress.close()

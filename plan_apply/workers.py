@@ -26,6 +26,11 @@ class Workers:
     jobs: int
     initializer: Callable[..., None] | None = None
     initargs: tuple[Any, ...] = ()
+    ended_abruptly: str = (
+        "a worker process checking the configuration ended abruptly (killed, or out of memory?), so "
+        "nothing was planned or applied: run again, or with --jobs 1 to work in one process"
+    )
+    """What a worker that dies means for the whole map (its NexusError)."""
 
     def map(self, function: Callable[[Any], R], tasks: Sequence[Any]) -> Iterator[R]:
         """`function` (module-level, so it pickles by name) over `tasks`, results in task order. A worker
@@ -49,9 +54,6 @@ class Workers:
                 yield result
                 settle()  # what the batch left here is collected; the results so far are frozen
         except BrokenProcessPool:
-            raise NexusError(
-                "a worker process checking the configuration ended abruptly (killed, or out of memory?), so "
-                "nothing was planned or applied: run again, or with --jobs 1 to work in one process"
-            ) from None
+            raise NexusError(self.ended_abruptly) from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

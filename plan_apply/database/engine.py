@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -256,6 +257,17 @@ def open_database(
 def describe_failure(exc: BaseException, url: str) -> str:
     """One line for a database failure: what failed and where, never a password or parameters."""
     return f"cannot use database {redact(url)}: {failure_reason(exc, url)}"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDescriber:
+    """`describe_failure` on `url` for a database failure, the exception's own text for anything else:
+    what apply says of an organization that failed, in this process or a worker (it pickles)."""
+
+    url: str
+
+    def __call__(self, exc: BaseException) -> str:
+        return describe_failure(exc, self.url) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
 
 
 def failure_reason(exc: BaseException, url: str) -> str:
