@@ -108,6 +108,17 @@ def plain_scalar(text: str) -> Any:
     return text
 
 
+_Scalar, _Alias = yaml.events.ScalarEvent, yaml.events.AliasEvent
+_SequenceEnd, _MappingEnd = yaml.events.SequenceEndEvent, yaml.events.MappingEndEvent
+
+
+def _plain_key(text: str, style: str | None) -> bool:
+    """Whether a key's text is the string itself: quoted, or plain and not a null, bool, number or `<<`."""
+    if style != "":
+        return True
+    return text[0] not in _NUMERIC_START and text not in _NULLS and text not in _BOOLS and text != "<<"
+
+
 class _Builder:
     """Builds one document's Python values from libyaml's events, enforcing the refusals above.
 
@@ -171,9 +182,13 @@ class _Builder:
         items = []
         size = 1
         get_event = self.parser.get_event
-        while not isinstance(event := get_event(), yaml.events.SequenceEndEvent):
+        while (kind := type(event := get_event())) is not _SequenceEnd:
+            if kind is _Scalar and event.tag is None and event.anchor is None:  # most items: inline
+                items.append(plain_scalar(event.value) if event.style == "" else event.value)
+                size += 1
+                continue
             # An alias item blames this list, as the line a reader looks at.
-            v, n = self.value(event, start.start_mark if isinstance(event, yaml.events.AliasEvent) else None)
+            v, n = self.value(event, start.start_mark if kind is _Alias else None)
             items.append(v)
             size += n
         return items, size
@@ -183,8 +198,12 @@ class _Builder:
         key_marks: dict[str, Any] = {}
         size = 1
         get_event = self.parser.get_event
-        while not isinstance(key_event := get_event(), yaml.events.MappingEndEvent):
-            key = self._key(key_event)
+        while (kind := type(key_event := get_event())) is not _MappingEnd:
+            text = key_event.value if kind is _Scalar else None
+            if text and key_event.tag is None and _plain_key(text, key_event.style):
+                key = text  # most keys: a plain word, as `_key` would find it
+            else:
+                key = self._key(key_event)
             if key in mapping:
                 first = key_marks[key]
                 raise _InputError(
@@ -193,7 +212,12 @@ class _Builder:
                     "yaml.duplicate_key",
                 )
             key_marks[key] = key_event.start_mark
-            v, n = self.value(get_event(), key_event.start_mark)
+            event = get_event()
+            if type(event) is _Scalar and event.tag is None and event.anchor is None:  # most values: inline
+                mapping[key] = plain_scalar(event.value) if event.style == "" else event.value
+                size += 2
+                continue
+            v, n = self.value(event, key_event.start_mark)
             mapping[key] = v
             size += n + 1
         return mapping, size
