@@ -19,7 +19,7 @@ benchmarks' measurements, each in a fresh child process, and prints their figure
   apply   (bench_plan)   the first apply (`nexus apply`, its default --jobs unless --apply-jobs) into an
                          empty database against its floor (parse + one Core executemany per table, one
                          transaction), on SQLite and PostgreSQL, alternated `--apply-runs` times; wall
-                         time, and the client's CPU time (the planning workers' not counted)
+                         time, and the client's CPU time (its worker processes' included)
 
 The machine is shared: compare the ratios, which are measured in the same run, not the seconds.
 """
