@@ -155,6 +155,23 @@ def test_a_window_deleted_during_apply_is_not_reported_applied_nor_hidden_from_t
     assert "harbor/services/er/capacity/spring" in again.stdout
 
 
+@pg
+def test_a_person_the_platform_creates_while_apply_creates_them_too_is_one_person_on_both_staffs(
+    url: str, tree: Callable[..., Path]
+) -> None:
+    """The platform signs Dana up while apply makes her Harbor's staff: apply waits for that insert and
+    uses her row (no second person, no failed apply)."""
+    root = tree()
+    with (root / "harbor.yaml").open("a", encoding="utf-8") as file:
+        file.write("staff: [{email: dana@harbor.example, name: Dana Reyes, role: admin}]\n")
+    done = _race(url, root, "INSERT INTO people (email, name) VALUES ('dana@harbor.example', 'Dana R.')")
+    assert done.returncode == 0, done.output
+    assert rows(url, "SELECT p.email, p.name FROM staff s JOIN people p ON p.id = s.person_id") == [
+        ("dana@harbor.example", "Dana R.")
+    ]
+    assert scalar(url, "SELECT count(*) FROM people") == 1
+
+
 def test_on_sqlite_the_platforms_writer_and_apply_exclude_each_other(
     tmp_path: Path, sqlite_template: Path, tree: Callable[..., Path]
 ) -> None:

@@ -211,7 +211,7 @@ def _document_id(ctx: WriteContext, document: Mapping[str, Any] | None) -> int |
         "content": content,
     }
     # Another organization's apply may be storing the same file right now: theirs or ours, one row.
-    dialect_of(ctx.connection).insert_unless_present(ctx.connection, t.documents, row, ["sha256"])
+    dialect_of(ctx.connection).insert_unless_present(ctx.connection, t.documents, [row], ["sha256"])
     return int(
         ctx.connection.execute(sa.select(t.documents.c.id).where(t.documents.c.sha256 == sha)).scalar_one()
     )

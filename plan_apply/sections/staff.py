@@ -5,7 +5,7 @@ name too, stay theirs: the membership is the organization's)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nexus_config import DesiredOrganization, DesiredState
@@ -58,28 +58,26 @@ def _key_of(change: Change) -> str:
     return change.address.rsplit("/", 1)[1]
 
 
-def _people(ctx: WriteContext, changes: Sequence[Change], retry: bool = True) -> dict[str, int]:
+def _people(ctx: WriteContext, changes: Sequence[Change]) -> dict[str, int]:
     """Find or create the people behind staff rows (their own profile fields stay theirs). People are
     the platform's: another organization's apply may create the same person meanwhile (then found)."""
-    import sqlalchemy as sa
-
     from plan_apply.database import tables as t
+    from plan_apply.database.dialects import dialect_of
 
     emails = {_key_of(c): c.after.get("name") for c in changes}
-    known = {
-        row.email.lower(): row.id
-        for row in ctx.connection.execute(_people_query(), {"emails": sorted(emails)})
-    }
-    missing = [{"email": e, "name": emails[e]} for e in sorted(emails) if e not in known]
+    known = _people_known(ctx, emails)
+    missing = [e for e in sorted(emails) if e not in known]
     if missing:
-        try:
-            with ctx.connection.begin_nested():
-                ctx.connection.execute(sa.insert(t.people), missing)
-        except sa.exc.IntegrityError:
-            if not retry:
-                raise
-        return _people(ctx, changes, retry=False)
+        rows = [{"email": e, "name": emails[e]} for e in missing]
+        dialect_of(ctx.connection).insert_unless_present(ctx.connection, t.people, rows, ["email"])
+        known |= _people_known(ctx, missing)
     return known
+
+
+def _people_known(ctx: WriteContext, emails: Iterable[str]) -> dict[str, int]:
+    """The ids of the people with these (lowercase) emails, where they exist."""
+    found = ctx.connection.execute(_people_query(), {"emails": sorted(emails)})
+    return {row.email.lower(): row.id for row in found}
 
 
 @functools.cache

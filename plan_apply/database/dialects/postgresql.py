@@ -206,13 +206,16 @@ class PostgreSQL:
         connection.execute(query.with_for_update()).all()
 
     def insert_unless_present(
-        self, connection: Connection, table: sa.Table, values: Mapping[str, Any], unique: Sequence[str]
+        self,
+        connection: Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        unique: Sequence[str],
     ) -> None:
         """`INSERT … ON CONFLICT DO NOTHING`: a concurrent insert of the same row is waited for, not a
         unique violation."""
-        connection.execute(
-            postgresql_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(unique))
-        )
+        statement = postgresql_insert(table).on_conflict_do_nothing(index_elements=list(unique))
+        connection.execute(statement, [dict(row) for row in rows])
 
     def schema_revision(self, connection: Connection) -> str | None:
         revision = connection.execute(_REVISION).scalar()

@@ -107,10 +107,14 @@ class Dialect(Protocol):
         ...
 
     def insert_unless_present(
-        self, connection: Connection, table: sa.Table, values: Mapping[str, Any], unique: Sequence[str]
+        self,
+        connection: Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        unique: Sequence[str],
     ) -> None:
-        """Insert a row unless a row with the same `unique` columns exists or is being inserted by another
-        transaction (which is waited for): two writers of the same row both succeed."""
+        """Insert each row unless a row with the same `unique` columns exists or is being inserted by
+        another transaction (which is waited for): two writers of the same row both succeed."""
         ...
 
     def schema_revision(self, connection: Connection) -> str | None:

@@ -139,12 +139,15 @@ class SQLite:
         other writer (the platform's too) until it ends, so no write can land between read and write."""
 
     def insert_unless_present(
-        self, connection: Connection, table: sa.Table, values: Mapping[str, Any], unique: Sequence[str]
+        self,
+        connection: Connection,
+        table: sa.Table,
+        rows: Sequence[Mapping[str, Any]],
+        unique: Sequence[str],
     ) -> None:
         """`INSERT … ON CONFLICT DO NOTHING` (one writer at a time: only a committed row can conflict)."""
-        connection.execute(
-            sqlite_insert(table).values(dict(values)).on_conflict_do_nothing(index_elements=list(unique))
-        )
+        statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(unique))
+        connection.execute(statement, [dict(row) for row in rows])
 
     def schema_revision(self, connection: Connection) -> str | None:
         """Read from the version table; a missing table fails when the statement is prepared, which
