@@ -458,9 +458,14 @@ class Applier:
     describe_error: Callable[[BaseException], str]
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, orgs: Sequence[OrgPlan], report: Callable[[OrgResult], None]) -> None:
-        """Apply `orgs` in order, each result to `report` as its transaction ends; a child whose parent
-        was not applied is not attempted."""
+    def run(
+        self,
+        orgs: Sequence[OrgPlan],
+        report: Callable[[OrgResult], None],
+        starting: Callable[[str], None] = lambda slug: None,
+    ) -> None:
+        """Apply `orgs` in order, each result to `report` as its transaction ends (`starting` is told each
+        organization's slug before it is attempted); a child whose parent was not applied is not attempted."""
         not_applied: set[str] = set()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-prepare") as pool:
             ahead = _Ahead(pool, self.engine.dialect)
@@ -470,6 +475,7 @@ class Applier:
                         org.slug, "skipped", message=f"not applied: its parent {org.parent} was not applied"
                     )
                 else:
+                    starting(org.slug)
                     result = _apply_one(
                         self.engine,
                         org,

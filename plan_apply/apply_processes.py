@@ -3,24 +3,28 @@ client's own work per statement (building, binding, COPY rows) held one interpre
 turns at it while the server waited.
 
 Each worker opens its own engine and applies whole runs of families, one organization per transaction as
-ever (`Applier`). Every result crosses back on a queue the moment its transaction ends, so the caller
-reports it then, as it does for threads. A worker that ends abruptly (killed, out of memory) leaves the
-organizations it had not reported failed, with their outcome unknown: nobody retries them blindly.
+ever (`Applier`). It says on a pipe when it starts an organization and sends the result the moment its
+transaction ends, so the caller reports it then, as it does for threads. A worker that ends abruptly
+(killed, out of memory) leaves the organization it had started failed with its outcome unknown (nobody
+retries it blindly), and those not started failed as not attempted. A worker outlives nobody: when the
+calling process is gone (killed), it exits at once, and its open transaction is rolled back. Ctrl-C is
+the caller's: its workers finish the runs already handed to them (as threads finish the families queued
+for them) and print no traceback of their own.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from plan_apply.apply import Applier, ApplyOptions, ApplyProcesses, OrgResult
-from plan_apply.errors import NexusError
 from plan_apply.plan import OrgPlan
-from plan_apply.workers import Workers
+from plan_apply.workers import WorkerDied, Workers
 
-__all__ = ["apply_in_processes"]
+__all__ = ["ENDED_ABRUPTLY", "NOT_ATTEMPTED", "apply_in_processes"]
 
 RUN_ORGANIZATIONS = 16
 """Families are handed to workers in runs of at least this many organizations: few enough tasks that
@@ -29,6 +33,9 @@ handing them over costs nothing next to their transactions, enough that two work
 ENDED_ABRUPTLY = (
     "the worker process applying it ended abruptly (killed, or out of memory?): whether it was applied "
     "is unknown (not retried); run `nexus plan` to see"
+)
+NOT_ATTEMPTED = (
+    "not attempted: a worker process applying the fleet ended abruptly (killed, or out of memory?)"
 )
 
 
@@ -40,7 +47,7 @@ def apply_in_processes(
     report: Callable[[OrgResult], None],
 ) -> None:
     """Apply `families` in `jobs` worker processes, as `applier` would here; every organization's result
-    goes to `report` (in this thread) as its transaction ends, or as unknown if its worker died."""
+    goes to `report` as its transaction ends, or as unknown or not attempted if a worker died."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -50,6 +57,7 @@ def apply_in_processes(
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     incoming, outgoing = context.Pipe(duplex=False)
     finished, finishing = context.Pipe(duplex=False)
+    watched, alive = context.Pipe(duplex=False)  # only this process holds `alive`: its end is theirs
     setup = _Setup(
         processes.url,
         processes.purpose,
@@ -59,57 +67,59 @@ def apply_in_processes(
         applier.options,
         applier.describe_error,
         _Results(outgoing, context.Lock()),
+        watched,
     )
     runs = list(_runs(families))
-    unreported = {org.slug for run in runs for org in run}
+    started: set[str] = set()
+    reported: set[str] = set()
     failures: list[BaseException] = []
 
     def relay() -> None:
-        """Report each result as it comes; stop once every worker is done and the pipe is empty. (Only
-        workers write to it, a result at a time: one killed while writing cannot block this process.) A
-        report that fails is raised in the caller's thread, as a thread's would be; the pipe is still
-        drained, or the workers would block on it."""
-        while incoming in wait([incoming, finished]):
-            result: OrgResult = incoming.recv()
-            unreported.discard(result.slug)
-            if not failures:
-                try:
-                    report(result)
-                except BaseException as exc:
-                    failures.append(exc)
+        """Report each result as it comes, until every worker is done and the pipe is empty (or ends
+        in a message a killed worker left half-written). A report that fails is raised in the caller's
+        thread, as a thread's would be; the pipe is still drained, or the workers would block on it."""
+        try:
+            while incoming in wait([incoming, finished]):
+                message: OrgResult | str = incoming.recv()
+                if isinstance(message, str):
+                    started.add(message)
+                    continue
+                reported.add(message.slug)
+                if not failures:
+                    try:
+                        report(message)
+                    except BaseException as exc:
+                        failures.append(exc)
+        except (EOFError, OSError):
+            pass  # the workers are gone and nothing complete is left
 
     reader = threading.Thread(target=relay, name="nexus-apply-results", daemon=True)
     reader.start()
     died = False
     try:
-        for _ in Workers(jobs, _start, (setup,), ended_abruptly=ENDED_ABRUPTLY).map(_apply_run, runs):
-            pass
-    except NexusError:
-        died = True
-    finally:
-        finishing.send(None)  # every worker has returned or been stopped: its last write is in the pipe
+        worker_failures = [
+            failure
+            for failure in Workers(jobs, _start, (setup,), ended_abruptly=ENDED_ABRUPTLY).map(
+                _apply_run, runs
+            )
+            if failure is not None
+        ]
+    except WorkerDied:
+        died, worker_failures = True, []
+    finally:  # every worker has returned or was stopped: nothing more will be written
+        outgoing.close()
+        finishing.send(None)
         reader.join()
-        for end in (incoming, outgoing, finished, finishing):
+        for end in (incoming, finished, finishing, watched, alive):
             end.close()
-    if failures:
-        raise failures[0]
+    if failures or worker_failures:
+        raise (failures or worker_failures)[0]
     if died:
         for run in runs:
             for org in run:
-                if org.slug in unreported:
-                    report(OrgResult(org.slug, "failed", message=ENDED_ABRUPTLY))
-
-
-@dataclass(frozen=True, slots=True)
-class _Results:
-    """The workers' end of the results pipe, one writer at a time (a result is one small write)."""
-
-    pipe: Any
-    lock: Any
-
-    def __call__(self, result: OrgResult) -> None:
-        with self.lock:
-            self.pipe.send(result)
+                if org.slug not in reported:
+                    message = ENDED_ABRUPTLY if org.slug in started else NOT_ATTEMPTED
+                    report(OrgResult(org.slug, "failed", message=message))
 
 
 def _runs(families: Sequence[Sequence[OrgPlan]]) -> Iterator[list[OrgPlan]]:
@@ -125,9 +135,22 @@ def _runs(families: Sequence[Sequence[OrgPlan]]) -> Iterator[list[OrgPlan]]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Results:
+    """The workers' end of the results pipe, one writer at a time: an organization's slug as it is
+    started, its result as its transaction ends."""
+
+    pipe: Any
+    lock: Any
+
+    def __call__(self, message: OrgResult | str) -> None:
+        with self.lock:
+            self.pipe.send(message)
+
+
+@dataclass(frozen=True, slots=True)
 class _Setup:
-    """What each worker is started with: how to open its engine, what its applier applies, and the queue
-    its results go back on."""
+    """What each worker is started with: how to open its engine, what its applier applies, the pipe its
+    results go back on, and the pipe that ends when the calling process does."""
 
     url: str
     purpose: str | None
@@ -137,27 +160,47 @@ class _Setup:
     options: ApplyOptions
     describe_error: Callable[[BaseException], str]
     results: _Results
+    caller: Any
 
 
 _worker: tuple[Applier, _Results] | None = None
 
 
 def _start(setup: _Setup) -> None:
-    """In a worker process, once: its engine, and the applier that uses it."""
+    """In a worker process, once: its engine and applier; Ctrl-C left to the caller; and a watch that
+    ends this process the moment the caller's end of `setup.caller` closes (the caller is gone)."""
     global _worker
+    import signal
+
     from plan_apply.database.engine import engine_for
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(setup.caller,), name="nexus-caller-watch", daemon=True).start()
     engine = engine_for(setup.url, setup.lock_timeout, purpose=setup.purpose)
     applier = Applier(engine, setup.plan_hash, setup.saved, setup.options, setup.describe_error)
     _worker = (applier, setup.results)
 
 
-def _apply_run(run: list[OrgPlan]) -> int:
-    """In a worker process: apply a run of families, each result onto the queue as its transaction ends."""
+def _exit_with(caller: Any) -> None:
+    """Block until the caller's end of the pipe closes, then end this process without another statement:
+    the server rolls back what it had not committed."""
+    from multiprocessing.connection import wait
+
+    wait([caller])
+    os._exit(1)
+
+
+def _apply_run(run: list[OrgPlan]) -> BaseException | None:
+    """In a worker process: apply a run of families, each organization onto the pipe as it starts and as
+    its transaction ends. What went wrong unexpectedly is returned, not raised, so that the other runs go
+    on (as other families' threads do) and the caller raises it at the end."""
     from nexus_config.heap import paused_gc
 
     assert _worker is not None
     applier, results = _worker
-    with paused_gc():
-        applier.run(run, results)
-    return len(run)
+    try:
+        with paused_gc():
+            applier.run(run, results, starting=results)
+    except Exception as exc:
+        return exc
+    return None

@@ -14,9 +14,13 @@ from typing import Any, TypeVar
 from nexus_config.heap import settle
 from plan_apply.errors import NexusError
 
-__all__ = ["Workers"]
+__all__ = ["WorkerDied", "Workers"]
 
 R = TypeVar("R")
+
+
+class WorkerDied(NexusError):
+    """A worker process ended abruptly (killed, out of memory): the whole map failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +34,7 @@ class Workers:
         "a worker process checking the configuration ended abruptly (killed, or out of memory?), so "
         "nothing was planned or applied: run again, or with --jobs 1 to work in one process"
     )
-    """What a worker that dies means for the whole map (its NexusError)."""
+    """What a worker that dies means for the whole map (its WorkerDied)."""
 
     def map(self, function: Callable[[Any], R], tasks: Sequence[Any]) -> Iterator[R]:
         """`function` (module-level, so it pickles by name) over `tasks`, results in task order. A worker
@@ -54,6 +58,6 @@ class Workers:
                 yield result
                 settle()  # what the batch left here is collected; the results so far are frozen
         except BrokenProcessPool:
-            raise NexusError(self.ended_abruptly) from None
+            raise WorkerDied(self.ended_abruptly) from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

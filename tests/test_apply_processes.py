@@ -12,15 +12,16 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from plan_apply.apply import ApplyProcesses, ApplyResult, OrgResult, apply_plan
-from plan_apply.apply_processes import ENDED_ABRUPTLY
+from plan_apply.apply_processes import ENDED_ABRUPTLY, NOT_ATTEMPTED
 from plan_apply.database.engine import engine_for
 
 from .conftest import _truncate_postgres
 from .support.actors import rows, scalar, write_lock_held
-from .support.harness import plan_folder
+from .support.harness import plan_folder, start_nexus
 from .test_live_fleet import PDFS, facility
 
 pytestmark = pytest.mark.postgres
@@ -111,7 +112,7 @@ def _waiting_worker(url: str, deadline: float) -> int:
     raise AssertionError("no worker came to wait for the held lock")
 
 
-def test_a_worker_killed_mid_apply_leaves_what_it_had_not_reported_failed_as_unknown(
+def test_a_worker_killed_mid_apply_leaves_what_it_started_unknown_and_the_rest_not_attempted(
     url: str, tmp_path: Path
 ) -> None:
     root = _fleet(tmp_path / "fleet")
@@ -129,12 +130,86 @@ def test_a_worker_killed_mid_apply_leaves_what_it_had_not_reported_failed_as_unk
     (result,) = outcome
     status = {r.slug: (r.status, r.message) for r in result.organizations}
     assert status["site-05"] == ("failed", ENDED_ABRUPTLY)
-    assert {state for state, message in status.values()} <= {"applied", "failed"}
-    assert all(message == ENDED_ABRUPTLY for state, message in status.values() if state == "failed")
-    applied = sorted(slug for slug, (state, _) in status.items() if state == "applied")
-    assert {"site-00", "site-04"} <= set(applied)  # committed before the lock, in the killed worker's run
-    assert rows(url, "SELECT org_slug FROM apply_log ORDER BY org_slug") == [(s,) for s in applied]
+    assert {state for state, _ in status.values()} <= {"applied", "failed"}
+    unknown = {slug for slug, (_, message) in status.items() if message == ENDED_ABRUPTLY}
+    untried = {slug for slug, (_, message) in status.items() if message == NOT_ATTEMPTED}
+    applied = {slug for slug, (state, _) in status.items() if state == "applied"}
+    assert len(unknown) <= 2 and untried and applied | unknown | untried == set(status)
+    assert {"site-00", "site-04"} <= applied  # committed before the lock, in the killed worker's run
+    logged = {str(slug) for (slug,) in rows(url, "SELECT org_slug FROM apply_log")}
+    assert applied <= logged <= applied | (unknown - {"site-05"})  # the other worker's may have committed
     assert sorted(r.slug for r in reported) == sorted(status)
+
+
+def _gone(pid: int, deadline: float) -> bool:
+    """Whether process `pid` has ended (or is a zombie nobody waits for) before `deadline`."""
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_workers_of_a_killed_apply_end_with_it_and_commit_nothing_more(url: str, tmp_path: Path) -> None:
+    """Killed (the OOM killer, a CI cancel that signals one pid): its workers must not go on writing."""
+    root = tmp_path / "many"
+    root.mkdir()
+    for n, pdf in enumerate(PDFS):
+        (root / f"signed-{n}.pdf").write_bytes(pdf)
+    for n in range(110):  # enough for the command to apply in processes
+        (root / f"site-{n:03d}.yaml").write_text(
+            facility(n).replace(f"site-{n:02d}", f"site-{n:03d}"), "utf-8"
+        )
+    with write_lock_held(url, "site-050"):
+        command = [
+            "apply",
+            str(root),
+            "--auto-approve",
+            "--database-url",
+            url,
+            "--jobs",
+            "2",
+            "--lock-timeout",
+            "600",
+        ]
+        apply = start_nexus(command, os.environ)
+        worker = _waiting_worker(url, time.monotonic() + 120)
+        apply.kill()
+        apply.wait()
+        assert _gone(worker, time.monotonic() + 60), "a worker outlived the apply that started it"
+    logged = {str(slug) for (slug,) in rows(url, "SELECT org_slug FROM apply_log")}
+    assert "site-050" not in logged and "site-049" in logged
+
+
+def _unexpected(exc: BaseException) -> str:
+    raise RuntimeError(f"describing failed too: {exc}")
+
+
+def test_what_goes_wrong_unexpectedly_in_a_worker_is_raised_after_the_other_runs_are_applied(
+    url: str, tmp_path: Path
+) -> None:
+    root = _fleet(tmp_path / "fleet")
+    statements = [
+        "CREATE FUNCTION refuse_site_05() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.org_slug = 'site-05' THEN RAISE EXCEPTION 'no history for site-05'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_site_05 BEFORE INSERT ON apply_log FOR EACH ROW EXECUTE FUNCTION refuse_site_05()",
+    ]
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+        for statement in statements:
+            admin.execute(statement)
+        try:
+            with pytest.raises(RuntimeError, match="describing failed too"):
+                _in_processes(url, root, describe_error=_unexpected)
+        finally:
+            admin.execute("DROP TRIGGER refuse_site_05 ON apply_log")
+            admin.execute("DROP FUNCTION refuse_site_05()")
+    # site-05's run (sites 00 to 15) stops there; the other runs (16 to 39) are applied whole.
+    assert scalar(url, "SELECT count(*) FROM apply_log") == 5 + (SITES - 16)
 
 
 def test_a_report_that_fails_is_raised_after_the_workers_finish_and_nothing_hangs(
