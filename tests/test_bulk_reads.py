@@ -202,3 +202,33 @@ def test_items_that_set_protect_and_items_that_do_not_are_inserted_in_one_statem
     assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
     engine.dispose()
     assert len(windows) == 1, windows
+
+
+def test_a_facility_looks_up_its_systems_agreements_once_for_its_services_and_its_windows(
+    database_url: str, write_tree: Callable[..., Path]
+) -> None:
+    from .test_system_agreements import family
+
+    engine = engine_for(database_url)
+    lookups: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if (
+            statement.lstrip().startswith("SELECT agreements.id, agreements.")
+            and "JOIN organizations" in statement
+        ):
+            lookups.append(statement)
+
+    try:
+        folder = write_tree(family())
+        loaded = load_configuration([folder])
+        with engine.connect() as connection:
+            plan = build_plan(connection, loaded.state, ["northwind"], database="db")
+        assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
+        with engine.connect() as connection:
+            plan = build_plan(connection, loaded.state, ["lake"], database="db")
+        event.listen(engine, "before_cursor_execute", record)
+        assert apply_plan(engine, plan, ApplyOptions(actor="test")).ok
+    finally:
+        engine.dispose()
+    assert len(lookups) == 1, lookups

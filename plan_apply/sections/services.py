@@ -179,7 +179,10 @@ def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
     from plan_apply.database.writes import family_kept_clean
 
     named = {a for c in relinked for a in (*c.after["agreements"], *(c.before.get("agreements") or ()))}
-    agreement_ids = _agreement_ids(ctx.connection, {a for c in relinked for a in c.after["agreements"]})
+    wanted = {a for c in relinked for a in c.after["agreements"]}
+    known = {a: ctx.ids[a] for a in wanted if a in ctx.ids}
+    agreement_ids = known | _agreement_ids(ctx.connection, wanted - set(known))
+    ctx.ids.update(agreement_ids)  # the capacity windows scheduled under them need not look them up again
     _refuse_answered_terms(ctx, relinked, agreement_ids)
     link = t.agreement_services
     service_ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
