@@ -24,7 +24,7 @@ from plan_apply.apply import Applier, ApplyOptions, ApplyProcesses, OrgResult
 from plan_apply.plan import OrgPlan
 from plan_apply.workers import WorkerDied, Workers
 
-__all__ = ["ENDED_ABRUPTLY", "NOT_ATTEMPTED", "apply_in_processes"]
+__all__ = ["ENDED_ABRUPTLY", "NOT_ATTEMPTED", "WorkerTraceback", "apply_in_processes"]
 
 RUN_ORGANIZATIONS = 16
 """Families are handed to workers in runs of at least this many organizations: few enough tasks that
@@ -96,30 +96,31 @@ def apply_in_processes(
     reader = threading.Thread(target=relay, name="nexus-apply-results", daemon=True)
     reader.start()
     died = False
+    worker_failures: list[BaseException] = []  # kept as they come: a worker's death later loses none
     try:
-        worker_failures = [
-            failure
-            for failure in Workers(jobs, _start, (setup,), ended_abruptly=ENDED_ABRUPTLY).map(
-                _apply_run, runs
-            )
-            if failure is not None
-        ]
+        for failure in Workers(jobs, _start, (setup,), ended_abruptly=ENDED_ABRUPTLY).map(_apply_run, runs):
+            if failure is not None:
+                error, where = failure
+                error.__cause__ = WorkerTraceback(where)  # a cause does not cross pickling: set here
+                worker_failures.append(error)
     except WorkerDied:
-        died, worker_failures = True, []
+        died = True
     finally:  # every worker has returned or was stopped: nothing more will be written
         outgoing.close()
         finishing.send(None)
         reader.join()
         for end in (incoming, finished, finishing, watched, alive):
             end.close()
-    if failures or worker_failures:
-        raise (failures or worker_failures)[0]
+    if failures:
+        raise failures[0]
     if died:
         for run in runs:
             for org in run:
                 if org.slug not in reported:
                     message = ENDED_ABRUPTLY if org.slug in started else NOT_ATTEMPTED
                     report(OrgResult(org.slug, "failed", message=message))
+    if worker_failures:
+        raise worker_failures[0]
 
 
 def _runs(families: Sequence[Sequence[OrgPlan]]) -> Iterator[list[OrgPlan]]:
@@ -190,10 +191,11 @@ def _exit_with(caller: Any) -> None:
     os._exit(1)
 
 
-def _apply_run(run: list[OrgPlan]) -> BaseException | None:
+def _apply_run(run: list[OrgPlan]) -> tuple[BaseException, str] | None:
     """In a worker process: apply a run of families, each organization onto the pipe as it starts and as
-    its transaction ends. What went wrong unexpectedly is returned, not raised, so that the other runs go
-    on (as other families' threads do) and the caller raises it at the end."""
+        its transaction ends. What went wrong unexpectedly is returned, not raised, so that the other runs go
+        on (as other families' threads do) and the caller raises it at the end, with the traceback here as its
+    cause (`_returnable`)."""
     from nexus_config.heap import paused_gc
 
     assert _worker is not None
@@ -202,5 +204,23 @@ def _apply_run(run: list[OrgPlan]) -> BaseException | None:
         with paused_gc():
             applier.run(run, results, starting=results)
     except Exception as exc:
-        return exc
+        return _returnable(exc)
     return None
+
+
+class WorkerTraceback(Exception):
+    """The traceback, in the worker process, of an error a worker returned (its `__cause__`)."""
+
+
+def _returnable(exc: Exception) -> tuple[BaseException, str]:
+    """`exc` as the caller can receive it, and its traceback in this worker: itself if it survives
+    pickling both ways, else a RuntimeError naming it (an exception whose arguments do not rebuild it would
+    break the whole pool)."""
+    import pickle
+    import traceback
+
+    where = "".join(traceback.format_exception(exc))
+    try:
+        return pickle.loads(pickle.dumps(exc)), where
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}"), where

@@ -10,13 +10,15 @@ import signal
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from plan_apply.apply import ApplyProcesses, ApplyResult, OrgResult, apply_plan
-from plan_apply.apply_processes import ENDED_ABRUPTLY, NOT_ATTEMPTED
+from plan_apply.apply_processes import ENDED_ABRUPTLY, NOT_ATTEMPTED, WorkerTraceback
 from plan_apply.database.engine import engine_for
 
 from .conftest import _truncate_postgres
@@ -190,10 +192,20 @@ def _unexpected(exc: BaseException) -> str:
     raise RuntimeError(f"describing failed too: {exc}")
 
 
-def test_what_goes_wrong_unexpectedly_in_a_worker_is_raised_after_the_other_runs_are_applied(
-    url: str, tmp_path: Path
-) -> None:
-    root = _fleet(tmp_path / "fleet")
+class _Unrebuildable(Exception):
+    """An error whose pickled form does not rebuild it (its constructor takes two arguments)."""
+
+    def __init__(self, slug: str, why: str) -> None:
+        super().__init__(f"{slug}: {why}")
+
+
+def _unrebuildable(exc: BaseException) -> str:
+    raise _Unrebuildable("site-05", "cannot describe")
+
+
+@contextmanager
+def _site_05_refused(url: str) -> Iterator[None]:
+    """A trigger makes site-05's history row fail: its transaction fails like any database error."""
     statements = [
         "CREATE FUNCTION refuse_site_05() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         "IF NEW.org_slug = 'site-05' THEN RAISE EXCEPTION 'no history for site-05'; END IF; RETURN NEW; END $$",
@@ -203,12 +215,30 @@ def test_what_goes_wrong_unexpectedly_in_a_worker_is_raised_after_the_other_runs
         for statement in statements:
             admin.execute(statement)
         try:
-            with pytest.raises(RuntimeError, match="describing failed too"):
-                _in_processes(url, root, describe_error=_unexpected)
+            yield
         finally:
             admin.execute("DROP TRIGGER refuse_site_05 ON apply_log")
             admin.execute("DROP FUNCTION refuse_site_05()")
+
+
+def test_what_goes_wrong_unexpectedly_in_a_worker_is_raised_after_the_other_runs_are_applied(
+    url: str, tmp_path: Path
+) -> None:
+    root = _fleet(tmp_path / "fleet")
+    with _site_05_refused(url), pytest.raises(RuntimeError, match="describing failed too") as raised:
+        _in_processes(url, root, describe_error=_unexpected)
+    assert isinstance(raised.value.__cause__, WorkerTraceback)
+    assert "_unexpected" in str(raised.value.__cause__)  # where it went wrong, in the worker
     # site-05's run (sites 00 to 15) stops there; the other runs (16 to 39) are applied whole.
+    assert scalar(url, "SELECT count(*) FROM apply_log") == 5 + (SITES - 16)
+
+
+def test_an_error_that_does_not_survive_pickling_is_raised_by_name_and_breaks_no_other_run(
+    url: str, tmp_path: Path
+) -> None:
+    root = _fleet(tmp_path / "fleet")
+    with _site_05_refused(url), pytest.raises(RuntimeError, match="_Unrebuildable: site-05: cannot describe"):
+        _in_processes(url, root, describe_error=_unrebuildable)
     assert scalar(url, "SELECT count(*) FROM apply_log") == 5 + (SITES - 16)
 
 
