@@ -213,14 +213,8 @@ class WorkerTraceback(Exception):
 
 
 def _returnable(exc: Exception) -> tuple[BaseException, str]:
-    """`exc` as the caller can receive it, and its traceback in this worker: itself if it survives
-    pickling both ways, else a RuntimeError naming it (an exception whose arguments do not rebuild it would
-    break the whole pool)."""
-    import pickle
+    """`exc` as the caller can surely receive it, a RuntimeError naming it (an exception whose arguments
+    do not rebuild it would break the whole pool), and its traceback in this worker."""
     import traceback
 
-    where = "".join(traceback.format_exception(exc))
-    try:
-        return pickle.loads(pickle.dumps(exc)), where
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}"), where
+    return RuntimeError(f"{type(exc).__name__}: {exc}"), "".join(traceback.format_exception(exc))
