@@ -413,18 +413,18 @@ def apply_plan(
 
     families = _families(plan)
     parallel = jobs > 1 and len(families) > 1 and not options.fail_fast  # fail-fast: in order, one at a time
-    sequence = Applier(engine, plan_hash, saved, options, describe_error)
+    applier = Applier(engine, plan_hash, saved, options, describe_error)
     if parallel and processes is not None and processes.worth(families):
         from plan_apply.apply_processes import apply_in_processes
 
-        apply_in_processes(processes, families, jobs, sequence, report)
+        apply_in_processes(processes, families, jobs, applier, report)
     elif parallel:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nexus-apply") as appliers:
-            runs = [appliers.submit(sequence.run, family, report) for family in families]
+            runs = [appliers.submit(applier.run, family, report) for family in families]
         for run in runs:
             run.result()  # what a family's thread did not expect is raised here, never waited for
     else:  # one sequence, so that each organization is prepared while the one before it commits
-        sequence.run([org for family in families for org in family], report)
+        applier.run([org for family in families for org in family], report)
     results = [futures[org.slug].result() for org in plan.organizations]
     _record_unchanged(engine, plan, results)
     return ApplyResult(tuple(results))

@@ -22,7 +22,7 @@ from typing import Any
 
 from plan_apply.apply import Applier, ApplyOptions, ApplyProcesses, OrgResult
 from plan_apply.plan import OrgPlan
-from plan_apply.workers import WorkerDied, Workers
+from plan_apply.workers import WorkerDied, Workers, worker_context
 
 __all__ = ["ENDED_ABRUPTLY", "NOT_ATTEMPTED", "WorkerTraceback", "apply_in_processes"]
 
@@ -48,13 +48,11 @@ def apply_in_processes(
 ) -> None:
     """Apply `families` in `jobs` worker processes, as `applier` would here; every organization's result
     goes to `report` as its transaction ends, or as unknown or not attempted if a worker died."""
-    import multiprocessing
     from multiprocessing.connection import wait
 
     from plan_apply.apply import _lock_timeout_of  # the engine's own setting, for the workers' engines
 
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    context = worker_context()
     incoming, outgoing = context.Pipe(duplex=False)
     finished, finishing = context.Pipe(duplex=False)
     watched, alive = context.Pipe(duplex=False)  # only this process holds `alive`: its end is theirs
@@ -193,9 +191,9 @@ def _exit_with(caller: Any) -> None:
 
 def _apply_run(run: list[OrgPlan]) -> tuple[BaseException, str] | None:
     """In a worker process: apply a run of families, each organization onto the pipe as it starts and as
-        its transaction ends. What went wrong unexpectedly is returned, not raised, so that the other runs go
-        on (as other families' threads do) and the caller raises it at the end, with the traceback here as its
-    cause (`_returnable`)."""
+    its transaction ends. What went wrong unexpectedly is returned, not raised, so that the other runs go
+    on (as other families' threads do), and the caller raises it at the end with the traceback here as
+    its cause (`_returnable`)."""
     from nexus_config.heap import paused_gc
 
     assert _worker is not None

@@ -14,9 +14,18 @@ from typing import Any, TypeVar
 from nexus_config.heap import settle
 from plan_apply.errors import NexusError
 
-__all__ = ["WorkerDied", "Workers"]
+__all__ = ["WorkerDied", "Workers", "worker_context"]
 
 R = TypeVar("R")
+
+
+def worker_context() -> Any:
+    """The multiprocessing context workers start in (a fork server where there is one, else spawn): what
+    the pool and anything shared with its workers (pipes, locks) are made from."""
+    import multiprocessing  # here, not at the top: a run in one process never pays for it
+
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 class WorkerDied(NexusError):
@@ -38,14 +47,12 @@ class Workers:
 
     def map(self, function: Callable[[Any], R], tasks: Sequence[Any]) -> Iterator[R]:
         """`function` (module-level, so it pickles by name) over `tasks`, results in task order. A worker
-        that dies fails the whole map with one NexusError (nothing of it may be half-used)."""
-        import multiprocessing  # here, not at the top: a run in one process never pays for them
-        from concurrent.futures import ProcessPoolExecutor
+        that dies fails the whole map with one WorkerDied (nothing of it may be half-used)."""
+        from concurrent.futures import ProcessPoolExecutor  # here: a run in one process never pays for it
         from concurrent.futures.process import BrokenProcessPool
 
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
+        context = worker_context()
+        if context.get_start_method() == "forkserver":
             context.set_forkserver_preload([function.__module__])
         pool = ProcessPoolExecutor(
             max_workers=max(1, min(self.jobs, len(tasks))),
