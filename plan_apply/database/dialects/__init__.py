@@ -109,13 +109,16 @@ class _JSON(sqlalchemy.types.TypeDecorator[_Any]):
         return dialect.type_descriptor(json_type if json_type is not None else sqlalchemy.JSON())
 
     def bind_processor(self, dialect: sqlalchemy.engine.Dialect) -> _Any:
-        """SQLAlchemy's own processing, except for an `EncodedJSON`, which the backend binds as it is."""
+        """SQLAlchemy's own processing, except for an `EncodedJSON`, which the backend binds as it is, and
+        for a plain dict or list, encoded as one first (JSON null and SQL NULL stay SQLAlchemy's)."""
         process = super().bind_processor(dialect)
         as_is = dialect_named(dialect.name, dialect.name).encoded_json
 
         def bind(value: _Any) -> _Any:
             if type(value) is EncodedJSON:
                 return as_is(value.text)
+            if type(value) in (dict, list):  # by orjson, as `applied` is: an apply binds thousands
+                return as_is(EncodedJSON.of(value).text)
             return process(value) if process is not None else value
 
         return bind
