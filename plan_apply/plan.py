@@ -98,7 +98,7 @@ class Change:
     def __getstate__(self) -> tuple[Any, ...]:
         """Its fields as one tuple: a plan crosses from the planning workers a change at a time, hundreds
         of thousands of them, and dataclasses' own pickling walks `fields()` for each one."""
-        return _change_fields(self)  # type: ignore[no-any-return]
+        return _change_fields(self)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         for name, value in zip(Change.__slots__, state, strict=True):

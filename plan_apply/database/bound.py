@@ -20,21 +20,33 @@ from plan_apply.database.dialects import dialect_of
 __all__ = ["bound_row", "bulk_insert", "insert_bound"]
 
 
-@functools.lru_cache(maxsize=1024)
-def _processor(table: sa.Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
-    processor: Callable[[Any], Any] | None = (
-        table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
-    )
-    return processor
+@functools.lru_cache(maxsize=256)
+def _processors(table: sa.Table, dialect: Dialect) -> dict[str, Callable[[Any], Any] | None]:
+    """Each column's bind processor for `dialect` (None where the driver takes the value as it is)."""
+    return {column.name: column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.c}
 
 
 def bound_row(table: sa.Table, row: Mapping[str, Any], dialect: Dialect) -> dict[str, Any]:
     """`row` (column → Python value) with every value as the driver takes it. A value its column cannot
     bind is a `StatementError`, as SQLAlchemy's own INSERT raises it (an apply fails that organization
-    only)."""
+    only); a column the table lacks is a KeyError."""
+    processors = _processors(table, dialect)
+    try:
+        return {
+            column: value if (process := processors[column]) is None else process(value)
+            for column, value in row.items()
+        }
+    except Exception:
+        return _bound_one_by_one(table, row, processors)
+
+
+def _bound_one_by_one(
+    table: sa.Table, row: Mapping[str, Any], processors: Mapping[str, Callable[[Any], Any] | None]
+) -> dict[str, Any]:
+    """`bound_row` again, a column at a time, to say which column failed and how."""
     bound = {}
     for column, value in row.items():
-        process = _processor(table, column, dialect)
+        process = processors[table.c[column].name]
         try:
             bound[column] = value if process is None else process(value)
         except Exception as exc:
@@ -59,12 +71,18 @@ def insert_bound(
     a NULL because a row beside it names the column)."""
     if not rows:
         return
-    named = {column for row in rows for column in row}
+    named = set().union(*rows)
     given = bound_row(table, {c: v for c, v in (defaults or {}).items() if c in named}, connection.dialect)
-    by_columns: dict[frozenset[str], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        full = row if len(row) == len(named) else {**given, **row}
-        by_columns.setdefault(frozenset(full), []).append(full)  # one statement whatever order they name them
+    complete = [row for row in rows if len(row) == len(named)]  # as a rule, every row: one statement
+    by_columns: dict[frozenset[str], list[Mapping[str, Any]]] = (
+        {frozenset(named): complete} if complete else {}
+    )
+    for row in rows if len(complete) < len(rows) else ():
+        if len(row) < len(named):
+            full = {**given, **row}
+            by_columns.setdefault(frozenset(full), []).append(
+                full
+            )  # one statement whatever order they name them
     for same in by_columns.values():
         columns = tuple(same[0])
         dialect_of(connection).insert_bound(connection, table, columns, _in_order(same, columns))

@@ -343,7 +343,8 @@ def writers_of(section: Section) -> dict[Action, Writer]:
         return (lambda c: extra(ctx, c)) if extra else _none
 
     def create(ctx: WriteContext, changes: Sequence[Change]) -> None:
-        insert_rows(ctx, section, changes, lambda c: {"org_id": ctx.org_id, **bound(ctx)(c)})
+        extra_of = bound(ctx)
+        insert_rows(ctx, section, changes, lambda c: {"org_id": ctx.org_id, **extra_of(c)})
         if after:
             after(ctx, changes)
 
