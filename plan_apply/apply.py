@@ -226,7 +226,9 @@ def _batches(changes: Sequence[Change]) -> list[list[Change]]:
     return [list(group) for _, group in itertools.groupby(changes, key=lambda c: (c.type, c.action))]
 
 
-def _record_configuration(connection: Connection, org_id: int | None, org: OrgPlan, complete: bool) -> None:
+def _record_configuration(
+    connection: Connection, org_id: int | None, org: OrgPlan, config_hash: str | None, complete: bool
+) -> None:
     """Remember what this apply came from. The triggers have bumped `revision` with every write; an
     incremental plan skips the organization only while `revision` stays at `applied_revision` and the
     files hash the same. The organization's row has been locked since before its state was read, so no
@@ -237,7 +239,7 @@ def _record_configuration(connection: Connection, org_id: int | None, org: OrgPl
         {
             "org_id_": org_id,
             "files_": dict(org.config_files) or None,
-            "hash_": config_hash_of(org.config_files) if org.config_files else None,
+            "hash_": config_hash,
         },
     )
 
@@ -299,7 +301,7 @@ def _apply_org(
             _refuse_cycle(tx, org.slug, ctx.org_id)
         left = {c.address for c in ctx.left_alone}
         written = [c for c in org.changes if c.address not in left]
-        _record_configuration(tx, ctx.org_id, org, complete=not left)
+        _record_configuration(tx, ctx.org_id, org, ahead.config_hash, complete=not left)
         tx.execute(
             t.apply_log.insert(),
             {

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 
 from plan_apply.database.packed import Packed
 from plan_apply.database.writes import created_row
+from plan_apply.incremental import config_hash_of
 from plan_apply.plan import Action, Change, OrgPlan
 from plan_apply.sections import section_of
 
@@ -29,6 +30,8 @@ class Prepared:
     log_changes: Packed
     """The apply log's changes when every change is written (none left alone), packed."""
     log_summary: dict[str, int]
+    config_hash: str | None
+    """The identity of the files it is applied from (`incremental.config_hash_of`), None without files."""
 
 
 def prepared(org: OrgPlan, dialect: Dialect) -> Prepared:
@@ -39,7 +42,12 @@ def prepared(org: OrgPlan, dialect: Dialect) -> Prepared:
             section = section_of(change.type)
             if not (section.root or section.single):
                 rows[change.address] = created_row(section, change, dialect)
-    return Prepared(rows, Packed.of(logged_changes(org.changes, ())), logged_summary(org.changes, ()))
+    return Prepared(
+        rows,
+        Packed.of(logged_changes(org.changes, ())),
+        logged_summary(org.changes, ()),
+        config_hash_of(org.config_files) if org.config_files else None,
+    )
 
 
 def logged_summary(written: Sequence[Change], left_alone: Sequence[Change]) -> dict[str, int]:

@@ -5,6 +5,7 @@ A backend's module is imported when a URL or a connection first names it: a SQLi
 SQLAlchemy's PostgreSQL dialect (a third of a no-op plan's imports).
 """
 
+import functools as _functools
 import importlib as _importlib
 import typing as _typing
 from typing import Any as _Any
@@ -36,6 +37,7 @@ if _typing.TYPE_CHECKING:  # resolved on first use (`__getattr__`)
     DIALECTS: tuple[Dialect, ...]
 
 
+@_functools.cache  # asked for at every bind of a JSON value and every write: importlib's look-up is not free
 def _loaded(backend: str) -> Dialect:
     dialect: Dialect = _importlib.import_module(f"{__name__}.{backend}").DIALECT
     return dialect
