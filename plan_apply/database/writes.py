@@ -115,7 +115,9 @@ def _table(section: Section) -> sa.Table:
 def columns_of(section: Section, values: Mapping[str, Any]) -> dict[str, Any]:
     """A change's values as the section's columns (fields without a column are written elsewhere)."""
     mapping = section.columns
-    return {mapping[k].name: mapping[k].to_row(v) for k, v in values.items() if k in mapping}
+    return {
+        column.name: column.to_row(v) for k, v in values.items() if (column := mapping.get(k)) is not None
+    }
 
 
 def _refresh_ids(ctx: WriteContext, section: Section, addresses: Sequence[str]) -> None:
@@ -144,12 +146,11 @@ def created_row(section: Section, change: Change, dialect: Dialect) -> dict[str,
     thread (`prepared`). Its `applied` baseline is encoded here, off the transaction's path."""
     table = _table(section)
     applied = _baseline_fields(change)
-    row = {
-        "managed": True,
-        "applied": EncodedJSON.of(applied) if takes_encoded_json(table.c.applied) else applied,
-        **({"key": _key_of(change.address)} if section.key_column == "key" else {}),
-        **columns_of(section, change.after),
-    }
+    row = columns_of(section, change.after)  # a new dict: the rest goes into it, no copies
+    row["managed"] = True
+    row["applied"] = EncodedJSON.of(applied) if takes_encoded_json(table.c.applied) else applied
+    if section.key_column == "key":
+        row["key"] = _key_of(change.address)
     return bound_row(table, row, dialect)
 
 
