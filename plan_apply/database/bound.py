@@ -46,7 +46,7 @@ def _bound_one_by_one(
     """`bound_row` again, a column at a time, to say which column failed and how."""
     bound = {}
     for column, value in row.items():
-        process = processors[table.c[column].name]
+        process = processors[column]
         try:
             bound[column] = value if process is None else process(value)
         except Exception as exc:
@@ -77,12 +77,10 @@ def insert_bound(
     by_columns: dict[frozenset[str], list[Mapping[str, Any]]] = (
         {frozenset(named): complete} if complete else {}
     )
-    for row in rows if len(complete) < len(rows) else ():
-        if len(row) < len(named):
+    for row in rows:
+        if len(row) < len(named):  # filled from `defaults`: one statement whatever order they name them
             full = {**given, **row}
-            by_columns.setdefault(frozenset(full), []).append(
-                full
-            )  # one statement whatever order they name them
+            by_columns.setdefault(frozenset(full), []).append(full)
     for same in by_columns.values():
         columns = tuple(same[0])
         dialect_of(connection).insert_bound(connection, table, columns, _in_order(same, columns))
