@@ -17,11 +17,11 @@ from sqlalchemy.engine import Connection, Dialect
 
 from plan_apply.database.dialects import dialect_of
 
-__all__ = ["bound_row", "bulk_insert", "insert_bound"]
+__all__ = ["bound_row", "bulk_insert", "insert_bound", "processors_of"]
 
 
 @functools.lru_cache(maxsize=256)
-def _processors(table: sa.Table, dialect: Dialect) -> dict[str, Callable[[Any], Any] | None]:
+def processors_of(table: sa.Table, dialect: Dialect) -> dict[str, Callable[[Any], Any] | None]:
     """Each column's bind processor for `dialect` (None where the driver takes the value as it is)."""
     return {column.name: column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.c}
 
@@ -30,7 +30,7 @@ def bound_row(table: sa.Table, row: Mapping[str, Any], dialect: Dialect) -> dict
     """`row` (column → Python value) with every value as the driver takes it. A value its column cannot
     bind is a `StatementError`, as SQLAlchemy's own INSERT raises it (an apply fails that organization
     only); a column the table lacks is a KeyError."""
-    processors = _processors(table, dialect)
+    processors = processors_of(table, dialect)
     try:
         return {
             column: value if (process := processors[column]) is None else process(value)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
 from plan_apply.database import tables as t
-from plan_apply.database.bound import bound_row, bulk_insert, insert_bound
+from plan_apply.database.bound import bound_row, bulk_insert, insert_bound, processors_of
 from plan_apply.database.dialects import EncodedJSON, lock_rows, takes_encoded_json
 from plan_apply.plan import Action, Change
 from plan_apply.sections import SECTIONS, Record, Section
@@ -144,14 +144,83 @@ def created_row(section: Section, change: Change, dialect: Dialect) -> dict[str,
     """The row a created item is inserted as, bound for `dialect`, but for what only its transaction
     knows (ids): the same whoever computes it, so an apply computes the next organization's on another
     thread (`prepared`). Its `applied` baseline is encoded here, off the transaction's path."""
+    binding = _created_binding(section, dialect)
+    try:  # each value converted and bound in one pass: an apply builds a row for every item it creates
+        row = {}
+        for name, value in change.after.items():
+            if (to := binding.fields.get(name)) is not None:
+                column, bind = to
+                row[column] = value if bind is None else bind(value)
+        row["managed"] = binding.managed
+        applied = _baseline_fields(change)
+        row["applied"] = binding.applied(EncodedJSON.of(applied) if binding.encoded else applied)
+        if binding.key is not None:
+            row["key"] = binding.key(_key_of(change.address))
+        return row
+    except Exception:  # bound again a column at a time, to say which value failed and how
+        return _created_row_one_by_one(section, change, dialect)
+
+
+def _created_row_one_by_one(section: Section, change: Change, dialect: Dialect) -> dict[str, Any]:
     table = _table(section)
     applied = _baseline_fields(change)
-    row = columns_of(section, change.after)  # a new dict: the rest goes into it, no copies
+    row = columns_of(section, change.after)
     row["managed"] = True
     row["applied"] = EncodedJSON.of(applied) if takes_encoded_json(table.c.applied) else applied
     if section.key_column == "key":
         row["key"] = _key_of(change.address)
     return bound_row(table, row, dialect)
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    """How a section's created rows are bound for one dialect: each field's column and conversion (its
+    `to_row`, then the column's bind processor), and the bound `managed`, `applied` and `key`."""
+
+    fields: Mapping[str, tuple[str, Callable[[Any], Any] | None]]
+    managed: Any
+    applied: Callable[[Any], Any]
+    key: Callable[[Any], Any] | None
+    """None: the section's rows have no `key` column."""
+    encoded: bool
+
+
+_BINDINGS: dict[tuple[int, Dialect], tuple[Section, _Binding]] = {}
+"""`_created_binding`'s, by section (kept beside it: an id is another section's once that one is gone)."""
+
+
+def _created_binding(section: Section, dialect: Dialect) -> _Binding:
+    """`section`'s `_Binding` for `dialect`, made once."""
+    found = _BINDINGS.get((id(section), dialect))
+    if found is None or found[0] is not section:
+        found = _BINDINGS[id(section), dialect] = (section, _binding(section, dialect))
+    return found[1]
+
+
+def _binding(section: Section, dialect: Dialect) -> _Binding:
+    from plan_apply.sections.section import same
+
+    table = _table(section)
+    processors = processors_of(table, dialect)
+
+    def bind(column: str, to_row: Callable[[Any], Any] = same) -> Callable[[Any], Any] | None:
+        process = processors[column]
+        if to_row is same:
+            return process
+        if process is None:
+            return to_row
+        return lambda value: process(to_row(value))
+
+    def always(column: str) -> Callable[[Any], Any]:
+        return bind(column) or same
+
+    return _Binding(
+        {name: (c.name, bind(c.name, c.to_row)) for name, c in section.columns.items()},
+        always("managed")(True),
+        always("applied"),
+        always("key") if section.key_column == "key" else None,
+        takes_encoded_json(table.c.applied),
+    )
 
 
 def insert_rows(ctx: WriteContext, section: Section, changes: Sequence[Change], extra: Extra) -> None:
