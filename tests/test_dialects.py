@@ -269,6 +269,7 @@ def test_a_value_its_column_cannot_bind_fails_the_insert_as_sqlalchemy_fails_it(
 def test_a_created_row_binds_as_its_columns_bind_each_value(engine: sa.Engine) -> None:
     """`created_row` binds a whole row in one pass: the values SQLAlchemy's own processing gives, and a
     value its column cannot bind fails as the column-at-a-time binding fails it, naming the column."""
+    from plan_apply.database import tables as t
     from plan_apply.database.writes import created_row
     from plan_apply.plan import Action, Change
     from plan_apply.sections import section_of
@@ -277,7 +278,7 @@ def test_a_created_row_binds_as_its_columns_bind_each_value(engine: sa.Engine) -
     after = {"key": "spring", "name": "Spring", "slots": 4, "allow_specific_dates": True, "protect": False}
     change = Change("clinic/services/er/capacity/spring", "capacity", Action.CREATE, {}, after)
     row = created_row(capacity, change, engine.dialect)
-    table = sa.Table(capacity.table, sa.MetaData(), autoload_with=engine)
+    table = t.metadata.tables[capacity.table]  # the table nexus writes, as it declares it
     bound = bound_row(table, {"allow_specific_dates": True, "protected": False}, engine.dialect)
     assert row["key"] == "spring" and row["slots"] == 4
     for column in ("allow_specific_dates", "protected"):  # converted (`protect`), then bound: 1, not True
