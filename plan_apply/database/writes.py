@@ -144,38 +144,32 @@ def created_row(section: Section, change: Change, dialect: Dialect) -> dict[str,
     """The row a created item is inserted as, bound for `dialect`, but for what only its transaction
     knows (ids): the same whoever computes it, so an apply computes the next organization's on another
     thread (`prepared`). Its `applied` baseline is encoded here, off the transaction's path."""
-    binding = _created_binding(section, dialect)
+    bound, unbound = _created_bindings(section, dialect)
     try:  # each value converted and bound in one pass: an apply builds a row for every item it creates
-        row = {}
-        for name, value in change.after.items():
-            if (to := binding.fields.get(name)) is not None:
-                column, bind = to
-                row[column] = value if bind is None else bind(value)
-        row["managed"] = binding.managed
-        applied = _baseline_fields(change)
-        row["applied"] = binding.applied(EncodedJSON.of(applied) if binding.encoded else applied)
-        if binding.key is not None:
-            row["key"] = binding.key(_key_of(change.address))
-        return row
-    except Exception:  # bound again a column at a time, to say which value failed and how
-        return _created_row_one_by_one(section, change, dialect)
+        return _created(bound, change)
+    except Exception:  # converted only, then bound a column at a time, to say which value failed and how
+        return bound_row(_table(section), _created(unbound, change), dialect)
 
 
-def _created_row_one_by_one(section: Section, change: Change, dialect: Dialect) -> dict[str, Any]:
-    table = _table(section)
+def _created(binding: _Binding, change: Change) -> dict[str, Any]:
+    """`change`'s row, each value through `binding`."""
+    row = {}
+    for name, value in change.after.items():
+        if (to := binding.fields.get(name)) is not None:
+            column, convert = to
+            row[column] = value if convert is None else convert(value)
+    row["managed"] = binding.managed
     applied = _baseline_fields(change)
-    row = columns_of(section, change.after)
-    row["managed"] = True
-    row["applied"] = EncodedJSON.of(applied) if takes_encoded_json(table.c.applied) else applied
-    if section.key_column == "key":
-        row["key"] = _key_of(change.address)
-    return bound_row(table, row, dialect)
+    row["applied"] = binding.applied(EncodedJSON.of(applied) if binding.encoded else applied)
+    if binding.key is not None:
+        row["key"] = binding.key(_key_of(change.address))
+    return row
 
 
 @dataclass(frozen=True, slots=True)
 class _Binding:
-    """How a section's created rows are bound for one dialect: each field's column and conversion (its
-    `to_row`, then the column's bind processor), and the bound `managed`, `applied` and `key`."""
+    """How a section's created rows are made for one dialect: each field's column and conversion (its
+    `to_row`, then, bound, the column's bind processor), and `managed`, `applied` and `key` alike."""
 
     fields: Mapping[str, tuple[str, Callable[[Any], Any] | None]]
     managed: Any
@@ -185,23 +179,25 @@ class _Binding:
     encoded: bool
 
 
-_BINDINGS: dict[tuple[int, Dialect], tuple[Section, _Binding]] = {}
-"""`_created_binding`'s, by section (kept beside it: an id is another section's once that one is gone)."""
+_BINDINGS: dict[tuple[int, Dialect], tuple[Section, tuple[_Binding, _Binding]]] = {}
+"""`_created_bindings`'s, by section (kept beside it: an id is another section's once that one is gone)."""
 
 
-def _created_binding(section: Section, dialect: Dialect) -> _Binding:
-    """`section`'s `_Binding` for `dialect`, made once."""
+def _created_bindings(section: Section, dialect: Dialect) -> tuple[_Binding, _Binding]:
+    """`section`'s `_Binding` for `dialect`, bound and converted only, made once."""
     found = _BINDINGS.get((id(section), dialect))
     if found is None or found[0] is not section:
-        found = _BINDINGS[id(section), dialect] = (section, _binding(section, dialect))
+        table = _table(section)
+        made = (
+            _binding(section, processors_of(table, dialect)),
+            _binding(section, dict.fromkeys(table.c.keys())),
+        )
+        found = _BINDINGS[id(section), dialect] = (section, made)
     return found[1]
 
 
-def _binding(section: Section, dialect: Dialect) -> _Binding:
+def _binding(section: Section, processors: Mapping[str, Callable[[Any], Any] | None]) -> _Binding:
     from plan_apply.sections.section import same
-
-    table = _table(section)
-    processors = processors_of(table, dialect)
 
     def bind(column: str, to_row: Callable[[Any], Any] = same) -> Callable[[Any], Any] | None:
         process = processors[column]
@@ -219,7 +215,7 @@ def _binding(section: Section, dialect: Dialect) -> _Binding:
         always("managed")(True),
         always("applied"),
         always("key") if section.key_column == "key" else None,
-        takes_encoded_json(table.c.applied),
+        takes_encoded_json(_table(section).c.applied),
     )
 
 
