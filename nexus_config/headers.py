@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -163,10 +163,12 @@ class Batch:
     files: tuple[str, ...]
 
 
-def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
+def batches(
+    headers: Mapping[str, FileHeader], size: int, together: Iterable[tuple[str, str]] = ()
+) -> list[Batch]:
     """The organizations of a tree in batches of about `size` (a family that shares agreements is never
-    split), parents before children, in a stable order; every file is loaded with every organization it
-    declares."""
+    split, nor are the two organizations of each pair `together`), parents before children, in a stable
+    order; every file is loaded with every organization it declares."""
     parent_of: dict[str, str | None] = {}
     files_of: dict[str, set[str]] = {}
     for path, header in sorted(headers.items()):
@@ -192,6 +194,9 @@ def batches(headers: Mapping[str, FileHeader], size: int) -> list[Batch]:
         slugs = [slug for slug, _ in header.organizations]
         for other in slugs[1:]:
             group_of[find(other)] = find(slugs[0])
+    for one, other in together:
+        if one in group_of and other in group_of:
+            group_of[find(other)] = find(one)
     # A family that shares agreements is planned together: a system's cover its facilities' services.
     shared = {
         chain(slug)[-1] for header in headers.values() if header.shares for slug, _ in header.organizations

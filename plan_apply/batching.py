@@ -8,7 +8,7 @@ tree at once instead: slower, never wrong.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,6 +29,7 @@ __all__ = [
     "check_tree",
     "declared_slugs",
     "load_batch",
+    "moved",
     "scan_batches",
     "worth_workers",
 ]
@@ -41,11 +42,29 @@ class HeadersWrong(Exception):
     """A batch loaded organizations the text-only look did not predict: load everything at once."""
 
 
-def scan_batches(scan: Scan) -> list[Batch] | None:
-    """The tree's batches, or None when some file cannot be understood without parsing it."""
+def scan_batches(scan: Scan, together: Iterable[tuple[str, str]] = ()) -> list[Batch] | None:
+    """The tree's batches (each pair `together` in one), or None when some file cannot be understood
+    without parsing it."""
     if any(f.header is None for f in scan.files):
         return None
-    return batches({f.path: f.header for f in scan.files if f.header is not None}, BATCH_ORGANIZATIONS)
+    headers = {f.path: f.header for f in scan.files if f.header is not None}
+    return batches(headers, BATCH_ORGANIZATIONS, together)
+
+
+def moved(scan: Scan, parents: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """Each organization whose parent the files change, with the parent it has now (`parents`, from the
+    database) where the tree declares that one: planned together, the facility leaves its old system's
+    agreements in the same plan that sees it go."""
+    parent_of: dict[str, str | None] = {}
+    for f in scan.files:
+        for slug, parent in f.header.organizations if f.header else ():
+            if parent is not None or slug not in parent_of:  # a file may declare only its templates
+                parent_of[slug] = parent
+    return [
+        (slug, old)
+        for slug, parent in parent_of.items()
+        if (old := parents.get(slug)) is not None and old != parent and old in parent_of
+    ]
 
 
 def declared_slugs(scan: Scan) -> set[str]:

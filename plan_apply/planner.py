@@ -35,11 +35,12 @@ from plan_apply.batching import (
     batch_scans,
     declared_slugs,
     load_batch,
+    moved,
     scan_batches,
     worth_workers,
 )
 from plan_apply.database.identity import database_identity
-from plan_apply.database.reads import read_actual_state, read_applied_configurations
+from plan_apply.database.reads import read_actual_state, read_applied_configurations, read_parents
 from plan_apply.diff import PlanOptions, make_plan, mass_delete_checked
 from plan_apply.errors import DatabaseError
 from plan_apply.holds import held_for_schools
@@ -397,6 +398,10 @@ class _Planning:
         plan_batches = scan_batches(self.scan)
         if plan_batches is None or len(plan_batches) < 2:
             return
+        with connection.begin():
+            together = moved(self.scan, read_parents(connection))
+        if together:
+            plan_batches = scan_batches(self.scan, together) or plan_batches
         parents: dict[str, str | None] = {
             slug: parent
             for f in self.scan.files

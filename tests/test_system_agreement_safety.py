@@ -12,9 +12,14 @@ from typing import Any
 
 import pytest
 
+from plan_apply import batching
+from plan_apply.apply import apply_plan
+from plan_apply.database.engine import engine_for
+
 from .conftest import _truncate_postgres
 from .support.actors import book, execute, rows
 from .support.harness import Finished, Gate, fault_env, finish, gates_env, run_nexus, start_nexus
+from .test_batches import tree_plan
 from .test_live_races import _race
 from .test_system_agreements import family, moved_tree
 
@@ -263,11 +268,9 @@ def test_a_covered_facility_left_out_of_the_tree_keeps_its_links_and_the_schools
     assert ("northwind", "state-nursing", "active", "State nursing, system-wide") in _agreements(database_url)
 
 
-def test_a_facility_moved_to_another_system_leaves_its_old_systems_agreement(
-    write_tree: WriteTree, database_url: str
-) -> None:
-    """Its windows no longer name the old system's agreement: its services are unlinked from it by its own
-    transaction (the new system declares no agreements), and the next plan is empty."""
+def _moved_to_southwind(write_tree: WriteTree, database_url: str) -> Path:
+    """lake, applied under northwind beside a system that shares nothing, then moved to that system: the
+    tree of the move."""
     files = family(hill=(ER_AT_HILL,))
     files["southwind.yaml"] = (
         "apiVersion: nexus/v1\nkind: Organization\nmetadata: {slug: southwind}\n"
@@ -282,16 +285,50 @@ def test_a_facility_moved_to_another_system_leaves_its_old_systems_agreement(
             "workflow: student_requested\n",
         )
     )
-    tree = write_tree(files, "b")
+    return write_tree(files, "b")
+
+
+def _links(database_url: str) -> list[tuple[Any, ...]]:
+    return sorted(
+        rows(
+            database_url,
+            "SELECT o.slug, s.key FROM agreement_services l JOIN services s ON s.id = l.service_id "
+            "JOIN organizations o ON o.id = s.org_id",
+        )
+    )
+
+
+def test_a_facility_moved_to_another_system_leaves_its_old_systems_agreement(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """Its windows no longer name the old system's agreement: its services are unlinked from it by its own
+    transaction (the new system declares no agreements), and the next plan is empty."""
+    tree = _moved_to_southwind(write_tree, database_url)
     assert run_nexus(_apply(tree, database_url)).returncode == 0
     again = run_nexus(["plan", str(tree), "--full", "--database-url", database_url, "--detailed-exitcode"])
     assert again.returncode == 0, again.output
-    linked = rows(
-        database_url,
-        "SELECT o.slug, s.key FROM agreement_services l JOIN services s ON s.id = l.service_id "
-        "JOIN organizations o ON o.id = s.org_id",
-    )
-    assert sorted(linked) == [("hill", "er"), ("hill", "icu")]
+    assert _links(database_url) == [("hill", "er"), ("hill", "icu")]
+
+
+def test_a_facility_moved_to_a_system_planned_in_another_batch_leaves_its_old_systems_agreement(
+    write_tree: WriteTree, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet is planned in batches of whole families, which the files alone tell apart: the facility
+    moving from one family to another is planned with both, as if the fleet were planned at once."""
+    tree = _moved_to_southwind(write_tree, database_url)
+    at_once = tree_plan(database_url, tree).plan
+    monkeypatch.setattr(batching, "BATCH_ORGANIZATIONS", 1)
+    batched = tree_plan(database_url, tree).plan
+    assert batched is not None and at_once is not None
+    assert batched.to_json() == at_once.to_json()
+    engine = engine_for(database_url)
+    try:
+        assert apply_plan(engine, batched).ok
+    finally:
+        engine.dispose()
+    assert _links(database_url) == [("hill", "er"), ("hill", "icu")]
+    again = tree_plan(database_url, tree).plan
+    assert again is not None and not any(org.changes for org in again.organizations)
 
 
 # --- a move and an edit at once ----------------------------------------------------------------------------

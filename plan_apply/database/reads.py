@@ -21,7 +21,7 @@ from plan_apply.sections import SECTIONS, Record, Section
 from plan_apply.sections.organization import organization_record
 from plan_apply.sections.section import ReadBatch
 
-__all__ = ["BATCH_SIZE", "read_actual_state", "read_applied_configurations"]
+__all__ = ["BATCH_SIZE", "read_actual_state", "read_applied_configurations", "read_parents"]
 
 BATCH_SIZE = 500
 """Organizations per batch of SELECTs: large enough to amortize, small enough for IN-lists."""
@@ -97,6 +97,19 @@ def _organizations_query() -> sa.Select[Any]:
 def _schools_query() -> sa.Select[Any]:
     """The platform's schools among :slugs."""
     return sa.select(t.schools.c.slug).where(t.schools.c.slug.in_(sa.bindparam("slugs", expanding=True)))
+
+
+def read_parents(connection: Connection) -> dict[str, str]:
+    """The parent of every organization nexus manages that has one, in one SELECT (two columns: a
+    fleet's batches keep a facility that changes systems with its old one)."""
+    o = t.organizations
+    parent = o.alias("parent")
+    rows = connection.execute(
+        sa.select(o.c.slug, parent.c.slug)
+        .select_from(o.join(parent, o.c.parent_id == parent.c.id))
+        .where(o.c.config_files.is_not(None))
+    )
+    return {slug: parent for slug, parent in rows}
 
 
 def read_applied_configurations(connection: Connection) -> dict[str, AppliedConfiguration]:
