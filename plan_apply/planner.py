@@ -47,6 +47,7 @@ from plan_apply.holds import held_for_schools
 from plan_apply.incremental import clean_organizations
 from plan_apply.moves import holders
 from plan_apply.plan import Action, OrgPlan, Plan, PlanProblem
+from plan_apply.prerequisites import linked_elsewhere, with_owners_first
 from plan_apply.reach import Reach, combined, step_reach, with_reach
 from plan_apply.selection import (
     EVERYTHING,
@@ -122,6 +123,13 @@ def build_plan(
         actual = read_actual_state(connection, read, _school_keys(state, planned))
     plan = make_plan(state, actual, planned, created_at=created_at(), database=database, options=options)
     plan = held_for_schools(_invitation_problems(plan, state, actual), actual)
+    elsewhere = linked_elsewhere(plan)
+    if elsewhere:  # `--org` left out a system whose agreement these services link
+        from plan_apply.sections.services import agreement_statuses_found, takes_new_services
+
+        with connection.begin():
+            statuses = agreement_statuses_found(connection, elsewhere)
+        plan = with_owners_first(plan, statuses, takes_new_services)
     if file_hashes is not None:
         plan = replace(
             plan,

@@ -21,7 +21,9 @@ from .support.actors import book, execute, rows
 from .support.harness import Finished, Gate, fault_env, finish, gates_env, run_nexus, start_nexus
 from .test_batches import tree_plan
 from .test_live_races import _race
-from .test_system_agreements import family, moved_tree
+from .test_system_agreements import SYSTEM, family, moved_tree
+
+SYSTEM_AGREEMENTS = SYSTEM[SYSTEM.index("agreements:") :]
 
 WriteTree = Callable[..., Path]
 
@@ -393,6 +395,55 @@ def test_applying_only_a_facility_never_links_a_service_to_an_agreement_the_scho
     assert done.returncode == 1, done.output
     assert "apply northwind first" in done.output
     assert ("lake", "icu") not in _linked(database_url)
+
+
+def _notes(plan_json: str, slug: str) -> list[str]:
+    (org,) = [o for o in json.loads(plan_json)["organizations"] if o["slug"] == slug]
+    return [note for change in org.get("changes", ()) for note in change.get("notes", ())]
+
+
+def test_a_plan_of_only_a_facility_says_its_system_must_re_submit_the_answered_agreement_first(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    """What the facility's apply would refuse is said by its plan: choosing the system too, the note goes."""
+    assert run_nexus(_apply(write_tree(family(), "a"), database_url)).returncode == 0
+    _school_answers(database_url, "northwind", "state-nursing", "active")
+    tree = write_tree(family(lake=(ICU_AT_LAKE,)), "b")
+    plan = ["plan", str(tree), "--database-url", database_url, "--format", "json"]
+    alone = run_nexus([*plan, "--org", "lake"])
+    assert alone.returncode == 0, alone.output
+    assert _notes(alone.stdout, "lake") == [
+        "joins northwind/agreements/state-nursing, which is active with the school: northwind's apply "
+        "re-submits it first; until then lake's apply is refused (apply northwind first, or both)"
+    ]
+    both = run_nexus([*plan, "--org", "lake", "--org", "northwind"])
+    assert both.returncode == 0, both.output
+    assert not any("refused" in note for note in _notes(both.stdout, "lake")), both.stdout
+
+
+def test_a_plan_of_only_a_facility_says_its_systems_new_agreement_must_be_applied_first(
+    write_tree: WriteTree, database_url: str
+) -> None:
+    unlinked = "workflow: coordinator_scheduled\n        agreement: northwind/state-nursing\n"
+    without = family(
+        northwind=((SYSTEM_AGREEMENTS, ""),),
+        lake=((unlinked, "workflow: student_requested\n"),),
+        hill=((unlinked, "workflow: student_requested\n"),),
+    )
+    assert run_nexus(_apply(write_tree(without, "a"), database_url)).returncode == 0
+    tree = write_tree(family(), "b")
+    alone = run_nexus(
+        ["plan", str(tree), "--database-url", database_url, "--format", "json", "--org", "lake"]
+    )
+    assert alone.returncode == 0, alone.output
+    assert _notes(alone.stdout, "lake") == [
+        "links northwind/agreements/state-nursing, which does not exist yet: northwind's apply creates it; "
+        "until then lake's apply is refused (apply northwind first, or both)"
+    ]
+    done = run_nexus(_apply(tree, database_url, "--org", "lake"))
+    assert done.returncode == 1 and "apply its organization first" in done.output, done.output
+    whole = run_nexus(["plan", str(tree), "--database-url", database_url, "--format", "json"])
+    assert "refused" not in whole.stdout, whole.stdout
 
 
 def test_a_school_accepting_between_the_systems_apply_and_the_facilitys_never_accepts_a_service_it_never_saw(

@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     from plan_apply.plan import Change
     from plan_apply.sections.record import Record
 
-__all__ = ["AGREEMENT_ADDRESS", "SERVICES", "agreement_ids_found", "service_fields"]
+__all__ = [
+    "AGREEMENT_ADDRESS",
+    "SERVICES",
+    "agreement_ids_found",
+    "agreement_statuses_found",
+    "service_fields",
+    "takes_new_services",
+]
 
 AGREEMENT_ADDRESS = "{org}/agreements/{key}"
 """An agreement's plan address (the agreements' section imports this one, so it cannot be asked)."""
@@ -237,7 +244,7 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
     status = {row.id: row.status for row in ctx.connection.execute(_status_query(), {"ids": agreements})}
     names = {i: address for address, i in ids.items()}
     for i, service in joining:
-        if status.get(i) not in ("draft", "pending_school"):
+        if not takes_new_services(status.get(i)):
             owner = names[i].split("/agreements/", 1)[0]
             raise LookupError(
                 f"{names[i]} is {status.get(i)} with the school: linking {service} to it changes the terms "
@@ -261,29 +268,48 @@ def agreement_ids_found(connection: Connection, addresses: set[str]) -> dict[str
     return _ids_at(connection, "agreements", "/agreements/", addresses)
 
 
+def agreement_statuses_found(connection: Connection, addresses: set[str]) -> dict[str, str]:
+    """The status with the school of the agreements at `addresses` that exist, in one SELECT."""
+    return _found_at(connection, "agreements", "/agreements/", addresses, "status")
+
+
+def takes_new_services(status: str | None) -> bool:
+    """Whether a service may join an agreement in this status: only while the school has not answered
+    its terms (a draft, or waiting for the school); answered terms are re-submitted first."""
+    return status in ("draft", "pending_school")
+
+
 def _ids_at(connection: Connection, table: str, marker: str, addresses: set[str]) -> dict[str, int]:
-    """The ids of the rows of `table` at `addresses` (`slug{marker}key`, any organization's) that exist:
-    one SELECT of the pairs' organizations and keys, kept where the pair is one asked for."""
+    """The ids of the rows of `table` at `addresses` (`slug{marker}key`, any organization's) that exist."""
+    return _found_at(connection, table, marker, addresses, "id")
+
+
+def _found_at(
+    connection: Connection, table: str, marker: str, addresses: set[str], column: str
+) -> dict[str, Any]:
+    """`column` of the rows of `table` at `addresses` that exist: one SELECT of the pairs' organizations
+    and keys, kept where the pair is one asked for."""
     if not addresses:
         return {}
     pairs = {tuple(a.split(marker, 1)) for a in addresses}
     rows = connection.execute(
-        _ids_at_query(table), {"slugs": sorted({p[0] for p in pairs}), "keys": sorted({p[1] for p in pairs})}
+        _found_at_query(table, column),
+        {"slugs": sorted({p[0] for p in pairs}), "keys": sorted({p[1] for p in pairs})},
     )
-    found = ((f"{row.slug}{marker}{row.key}", int(row.id)) for row in rows)
-    return {address: row_id for address, row_id in found if address in addresses}
+    found = ((f"{row.slug}{marker}{row.key}", row.value) for row in rows)
+    return {address: value for address, value in found if address in addresses}
 
 
 @functools.cache
-def _ids_at_query(table_name: str) -> Any:
-    """`_ids_at`'s query, built once per table (each organization's transaction asks it)."""
+def _found_at_query(table_name: str, column: str) -> Any:
+    """`_found_at`'s query, built once per table and column (each organization's transaction asks it)."""
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
 
     table, owner = t.metadata.tables[table_name], t.organizations
     return (
-        sa.select(table.c.id, table.c.key, owner.c.slug)
+        sa.select(table.c[column].label("value"), table.c.key, owner.c.slug)
         .select_from(table.join(owner, table.c.org_id == owner.c.id))
         .where(
             owner.c.slug.in_(sa.bindparam("slugs", expanding=True)),

@@ -1,0 +1,69 @@
+"""Changes that need another organization's apply first, said in the plan: a facility's service linked to
+its system's agreement needs that agreement to exist, and to take new services (the school has not
+answered it), or the facility's transaction is refused at apply. When the system has nothing in the plan
+(`--org` left it out), the plan says so on the change, rather than the apply first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from plan_apply.plan import Action, Change, OrgPlan, Plan
+
+__all__ = ["linked_elsewhere", "with_owners_first"]
+
+_MARKER = "/agreements/"
+
+
+def _owner(address: str) -> str:
+    return address.split(_MARKER, 1)[0]
+
+
+def _idle(plan: Plan) -> Callable[[str], bool]:
+    """Whether an organization has nothing to do in the plan (not in it, skipped, or without changes)."""
+    busy = {org.slug for org in plan.organizations if org.changes}
+    return lambda slug: slug not in busy
+
+
+def linked_elsewhere(plan: Plan) -> set[str]:
+    """The agreements the plan's services are linked to whose owners have nothing to do in the plan."""
+    idle = _idle(plan)
+    return {
+        address
+        for org in plan.organizations
+        for change in org.changes
+        if change.type == "service"
+        for address in change.after.get("agreements") or ()
+        if _owner(address) != org.slug and idle(_owner(address))
+    }
+
+
+def with_owners_first(plan: Plan, statuses: Mapping[str, str], takes: Callable[[str | None], bool]) -> Plan:
+    """The plan with a note on each service change that its apply would be refused, as things stand,
+    until the owner of an agreement it links (not in the plan) is applied. `statuses`: the status of
+    each of `linked_elsewhere`'s agreements that exists; `takes`: whether a status takes new services."""
+    idle = _idle(plan)
+
+    def noted(org: OrgPlan, change: Change) -> Change:
+        if change.type != "service":
+            return change
+        had = set() if change.action is Action.CREATE else set(change.before.get("agreements") or ())
+        notes = []
+        for address in change.after.get("agreements") or ():
+            owner = _owner(address)
+            if owner == org.slug or not idle(owner):
+                continue
+            if address not in statuses:
+                notes.append(
+                    f"links {address}, which does not exist yet: {owner}'s apply creates it; until then "
+                    f"{org.slug}'s apply is refused (apply {owner} first, or both)"
+                )
+            elif address not in had and not takes(statuses[address]):
+                notes.append(
+                    f"joins {address}, which is {statuses[address]} with the school: {owner}'s apply "
+                    f"re-submits it first; until then {org.slug}'s apply is refused (apply {owner} first, "
+                    "or both)"
+                )
+        return replace(change, notes=(*change.notes, *notes)) if notes else change
+
+    return plan.with_changes(noted)
