@@ -104,3 +104,43 @@ def test_an_incremental_plan_proposes_what_a_full_plan_proposes(
             f"valid, {len(_changes(full))} changed, {sum(o.skipped for o in incremental.organizations)} skipped"
         )
         assert _changes(incremental) == _changes(full)
+
+
+@LAW
+@given(before=st.lists(family(), min_size=2, max_size=3), data=st.data())
+def test_a_facility_moved_to_another_family_is_planned_in_batches_as_at_once(
+    tmp_path: Path, before: list[list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    """Batches are told apart by the files, which name only a moved facility's new parent: whatever the
+    batch size, the plan of the move proposes what the plan of the whole tree at once proposes, and once
+    applied, nothing is left to do."""
+    url = f"sqlite:///{tmp_path}/move.sqlite"
+    (tmp_path / "move.sqlite").unlink(missing_ok=True)
+    folder = _tree(tmp_path / "tree", before)
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            upgrade_schema(connection)
+        first = _plan(url, folder, full=True)
+        assume(first is not None)
+        assert first is not None
+        assert apply_plan(engine, first, ApplyOptions(actor="law"), jobs=1).ok
+        old, new = data.draw(st.permutations(range(len(before))))[:2]
+        site = data.draw(st.integers(1, len(before[old]) - 1))
+        path = folder / f"site-{site - 1}-{old}.yaml"
+        text = path.read_text(encoding="utf-8")
+        assert text.count(f"parent: system-{old}\n") == 1, text
+        path.write_text(text.replace(f"parent: system-{old}\n", f"parent: system-{new}\n"), encoding="utf-8")
+        full = data.draw(st.booleans())
+        at_once = _plan(url, folder, full=full)
+        assume(at_once is not None)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(batching, "BATCH_ORGANIZATIONS", data.draw(st.integers(1, 3)))
+            batched = _plan(url, folder, full=full)
+            assert batched is not None and at_once is not None
+            assert _changes(batched) == _changes(at_once)
+            assert apply_plan(engine, batched, ApplyOptions(actor="law"), jobs=1).ok
+            again = _plan(url, folder)
+        assert again is not None and not _changes(again)
+    finally:
+        engine.dispose()

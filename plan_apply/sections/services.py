@@ -296,7 +296,7 @@ def _found_at(
         _found_at_query(table, column),
         {"slugs": sorted({p[0] for p in pairs}), "keys": sorted({p[1] for p in pairs})},
     )
-    found = ((f"{row.slug}{marker}{row.key}", row.value) for row in rows)
+    found = ((f"{row.slug}{marker}{row.key}", row[0]) for row in rows)
     return {address: value for address, value in found if address in addresses}
 
 
@@ -309,7 +309,7 @@ def _found_at_query(table_name: str, column: str) -> Any:
 
     table, owner = t.metadata.tables[table_name], t.organizations
     return (
-        sa.select(table.c[column].label("value"), table.c.key, owner.c.slug)
+        sa.select(table.c[column], table.c.key, owner.c.slug)
         .select_from(table.join(owner, table.c.org_id == owner.c.id))
         .where(
             owner.c.slug.in_(sa.bindparam("slugs", expanding=True)),
