@@ -407,7 +407,7 @@ class _Planning:
         if plan_batches is None or len(plan_batches) < 2:
             return
         with connection.begin():
-            together = moved(self.scan, read_parents(connection))
+            together = moved(self.scan, read_parents(connection, declared_slugs(self.scan)))
         if together:
             plan_batches = scan_batches(self.scan, together) or plan_batches
         parents: dict[str, str | None] = {

@@ -99,17 +99,20 @@ def _schools_query() -> sa.Select[Any]:
     return sa.select(t.schools.c.slug).where(t.schools.c.slug.in_(sa.bindparam("slugs", expanding=True)))
 
 
-def read_parents(connection: Connection) -> dict[str, str]:
-    """The parent of every organization nexus manages that has one, in one SELECT (two columns: a
-    fleet's batches keep a facility that changes systems with its old one)."""
+def read_parents(connection: Connection, slugs: Iterable[str]) -> dict[str, str]:
+    """The parent the database holds of each of the organizations `slugs` that has one, a SELECT of two
+    columns per `BATCH_SIZE` (a fleet's batches keep a facility that changes systems with its old one)."""
     o = t.organizations
     parent = o.alias("parent")
-    rows = connection.execute(
+    query = (
         sa.select(o.c.slug, parent.c.slug)
         .select_from(o.join(parent, o.c.parent_id == parent.c.id))
-        .where(o.c.config_files.is_not(None))
+        .where(o.c.slug.in_(sa.bindparam("slugs", expanding=True)))
     )
-    return {slug: parent for slug, parent in rows}
+    found: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(slugs)), BATCH_SIZE):
+        found.update((slug, parent) for slug, parent in connection.execute(query, {"slugs": list(chunk)}))
+    return found
 
 
 def read_applied_configurations(connection: Connection) -> dict[str, AppliedConfiguration]:
