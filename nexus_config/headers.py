@@ -17,7 +17,7 @@ from typing import TypeVar, cast
 
 from nexus_config.ancestry import lineage
 
-__all__ = ["Batch", "FileHeader", "batches", "file_header"]
+__all__ = ["Batch", "FileHeader", "batches", "declared_parents", "file_header"]
 
 _DOCUMENT = re.compile(r"^---[ \t]*(?:#.*)?$", re.MULTILINE)
 _FLOW = re.compile(r"^metadata:[ \t]*\{((?:[^{}\n]|\{[^{}\n]*\})*)\}", re.MULTILINE)
@@ -163,19 +163,28 @@ class Batch:
     files: tuple[str, ...]
 
 
+def declared_parents(headers: Mapping[str, FileHeader]) -> dict[str, str | None]:
+    """Each organization the files declare, with the parent they name (a file that declares only its
+    templates names none: another file's parent stands)."""
+    parent_of: dict[str, str | None] = {}
+    for _, header in sorted(headers.items()):
+        for slug, parent in header.organizations:
+            if parent is not None or slug not in parent_of:
+                parent_of[slug] = parent
+    return parent_of
+
+
 def batches(
     headers: Mapping[str, FileHeader], size: int, together: Iterable[tuple[str, str]] = ()
 ) -> list[Batch]:
     """The organizations of a tree in batches of about `size` (a family that shares agreements is never
     split, nor are the two organizations of each pair `together`), parents before children, in a stable
     order; every file is loaded with every organization it declares."""
-    parent_of: dict[str, str | None] = {}
+    parent_of = declared_parents(headers)
     files_of: dict[str, set[str]] = {}
-    for path, header in sorted(headers.items()):
-        for slug, parent in header.organizations:
+    for path, header in headers.items():
+        for slug, _ in header.organizations:
             files_of.setdefault(slug, set()).add(path)
-            if parent is not None or slug not in parent_of:
-                parent_of[slug] = parent if parent is not None else parent_of.get(slug)
 
     def chain(slug: str) -> list[str]:
         return lineage(slug, parent_of.get, parent_of)

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nexus_config import DesiredState, LoadResult, Problem, load_configuration
 from nexus_config.ancestry import lineage
-from nexus_config.headers import Batch
+from nexus_config.headers import Batch, declared_parents
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
@@ -34,6 +34,7 @@ from plan_apply.batching import (
     HeadersWrong,
     batch_scans,
     declared_slugs,
+    headers_of,
     load_batch,
     moved,
     scan_batches,
@@ -252,10 +253,7 @@ def _chosen(
 def family_sizes(scan: Scan) -> dict[str, int]:
     """Each family's size (root → bytes of the files its organizations are declared in), from the file
     headers, without parsing: what `--shard` deals by, so that shards carry about the same work."""
-    parents: dict[str, str | None] = {}
-    for f in scan.files:
-        for slug, parent in f.header.organizations if f.header else ():
-            parents[slug] = parent or parents.get(slug)
+    parents = declared_parents(headers_of(scan))
     sizes: dict[str, int] = {}
     for f in scan.files:
         declared = [slug for slug, _ in f.header.organizations] if f.header else []
