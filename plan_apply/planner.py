@@ -129,8 +129,8 @@ def build_plan(
         from plan_apply.sections.services import agreement_statuses_found, takes_new_services
 
         with connection.begin():
-            statuses = agreement_statuses_found(connection, elsewhere)
-        plan = with_owners_first(plan, statuses, takes_new_services)
+            found = agreement_statuses_found(connection, elsewhere)
+        plan = with_owners_first(plan, {a: found.get(a) for a in elsewhere}, takes_new_services)
     if file_hashes is not None:
         plan = replace(
             plan,

@@ -19,30 +19,27 @@ def _owner(address: str) -> str:
     return address.split(_MARKER, 1)[0]
 
 
-def _idle(plan: Plan) -> Callable[[str], bool]:
-    """Whether an organization has nothing to do in the plan (not in it, skipped, or without changes)."""
-    busy = {org.slug for org in plan.organizations if org.changes}
-    return lambda slug: slug not in busy
-
-
 def linked_elsewhere(plan: Plan) -> set[str]:
-    """The agreements the plan's services are linked to whose owners have nothing to do in the plan."""
-    idle = _idle(plan)
+    """The agreements the plan's services are linked to whose owners have nothing to do in the plan (not
+    in it, skipped, or without changes; an organization with a service change is never one of them)."""
+    busy = {org.slug for org in plan.organizations if org.changes}
     return {
         address
         for org in plan.organizations
         for change in org.changes
         if change.type == "service"
         for address in change.after.get("agreements") or ()
-        if _owner(address) != org.slug and idle(_owner(address))
+        if _owner(address) not in busy
     }
 
 
-def with_owners_first(plan: Plan, statuses: Mapping[str, str], takes: Callable[[str | None], bool]) -> Plan:
+def with_owners_first(
+    plan: Plan, statuses: Mapping[str, str | None], takes: Callable[[str | None], bool]
+) -> Plan:
     """The plan with a note on each service change that its apply would be refused, as things stand,
-    until the owner of an agreement it links (not in the plan) is applied. `statuses`: the status of
-    each of `linked_elsewhere`'s agreements that exists; `takes`: whether a status takes new services."""
-    idle = _idle(plan)
+    until the owner of an agreement it links (not in the plan) is applied. `statuses`: the status of each
+    of `linked_elsewhere`'s agreements (None: it does not exist); `takes`: whether a status takes new
+    services."""
 
     def noted(org: OrgPlan, change: Change) -> Change:
         if change.type != "service":
@@ -50,17 +47,17 @@ def with_owners_first(plan: Plan, statuses: Mapping[str, str], takes: Callable[[
         had = set() if change.action is Action.CREATE else set(change.before.get("agreements") or ())
         notes = []
         for address in change.after.get("agreements") or ():
-            owner = _owner(address)
-            if owner == org.slug or not idle(owner):
-                continue
             if address not in statuses:
+                continue
+            owner, status = _owner(address), statuses[address]
+            if status is None:
                 notes.append(
                     f"links {address}, which does not exist yet: {owner}'s apply creates it; until then "
                     f"{org.slug}'s apply is refused (apply {owner} first, or both)"
                 )
-            elif address not in had and not takes(statuses[address]):
+            elif address not in had and not takes(status):
                 notes.append(
-                    f"joins {address}, which is {statuses[address]} with the school: {owner}'s apply "
+                    f"joins {address}, which is {status} with the school: {owner}'s apply "
                     f"re-submits it first; until then {org.slug}'s apply is refused (apply {owner} first, "
                     "or both)"
                 )
