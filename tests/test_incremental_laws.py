@@ -49,6 +49,32 @@ def _plan(database_url: str, folder: Path, **kwargs: Any) -> Plan | None:
     return tree_plan(database_url, folder, **kwargs).plan
 
 
+def _applied(url: str, plan: Plan) -> bool:
+    """Whether `plan` applied in full to the database at `url`."""
+    engine = engine_for(url)
+    try:
+        return apply_plan(engine, plan, ApplyOptions(actor="law"), jobs=1).ok
+    finally:
+        engine.dispose()
+
+
+def _first_applied(database: Path, folder: Path) -> str:
+    """The URL of a new SQLite file at `database`, migrated, with the tree's full plan applied (a tree
+    with errors is no example)."""
+    database.unlink(missing_ok=True)
+    url = f"sqlite:///{database}"
+    engine = engine_for(url)
+    try:
+        with engine.connect() as connection:
+            upgrade_schema(connection)
+    finally:
+        engine.dispose()
+    first = _plan(url, folder, full=True)
+    assume(first is not None)
+    assert first is not None and _applied(url, first)
+    return url
+
+
 def _changes(plan: Plan) -> dict[str, Any]:
     """Each organization's proposed changes (notes included), for those that have any."""
     return {
@@ -75,21 +101,10 @@ def _edited(documents: list[dict[str, Any]], data: st.DataObject) -> list[dict[s
 def test_an_incremental_plan_proposes_what_a_full_plan_proposes(
     tmp_path: Path, before: list[list[dict[str, Any]]], data: st.DataObject
 ) -> None:
-    url = f"sqlite:///{tmp_path}/law.sqlite"
-    (tmp_path / "law.sqlite").unlink(missing_ok=True)
     folder = _tree(tmp_path / "tree", before, data.draw(st.booleans()))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(batching, "BATCH_ORGANIZATIONS", data.draw(st.integers(1, 3)))
-        engine = engine_for(url)
-        try:
-            with engine.connect() as connection:
-                upgrade_schema(connection)
-            first = _plan(url, folder, full=True)
-            assume(first is not None)
-            assert first is not None
-            assert apply_plan(engine, first, ApplyOptions(actor="law"), jobs=1).ok
-        finally:
-            engine.dispose()
+        url = _first_applied(tmp_path / "law.sqlite", folder)
         after = [_edited(documents, data) for documents in before]
         folder = _tree(folder, after, data.draw(st.booleans()))
         full = _plan(url, folder, full=True)
@@ -114,33 +129,22 @@ def test_a_facility_moved_to_another_family_is_planned_in_batches_as_at_once(
     """Batches are told apart by the files, which name only a moved facility's new parent: whatever the
     batch size, the plan of the move proposes what the plan of the whole tree at once proposes, and once
     applied, nothing is left to do."""
-    url = f"sqlite:///{tmp_path}/move.sqlite"
-    (tmp_path / "move.sqlite").unlink(missing_ok=True)
     folder = _tree(tmp_path / "tree", before)
-    engine = engine_for(url)
-    try:
-        with engine.connect() as connection:
-            upgrade_schema(connection)
-        first = _plan(url, folder, full=True)
-        assume(first is not None)
-        assert first is not None
-        assert apply_plan(engine, first, ApplyOptions(actor="law"), jobs=1).ok
-        old, new = data.draw(st.permutations(range(len(before))))[:2]
-        site = data.draw(st.integers(1, len(before[old]) - 1))
-        path = folder / f"site-{site - 1}-{old}.yaml"
-        text = path.read_text(encoding="utf-8")
-        assert text.count(f"parent: system-{old}\n") == 1, text
-        path.write_text(text.replace(f"parent: system-{old}\n", f"parent: system-{new}\n"), encoding="utf-8")
-        full = data.draw(st.booleans())
-        at_once = _plan(url, folder, full=full)
-        assume(at_once is not None)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(batching, "BATCH_ORGANIZATIONS", data.draw(st.integers(1, 3)))
-            batched = _plan(url, folder, full=full)
-            assert batched is not None and at_once is not None
-            assert _changes(batched) == _changes(at_once)
-            assert apply_plan(engine, batched, ApplyOptions(actor="law"), jobs=1).ok
-            again = _plan(url, folder)
-        assert again is not None and not _changes(again)
-    finally:
-        engine.dispose()
+    url = _first_applied(tmp_path / "move.sqlite", folder)
+    old, new = data.draw(st.permutations(range(len(before))))[:2]
+    site = data.draw(st.integers(1, len(before[old]) - 1))
+    path = folder / f"site-{site - 1}-{old}.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count(f"parent: system-{old}\n") == 1, text
+    path.write_text(text.replace(f"parent: system-{old}\n", f"parent: system-{new}\n"), encoding="utf-8")
+    full = data.draw(st.booleans())
+    at_once = _plan(url, folder, full=full)
+    assume(at_once is not None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(batching, "BATCH_ORGANIZATIONS", data.draw(st.integers(1, 3)))
+        batched = _plan(url, folder, full=full)
+        assert batched is not None and at_once is not None
+        assert _changes(batched) == _changes(at_once)
+        assert _applied(url, batched)
+        again = _plan(url, folder)
+    assert again is not None and not _changes(again)
