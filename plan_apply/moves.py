@@ -18,6 +18,7 @@ from nexus_config import DesiredState
 from nexus_config.ancestry import lineage
 from plan_apply.actual import ActualState, fingerprint_of
 from plan_apply.records import Record
+from plan_apply.sections.services import agreement_address, agreement_owner_key
 
 __all__ = [
     "Moves",
@@ -96,7 +97,7 @@ def agreement_moves(
     Read from the declared agreements, not their records: a batch's records are made one organization
     at a time."""
     declared = {
-        f"{slug}/agreements/{a.key}"
+        agreement_address(slug, a.key)
         for slug, org in desired.organizations.items()
         for a in org.agreements or ()
     }
@@ -106,12 +107,12 @@ def agreement_moves(
     for slug in selected:
         own = actual.organizations.get(slug)
         for agreement in desired.organizations[slug].agreements or ():
-            address = f"{slug}/agreements/{agreement.key}"
+            address = agreement_address(slug, agreement.key)
             if own is not None and address in own.records:
                 continue
             for previous in agreement.previous_keys or ():
                 owner, _, key = previous.rpartition("/")
-                old = f"{owner}/agreements/{key}"
+                old = agreement_address(owner, key)
                 holder = actual.organizations.get(owner)
                 row = holder.records.get(old) if holder is not None else None
                 if row is None or not row.managed or old in declared or old in given:
@@ -143,9 +144,9 @@ def after_giving(records: Mapping[str, Record], moves: Moves) -> list[Record]:
         if row.address in gone:
             continue
         if row.type == "capacity" and row.fields.get("agreement"):
-            target = gone.get(f"{row.org}/agreements/{row.fields['agreement']}")
+            target = gone.get(agreement_address(row.org, row.fields["agreement"]))
             if target is not None:
-                owner, _, key = target.partition("/agreements/")
+                owner, key = agreement_owner_key(target)
                 row = replace(row, fields={**row.fields, "agreement": f"{owner}/{key}"})
         if row.type == "service" and row.address in linked:
             agreements = sorted({*row.fields.get("agreements", ()), *linked[row.address]})

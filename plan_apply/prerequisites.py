@@ -9,14 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from plan_apply.plan import Action, Change, OrgPlan, Plan
+from plan_apply.sections.services import agreement_owner_key
 
 __all__ = ["linked_elsewhere", "with_owners_first"]
-
-_MARKER = "/agreements/"
-
-
-def _owner(address: str) -> str:
-    return address.split(_MARKER, 1)[0]
 
 
 def linked_elsewhere(plan: Plan) -> set[str]:
@@ -29,7 +24,7 @@ def linked_elsewhere(plan: Plan) -> set[str]:
         for change in org.changes
         if change.type == "service"
         for address in change.after.get("agreements") or ()
-        if _owner(address) not in busy
+        if agreement_owner_key(address)[0] not in busy
     }
 
 
@@ -49,7 +44,7 @@ def with_owners_first(
         for address in change.after.get("agreements") or ():
             if address not in statuses:
                 continue
-            owner, status = _owner(address), statuses[address]
+            owner, status = agreement_owner_key(address)[0], statuses[address]
             if status is None:
                 notes.append(
                     f"links {address}, which does not exist yet: {owner}'s apply creates it; until then "

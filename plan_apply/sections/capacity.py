@@ -149,7 +149,9 @@ def _extra(ctx: WriteContext, change: Change) -> dict[str, Any]:
         if not reference:
             values["agreement_id"] = None
         elif owner is None:
-            values["agreement_id"] = ctx.row_id(f"{ctx.slug}/agreements/{key}")
+            from plan_apply.sections.services import agreement_address
+
+            values["agreement_id"] = ctx.row_id(agreement_address(ctx.slug, key))
         else:
             values["agreement_id"] = _system_agreement_id(ctx, owner, key)
     return values
@@ -161,8 +163,9 @@ def _system_agreement_id(ctx: WriteContext, owner: str, key: str) -> int:
     import sqlalchemy as sa
 
     from plan_apply.database import tables as t
+    from plan_apply.sections.services import agreement_address
 
-    address = f"{owner}/agreements/{key}"
+    address = agreement_address(owner, key)
     if address not in ctx.ids:
         a, o = t.agreements, t.organizations
         found = ctx.connection.execute(
@@ -187,10 +190,10 @@ def _create(ctx: WriteContext, changes: Sequence[Change]) -> None:
 def _learn_system_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
     """The ids of the parents' agreements these windows are scheduled under, in one SELECT (one missing
     is left for `_system_agreement_id` to name)."""
-    from plan_apply.sections.services import AGREEMENT_ADDRESS, agreement_ids_found
+    from plan_apply.sections.services import agreement_address, agreement_ids_found
 
     wanted = {
-        AGREEMENT_ADDRESS.format(org=owner, key=key)
+        agreement_address(owner, key)
         for c in changes
         if c.after.get("agreement")
         for owner, key in [split_reference(c.after["agreement"])]

@@ -38,16 +38,29 @@ if TYPE_CHECKING:
     from plan_apply.sections.record import Record
 
 __all__ = [
-    "AGREEMENT_ADDRESS",
     "SERVICES",
+    "agreement_address",
     "agreement_ids_found",
+    "agreement_owner_key",
     "agreement_statuses_found",
     "service_fields",
     "takes_new_services",
 ]
 
-AGREEMENT_ADDRESS = "{org}/agreements/{key}"
-"""An agreement's plan address (the agreements' section imports this one, so it cannot be asked)."""
+_AGREEMENTS = "/agreements/"
+
+
+def agreement_address(owner: str, key: str) -> str:
+    """An agreement's plan address; written here, not asked of the agreements' section, because that
+    section imports this one."""
+    return f"{owner}{_AGREEMENTS}{key}"
+
+
+def agreement_owner_key(address: str) -> tuple[str, str]:
+    """The slug of the organization that owns the agreement at `address`, and its key."""
+    owner, _, key = address.partition(_AGREEMENTS)
+    return owner, key
+
 
 _COLUMNS = ("name", "description", "location", "department", "disciplines", "specialties")
 
@@ -86,7 +99,7 @@ def _system_agreements(org: DesiredOrganization, state: DesiredState) -> dict[st
         for agreement in ancestor.agreements or ():
             if covers_descendant(agreement, org):
                 for key in agreement.services:
-                    linked[key].append(AGREEMENT_ADDRESS.format(org=ancestor.slug, key=agreement.key))
+                    linked[key].append(agreement_address(ancestor.slug, agreement.key))
     return linked
 
 
@@ -164,7 +177,7 @@ def _read_system_agreements(batch: ReadBatch) -> dict[int, list[str]]:
     from plan_apply.database import tables as t
 
     return {
-        service_id: [AGREEMENT_ADDRESS.format(org=slug, key=key) for slug, key in agreements]
+        service_id: [agreement_address(slug, key) for slug, key in agreements]
         for service_id, agreements in batch.linked_elsewhere(
             t.agreement_services, t.services, t.agreements
         ).items()
@@ -194,7 +207,7 @@ def _link_agreements(ctx: WriteContext, changes: Sequence[Change]) -> None:
     link = t.agreement_services
     service_ids = [ctx.row_id(c.address) for c in relinked if c.action is not Action.CREATE]
     # The links bump their agreements' owners (the system): nexus's own write, not a change to plan.
-    with family_kept_clean(ctx, {a.split("/agreements/", 1)[0] for a in named}):
+    with family_kept_clean(ctx, {agreement_owner_key(a)[0] for a in named}):
         if service_ids:
             foreign = sa.select(t.agreements.c.id).where(t.agreements.c.org_id != ctx.org_id)
             ctx.connection.execute(
@@ -245,7 +258,7 @@ def _refuse_answered_terms(ctx: WriteContext, changes: Sequence[Change], ids: Ma
     names = {i: address for address, i in ids.items()}
     for i, service in joining:
         if not takes_new_services(status.get(i)):
-            owner = names[i].split("/agreements/", 1)[0]
+            owner, _ = agreement_owner_key(names[i])
             raise LookupError(
                 f"{names[i]} is {status.get(i)} with the school: linking {service} to it changes the terms "
                 f"the school answered; apply {owner} first (its plan re-submits it)"
@@ -265,12 +278,12 @@ def _status_query() -> Any:
 
 def agreement_ids_found(connection: Connection, addresses: set[str]) -> dict[str, int]:
     """The ids of the agreements at `addresses` (`slug/agreements/key`) that exist, in one SELECT."""
-    return _ids_at(connection, "agreements", "/agreements/", addresses)
+    return _ids_at(connection, "agreements", _AGREEMENTS, addresses)
 
 
 def agreement_statuses_found(connection: Connection, addresses: set[str]) -> dict[str, str]:
     """The status with the school of the agreements at `addresses` that exist, in one SELECT."""
-    return _found_at(connection, "agreements", "/agreements/", addresses, "status")
+    return _found_at(connection, "agreements", _AGREEMENTS, addresses, "status")
 
 
 def takes_new_services(status: str | None) -> bool:
