@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nexus_config.discovery import discover
-from nexus_config.headers import FileHeader, file_header
+from nexus_config.headers import FileHeader, declared_parents, file_header
 from nexus_config.heap import paused_gc
 from nexus_config.locations import Locator, locate
 from nexus_config.models import CURRENT_VERSION
@@ -89,6 +89,11 @@ class Scan:
     @property
     def hashes(self) -> dict[str, str]:
         return {f.path: f.sha256 for f in self.files}
+
+    @property
+    def headers(self) -> dict[str, FileHeader]:
+        """Each file's header, by path (a file not understood without parsing it has none)."""
+        return {f.path: f.header for f in self.files if f.header is not None}
 
 
 def scan_configuration(paths: Sequence[str | Path], *, keep_data: bool = True) -> Scan:
@@ -275,9 +280,7 @@ def _parsed_subset(
     any unchanged organization that turns out to be needed (a changed file names it, or it is the parent
     of a changed one). Returns the documents, the organizations left unparsed, and the files parsed."""
     clean = dict(skip)
-    parent_of = {
-        slug: parent for f in scan.files if f.header for slug, parent in f.header.organizations if parent
-    }
+    parent_of = declared_parents(scan.headers)
     by_path = {f.path: f for f in scan.files}
     kept = {path for files in clean.values() for path in files}
     wanted = {f.path for f in scan.files if f.path not in kept or _declares_other(f, clean)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nexus_config import LoadResult, Problem, load_configuration
-from nexus_config.headers import Batch, FileHeader, batches, declared_parents
+from nexus_config.headers import Batch, batches, declared_parents
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
@@ -28,7 +28,6 @@ __all__ = [
     "batch_scans",
     "check_tree",
     "declared_slugs",
-    "headers_of",
     "load_batch",
     "moved",
     "scan_batches",
@@ -48,19 +47,14 @@ def scan_batches(scan: Scan, together: Iterable[tuple[str, str]] = ()) -> list[B
     without parsing it."""
     if any(f.header is None for f in scan.files):
         return None
-    return batches(headers_of(scan), BATCH_ORGANIZATIONS, together)
-
-
-def headers_of(scan: Scan) -> dict[str, FileHeader]:
-    """Each scanned file's header, by path (a file not understood without parsing it has none)."""
-    return {f.path: f.header for f in scan.files if f.header is not None}
+    return batches(scan.headers, BATCH_ORGANIZATIONS, together)
 
 
 def moved(scan: Scan, parents: Mapping[str, str | None]) -> list[tuple[str, str]]:
     """Each organization whose parent the files change, with the parent it has now (`parents`, from the
     database) where the tree declares that one: planned together, the facility leaves its old system's
     agreements in the same plan that sees it go."""
-    parent_of = declared_parents(headers_of(scan))
+    parent_of = declared_parents(scan.headers)
     return [
         (slug, old)
         for slug, parent in parent_of.items()

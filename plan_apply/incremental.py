@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from nexus_config.ancestry import lineage
 from nexus_config.attachments import MAX_DOCUMENT_BYTES
-from nexus_config.headers import FileHeader
+from nexus_config.headers import FileHeader, declared_parents
 from nexus_config.templates import TEMPLATE_ENTRY, template_use
 from plan_apply.actual import AppliedConfiguration
 
@@ -113,20 +113,18 @@ def _inheriting_all(
     new or changed into something every descendant inherits (a step, a parent)."""
     if any(header is None for header in headers.values()):
         return {slug: files for slug, files in clean.items() if not any(_is_use(f) for f in files)}
-    parent_of: dict[str, str | None] = {}
+    found = {path: header for path, header in headers.items() if header is not None}
+    parent_of = declared_parents(found)
     files_of: dict[str, list[str]] = {}
-    for path, header in headers.items():
-        assert header is not None
-        for slug, parent in header.organizations:
+    for path, header in found.items():
+        for slug, _ in header.organizations:
             files_of.setdefault(slug, []).append(path)
-            if parent is not None or slug not in parent_of:
-                parent_of[slug] = parent
     kept = {}
     for slug, files in clean.items():
         recorded = applied[slug].files
         ancestors = lineage(slug, parent_of.get, parent_of)[1:]
         if all(
-            path in recorded or ancestor in headers[path].template_holders  # type: ignore[union-attr]
+            path in recorded or ancestor in found[path].template_holders
             for ancestor in ancestors
             for path in files_of.get(ancestor, ())
         ):

@@ -34,7 +34,6 @@ from plan_apply.batching import (
     HeadersWrong,
     batch_scans,
     declared_slugs,
-    headers_of,
     load_batch,
     moved,
     scan_batches,
@@ -253,7 +252,7 @@ def _chosen(
 def family_sizes(scan: Scan) -> dict[str, int]:
     """Each family's size (root → bytes of the files its organizations are declared in), from the file
     headers, without parsing: what `--shard` deals by, so that shards carry about the same work."""
-    parents = declared_parents(headers_of(scan))
+    parents = declared_parents(scan.headers)
     sizes: dict[str, int] = {}
     for f in scan.files:
         declared = [slug for slug, _ in f.header.organizations] if f.header else []
@@ -316,9 +315,7 @@ def plan_tree(
         return TreePlan(None, tuple(problems))
     organizations = tuple(org for part in parts if part.plan for org in part.plan.organizations)
     if len(parts) > 1:  # batches hold whole families: back to the tree's order, level by level
-        parents = {
-            slug: parent for f in scan.files if f.header for slug, parent in f.header.organizations if parent
-        }
+        parents = declared_parents(scan.headers)
         depth = {org.slug: len(lineage(org.slug, parents.get)) for org in organizations}
         organizations = tuple(sorted(organizations, key=lambda org: (depth[org.slug], org.slug)))
     planned = [org.slug for org in organizations]
@@ -408,13 +405,7 @@ class _Planning:
             together = moved(self.scan, read_parents(connection, declared_slugs(self.scan)))
         if together:
             plan_batches = scan_batches(self.scan, together) or plan_batches
-        parents: dict[str, str | None] = {
-            slug: parent
-            for f in self.scan.files
-            if f.header
-            for slug, parent in f.header.organizations
-            if parent
-        }
+        parents = declared_parents(self.scan.headers)
         reaching = frozenset(parent for parent in parents.values() if parent)
         loading = [sum(1 for m in b.members if m not in self.skip) for b in plan_batches]
         tasks = (
