@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nexus_config import LoadResult, Problem, load_configuration
-from nexus_config.headers import Batch, batches, declared_parents
+from nexus_config.headers import Batch, batches
 from nexus_config.heap import paused_gc, settle
 from nexus_config.loader import Scan, scan_configuration
 from nexus_config.locations import Locator
@@ -50,15 +50,14 @@ def scan_batches(scan: Scan, together: Iterable[tuple[str, str]] = ()) -> list[B
     return batches(scan.headers, BATCH_ORGANIZATIONS, together)
 
 
-def moved(scan: Scan, parents: Mapping[str, str | None]) -> list[tuple[str, str]]:
-    """Each organization whose parent the files change, with the parent it has now (`parents`, from the
-    database) where the tree declares that one: planned together, the facility leaves its old system's
-    agreements in the same plan that sees it go."""
-    parent_of = declared_parents(scan.headers)
+def moved(declared: Mapping[str, str | None], parents: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """Each organization whose parent the files change (`declared`: the tree's `declared_parents`), with
+    the parent it has now (`parents`, from the database) where the tree declares that one: planned
+    together, the facility leaves its old system's agreements in the same plan that sees it go."""
     return [
         (slug, old)
-        for slug, parent in parent_of.items()
-        if (old := parents.get(slug)) is not None and old != parent and old in parent_of
+        for slug, parent in declared.items()
+        if (old := parents.get(slug)) is not None and old != parent and old in declared
     ]
 
 

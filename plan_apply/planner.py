@@ -295,12 +295,13 @@ def plan_tree(
     if selection.shard is not None:
         selection = replace(selection, deal=balanced_shards(family_sizes(scan), selection.shard[1]))
     planning = _Planning(scan, skip, applied, database, selection, options, created_at())
+    parents = declared_parents(scan.headers)  # batching, the moves between families and the final order
     workers = Workers(jobs, _start_worker, (url,)) if url and jobs > 1 else None
     total = len(declared_slugs(scan))
     try:
         parts = []
         seen: set[str] = set()  # counted as the parts come: not the union of all parts at each one
-        for part in planning.batched(connection, workers):
+        for part in planning.batched(connection, workers, parents):
             parts.append(part)
             if on_progress is not None:
                 seen |= part.slugs
@@ -315,7 +316,6 @@ def plan_tree(
         return TreePlan(None, tuple(problems))
     organizations = tuple(org for part in parts if part.plan for org in part.plan.organizations)
     if len(parts) > 1:  # batches hold whole families: back to the tree's order, level by level
-        parents = declared_parents(scan.headers)
         depth = {org.slug: len(lineage(org.slug, parents.get)) for org in organizations}
         organizations = tuple(sorted(organizations, key=lambda org: (depth[org.slug], org.slug)))
     planned = [org.slug for org in organizations]
@@ -396,16 +396,18 @@ class _Planning:
         )
         return _Part(located_plan(plan, locator), result.problems, slugs, reach, templates, unseen)
 
-    def batched(self, connection: Connection, workers: Workers | None) -> Iterator[_Part]:
-        """One part per batch, or nothing when the tree is small or not understood without parsing."""
+    def batched(
+        self, connection: Connection, workers: Workers | None, parents: Mapping[str, str | None]
+    ) -> Iterator[_Part]:
+        """One part per batch, or nothing when the tree is small or not understood without parsing
+        (`parents`: the tree's `declared_parents`)."""
         plan_batches = scan_batches(self.scan)
         if plan_batches is None or len(plan_batches) < 2:
             return
         with connection.begin():
-            together = moved(self.scan, read_parents(connection, declared_slugs(self.scan)))
+            together = moved(parents, read_parents(connection, declared_slugs(self.scan)))
         if together:
             plan_batches = scan_batches(self.scan, together) or plan_batches
-        parents = declared_parents(self.scan.headers)
         reaching = frozenset(parent for parent in parents.values() if parent)
         loading = [sum(1 for m in b.members if m not in self.skip) for b in plan_batches]
         tasks = (
