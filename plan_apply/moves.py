@@ -16,9 +16,11 @@ from typing import Any
 
 from nexus_config import DesiredState
 from nexus_config.ancestry import lineage
+from nexus_config.coverage import qualified
 from plan_apply.actual import ActualState, fingerprint_of
 from plan_apply.records import Record
-from plan_apply.sections.services import agreement_address, agreement_owner_key
+from plan_apply.sections.agreements import AGREEMENTS
+from plan_apply.sections.services import SERVICES, agreement_owner_key
 
 __all__ = [
     "Moves",
@@ -97,7 +99,7 @@ def agreement_moves(
     Read from the declared agreements, not their records: a batch's records are made one organization
     at a time."""
     declared = {
-        agreement_address(slug, a.key)
+        AGREEMENTS.address(slug, a.key)
         for slug, org in desired.organizations.items()
         for a in org.agreements or ()
     }
@@ -107,12 +109,12 @@ def agreement_moves(
     for slug in selected:
         own = actual.organizations.get(slug)
         for agreement in desired.organizations[slug].agreements or ():
-            address = agreement_address(slug, agreement.key)
+            address = AGREEMENTS.address(slug, agreement.key)
             if own is not None and address in own.records:
                 continue
             for previous in agreement.previous_keys or ():
                 owner, _, key = previous.rpartition("/")
-                old = agreement_address(owner, key)
+                old = AGREEMENTS.address(owner, key)
                 holder = actual.organizations.get(owner)
                 row = holder.records.get(old) if holder is not None else None
                 if row is None or not row.managed or old in declared or old in given:
@@ -138,16 +140,16 @@ def after_giving(records: Mapping[str, Record], moves: Moves) -> list[Record]:
     for address, new in gone.items():
         row = records[address]
         for key in row.fields.get("services") or ():
-            linked.setdefault(f"{row.org}/services/{key}", []).append(new)
+            linked.setdefault(SERVICES.address(row.org, key), []).append(new)
     result = []
     for row in records.values():
         if row.address in gone:
             continue
         if row.type == "capacity" and row.fields.get("agreement"):
-            target = gone.get(agreement_address(row.org, row.fields["agreement"]))
+            target = gone.get(AGREEMENTS.address(row.org, row.fields["agreement"]))
             if target is not None:
                 owner, key = agreement_owner_key(target)
-                row = replace(row, fields={**row.fields, "agreement": f"{owner}/{key}"})
+                row = replace(row, fields={**row.fields, "agreement": qualified(owner, key)})
         if row.type == "service" and row.address in linked:
             agreements = sorted({*row.fields.get("agreements", ()), *linked[row.address]})
             row = replace(row, fields={**row.fields, "agreements": agreements})

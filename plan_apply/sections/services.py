@@ -51,8 +51,8 @@ _AGREEMENTS = "/agreements/"
 
 
 def agreement_address(owner: str, key: str) -> str:
-    """An agreement's plan address; written here, not asked of the agreements' section, because that
-    section imports this one."""
+    """An agreement's plan address, for the sections the agreements' module imports (they cannot import
+    `AGREEMENTS`, whose `address` every other module calls)."""
     return f"{owner}{_AGREEMENTS}{key}"
 
 
